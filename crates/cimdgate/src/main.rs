@@ -1,0 +1,71 @@
+//! `cimdgate` — the command-line front end.
+//!
+//! This binary only parses arguments and wires library crates together; every rule lives in the
+//! `cimd` core crate. Commands so far: `cimd create` and `cimd validate` (SPEC §7).
+#![forbid(unsafe_code)]
+
+mod cimd_create;
+mod cimd_validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status for "the document (or URL) is valid".
+pub const EXIT_VALID: u8 = 0;
+/// Exit status for "the document (or URL) breaks a rule".
+pub const EXIT_INVALID: u8 = 1;
+/// Exit status for usage errors and for documents that could not be fetched or read.
+pub const EXIT_USAGE_OR_FETCH: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cimdgate",
+    version,
+    about = "CIMD-native OAuth 2.1 authorization server and auth gateway for MCP servers",
+    long_about = "cimdgate lets MCP clients identify themselves with a Client ID Metadata Document \
+(CIMD): an HTTPS URL that serves a small JSON file describing the client, used as its OAuth \
+client_id instead of a registration step.\n\n\
+Start with `cimdgate cimd create` to write a document for your client, publish it at the URL \
+you chose as client_id, then check it with `cimdgate cimd validate <URL>`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create and check Client ID Metadata Documents.
+    #[command(subcommand)]
+    Cimd(CimdCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CimdCommand {
+    /// Write a new client metadata document (checked against every rule before it is written).
+    Create(cimd_create::CreateArgs),
+    /// Fetch (URL) or read (FILE) a client metadata document and report every problem in it.
+    Validate(cimd_validate::ValidateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Cimd(CimdCommand::Create(args)) => ExitCode::from(cimd_create::run(args)),
+        Command::Cimd(CimdCommand::Validate(args)) => ExitCode::from(cimd_validate::run(args)),
+    }
+}
+
+/// Logs go to stderr so that stdout stays machine-readable (`--json`, `create` output).
+/// `RUST_LOG` overrides the default level (warn).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
