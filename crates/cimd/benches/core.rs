@@ -67,7 +67,11 @@ fn typical_document() -> (String, ClientIdUrl) {
 
 fn bench_document(c: &mut Criterion) {
     let (doc, id) = typical_document();
-    assert!((900..=1300).contains(&doc.len()), "document is {} bytes", doc.len());
+    assert!(
+        (900..=1300).contains(&doc.len()),
+        "document is {} bytes",
+        doc.len()
+    );
     validate_document(doc.as_bytes(), Some(&id), Profile::Mcp).expect("valid");
     c.bench_function(&format!("document_parse_validate_{}B", doc.len()), |b| {
         b.iter(|| validate_document(black_box(doc.as_bytes()), Some(&id), Profile::Mcp).unwrap())
@@ -137,7 +141,11 @@ fn bench_cached_lookup(c: &mut Criterion) {
     c.bench_function("cached_lookup", |b| {
         b.iter(|| rt.block_on(resolver.resolve(black_box(&id))).unwrap())
     });
-    assert_eq!(host.hits("/client.json"), 1, "every benchmarked lookup was a cache hit");
+    assert_eq!(
+        host.hits("/client.json"),
+        1,
+        "every benchmarked lookup was a cache hit"
+    );
 }
 
 fn bench_assertions(c: &mut Criterion) {
