@@ -1,0 +1,291 @@
+//! The logic of every write, run by the writer thread inside a batch transaction
+//! ([`super::writer`]). Each function reads what it needs first and writes last, so a corrupt
+//! record makes it fail before it has changed anything.
+
+use std::time::SystemTime;
+
+use redb::{ReadableTable, ReadableTableMetadata, Table};
+
+use super::codec::{
+    FamilyRevocation, JtiRecord, StoredCode, StoredRefresh, UpstreamRecord, decode, encode,
+    is_expired, later, pair_key, to_hex, unavailable,
+};
+use super::writer::Tables;
+use crate::{
+    CodeRecord, CodeRedemption, ConsentRecord, RefreshRecord, RefreshRotation, RegisteredClient,
+    SeenClient, SigningKeyRecord, StoreError,
+};
+
+type StrTable<'txn> = Table<'txn, &'static str, &'static [u8]>;
+
+/// Read and decode a JSON value from any string-keyed table.
+pub(crate) fn get_json<T, Tb>(table: &Tb, what: &str, key: &str) -> Result<Option<T>, StoreError>
+where
+    T: serde::de::DeserializeOwned,
+    Tb: ReadableTable<&'static str, &'static [u8]>,
+{
+    match table.get(key) {
+        Ok(Some(guard)) => decode(what, key, guard.value()).map(Some),
+        Ok(None) => Ok(None),
+        Err(e) => Err(unavailable(&format!("reading {what}"), e)),
+    }
+}
+
+fn put_json<T: serde::Serialize>(
+    table: &mut StrTable<'_>,
+    what: &str,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    let bytes = encode(what, key, value)?;
+    table
+        .insert(key, bytes.as_slice())
+        .map(|_| ())
+        .map_err(|e| unavailable(&format!("writing {what}"), e))
+}
+
+/// Whether `family_id` is revoked at `now` (any readable families table).
+pub(crate) fn family_revoked<Tb>(
+    families: &Tb,
+    family_id: &str,
+    now: SystemTime,
+) -> Result<bool, StoreError>
+where
+    Tb: ReadableTable<&'static str, &'static [u8]>,
+{
+    let rev: Option<FamilyRevocation> = get_json(families, "family revocation", family_id)?;
+    Ok(rev.is_some_and(|r| !is_expired(r.expires_at, now)))
+}
+
+pub(crate) fn put_code(
+    t: &mut Tables<'_>,
+    code: &str,
+    record: CodeRecord,
+) -> Result<(), StoreError> {
+    put_json(
+        &mut t.codes,
+        "code",
+        code,
+        &StoredCode {
+            record,
+            redeemed: false,
+        },
+    )
+}
+
+pub(crate) fn take_code(
+    t: &mut Tables<'_>,
+    code: &str,
+    now: SystemTime,
+) -> Result<CodeRedemption, StoreError> {
+    let stored: Option<StoredCode> = get_json(&t.codes, "code", code)?;
+    let Some(mut stored) = stored.filter(|s| !is_expired(s.record.expires_at, now)) else {
+        return Ok(CodeRedemption::NotFound);
+    };
+    if stored.redeemed {
+        return Ok(CodeRedemption::AlreadyUsed(stored.record));
+    }
+    stored.redeemed = true;
+    put_json(&mut t.codes, "code", code, &stored)?;
+    Ok(CodeRedemption::Redeemed(stored.record))
+}
+
+pub(crate) fn put_refresh(
+    t: &mut Tables<'_>,
+    token: &str,
+    record: RefreshRecord,
+) -> Result<(), StoreError> {
+    put_json(
+        &mut t.refresh,
+        "refresh token",
+        token,
+        &StoredRefresh {
+            record,
+            spent: false,
+        },
+    )
+}
+
+pub(crate) fn rotate_refresh(
+    t: &mut Tables<'_>,
+    old: &str,
+    new: &str,
+    new_record: RefreshRecord,
+    now: SystemTime,
+) -> Result<RefreshRotation, StoreError> {
+    let stored: Option<StoredRefresh> = get_json(&t.refresh, "refresh token", old)?;
+    let Some(mut stored) = stored.filter(|s| !is_expired(s.record.expires_at, now)) else {
+        return Ok(RefreshRotation::NotFound);
+    };
+    let family_id = stored.record.family_id.clone();
+    if family_revoked(&t.families, &family_id, now)? {
+        return Ok(RefreshRotation::FamilyRevoked);
+    }
+    if stored.spent {
+        // Any member of the family was issued no later than now, so none outlives a token
+        // issued now (`new_record`) or the spent one: revoke until the later of the two.
+        let until = later(stored.record.expires_at, new_record.expires_at);
+        revoke_family(t, &family_id, until)?;
+        return Ok(RefreshRotation::Reused { family_id });
+    }
+    stored.spent = true;
+    put_json(&mut t.refresh, "refresh token", old, &stored)?;
+    put_json(
+        &mut t.refresh,
+        "refresh token",
+        new,
+        &StoredRefresh {
+            record: new_record,
+            spent: false,
+        },
+    )?;
+    Ok(RefreshRotation::Rotated(stored.record))
+}
+
+pub(crate) fn revoke_family(
+    t: &mut Tables<'_>,
+    family_id: &str,
+    until: SystemTime,
+) -> Result<(), StoreError> {
+    let existing: Option<FamilyRevocation> = get_json(&t.families, "family revocation", family_id)?;
+    let expires_at = existing.map_or(until, |e| later(e.expires_at, until));
+    put_json(
+        &mut t.families,
+        "family revocation",
+        family_id,
+        &FamilyRevocation { expires_at },
+    )
+}
+
+pub(crate) fn put_consent(t: &mut Tables<'_>, record: ConsentRecord) -> Result<(), StoreError> {
+    let key = pair_key(&record.subject, &record.client_id);
+    put_json(&mut t.consents, "consent", &key, &record)
+}
+
+pub(crate) fn put_client(t: &mut Tables<'_>, client: RegisteredClient) -> Result<(), StoreError> {
+    let key = client.client_id.clone();
+    put_json(&mut t.clients, "registered client", &key, &client)
+}
+
+/// All signing keys in insertion order (any readable signing-key table).
+pub(crate) fn all_signing_keys<Tb>(table: &Tb) -> Result<Vec<SigningKeyRecord>, StoreError>
+where
+    Tb: ReadableTable<u64, &'static [u8]>,
+{
+    let iter = table
+        .iter()
+        .map_err(|e| unavailable("reading signing keys", e))?;
+    let mut keys = Vec::new();
+    for row in iter {
+        let (seq, value) = row.map_err(|e| unavailable("reading signing keys", e))?;
+        keys.push(decode(
+            "signing key",
+            &seq.value().to_string(),
+            value.value(),
+        )?);
+    }
+    Ok(keys)
+}
+
+pub(crate) fn init_signing_key(
+    t: &mut Tables<'_>,
+    candidate: SigningKeyRecord,
+) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    let empty = t
+        .signing_keys
+        .is_empty()
+        .map_err(|e| unavailable("reading signing keys", e))?;
+    if empty {
+        let bytes = encode("signing key", &candidate.kid, &candidate)?;
+        t.signing_keys
+            .insert(0, bytes.as_slice())
+            .map_err(|e| unavailable("writing signing key", e))?;
+    }
+    all_signing_keys(&t.signing_keys)
+}
+
+pub(crate) fn init_secret(
+    t: &mut Tables<'_>,
+    name: &str,
+    candidate: Vec<u8>,
+) -> Result<Vec<u8>, StoreError> {
+    let existing = t
+        .secrets
+        .get(name)
+        .map_err(|e| unavailable("reading secret", e))?
+        .map(|g| g.value().to_vec());
+    if let Some(value) = existing {
+        return Ok(value);
+    }
+    t.secrets
+        .insert(name, candidate.as_slice())
+        .map_err(|e| unavailable("writing secret", e))?;
+    Ok(candidate)
+}
+
+pub(crate) fn record_jti(
+    t: &mut Tables<'_>,
+    client_id: &str,
+    jti: &str,
+    expires_at: SystemTime,
+    now: SystemTime,
+) -> Result<bool, StoreError> {
+    let key = pair_key(client_id, jti);
+    let existing: Option<JtiRecord> = get_json(&t.jtis, "jti", &key)?;
+    if existing.is_some_and(|r| !is_expired(r.expires_at, now)) {
+        return Ok(false);
+    }
+    put_json(&mut t.jtis, "jti", &key, &JtiRecord { expires_at })?;
+    Ok(true)
+}
+
+pub(crate) fn put_upstream(
+    t: &mut Tables<'_>,
+    id: &str,
+    sealed: &[u8],
+    expires_at: SystemTime,
+) -> Result<(), StoreError> {
+    let record = UpstreamRecord {
+        sealed_hex: to_hex(sealed),
+        expires_at,
+    };
+    put_json(&mut t.upstream, "upstream tokens", id, &record)
+}
+
+pub(crate) fn record_client_seen(
+    t: &mut Tables<'_>,
+    client: SeenClient,
+) -> Result<bool, StoreError> {
+    let key = client.client_id.clone();
+    let existing: Option<SeenClient> = get_json(&t.seen, "seen client", &key)?;
+    match existing {
+        None => {
+            put_json(&mut t.seen, "seen client", &key, &client)?;
+            Ok(true)
+        }
+        Some(mut known) => {
+            known.last_seen = later(known.last_seen, client.last_seen);
+            if known.client_name.is_none() {
+                known.client_name = client.client_name;
+            }
+            put_json(&mut t.seen, "seen client", &key, &known)?;
+            Ok(false)
+        }
+    }
+}
+
+/// The expiring table at `index` of [`super::codec::EXPIRING`].
+pub(crate) fn expiring_mut<'a, 'txn>(
+    t: &'a mut Tables<'txn>,
+    index: usize,
+) -> Option<&'a mut StrTable<'txn>> {
+    match index {
+        0 => Some(&mut t.codes),
+        1 => Some(&mut t.refresh),
+        2 => Some(&mut t.families),
+        3 => Some(&mut t.consents),
+        4 => Some(&mut t.jtis),
+        5 => Some(&mut t.upstream),
+        _ => None,
+    }
+}

@@ -1,0 +1,193 @@
+//! # cimdgate-store — durable authorization-server state behind one trait
+//!
+//! The authorization server (SPEC §4) and, later, the gateway keep every piece of state that
+//! must survive a restart or be shared by replicas behind [`Store`]: authorization codes,
+//! refresh-token families, revocations, consent decisions, DCR clients, signing keys, server
+//! secrets, client-assertion `jti` replay records, encrypted upstream tokens and the inventory
+//! of CIMD clients seen. SPEC §6: "one storage trait; two backends" — the embedded backend
+//! ([`embedded::EmbeddedStore`], redb) lives here; the Redis backend comes later.
+//!
+//! Rules every backend must keep:
+//! - **Atomic single-use operations** ([`Store::take_code`], [`Store::rotate_refresh`],
+//!   [`Store::record_jti`], [`Store::init_secret`], [`Store::init_signing_key`]) use the
+//!   backend's atomic primitive (one write transaction; `SET NX`/Lua in Redis), never
+//!   read-then-write across two transactions.
+//! - **Durability**: when a write call returns `Ok`, the data is on disk (or acknowledged by
+//!   Redis). A refresh token handed to a client, or a `jti` recorded as used, survives `kill -9`.
+//! - **Expiry**: every record carries `expires_at`; reads treat expired records as absent and
+//!   a background sweep deletes them.
+//! - Token values are never stored: keys are SHA-256 hashes computed by the caller
+//!   ([`TokenHash`]).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod embedded;
+mod types;
+
+pub use types::*;
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+/// Why a store operation failed. Callers map every variant to a 5xx/503 response: a store
+/// failure is never the client's fault.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or the disk operation failed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record could not be decoded (corruption or an incompatible version).
+    #[error("stored record {key} is corrupt: {reason}")]
+    Corrupt {
+        /// Which record.
+        key: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Opening or configuring the store failed (bad path, locked database, bad URL).
+    #[error("cannot open the store: {0}")]
+    Open(String),
+}
+
+/// Result of redeeming an authorization code ([`Store::take_code`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CodeRedemption {
+    /// First use: the code is now consumed; the caller may issue tokens.
+    Redeemed(CodeRecord),
+    /// The code was already redeemed. RFC 6749 §4.1.2 / OAuth 2.1 §4.1.3: the caller must
+    /// refuse and revoke what the first redemption issued (`record.family_id`).
+    AlreadyUsed(CodeRecord),
+    /// Unknown or expired code.
+    NotFound,
+}
+
+/// Result of rotating a refresh token ([`Store::rotate_refresh`]).
+#[derive(Debug, Clone, PartialEq)]
+// Returned once per refresh request and matched immediately; boxing would only add an
+// allocation and churn the API.
+#[allow(clippy::large_enum_variant)]
+pub enum RefreshRotation {
+    /// The old token was active; it is now spent and the new one is stored. Holds the old record.
+    Rotated(RefreshRecord),
+    /// The old token had already been rotated: reuse. The store has revoked the whole family
+    /// in the same transaction; the caller refuses and audits.
+    Reused {
+        /// The family that was revoked.
+        family_id: String,
+    },
+    /// The token's family was revoked earlier (code reuse, revocation, earlier reuse).
+    FamilyRevoked,
+    /// Unknown or expired token.
+    NotFound,
+}
+
+/// The storage trait. Implementations: [`embedded::EmbeddedStore`] (redb); Redis later.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap liveness check for `/readyz`.
+    async fn health(&self) -> Result<(), StoreError>;
+
+    // --- authorization codes (SPEC §4: single-use, ≤ 60 s) ---------------------------------
+    /// Store a new code under its hash.
+    async fn put_code(&self, code: &TokenHash, record: &CodeRecord) -> Result<(), StoreError>;
+    /// Atomically redeem a code: the first call gets [`CodeRedemption::Redeemed`], every later
+    /// call (until the record expires) [`CodeRedemption::AlreadyUsed`].
+    async fn take_code(
+        &self,
+        code: &TokenHash,
+        now: SystemTime,
+    ) -> Result<CodeRedemption, StoreError>;
+
+    // --- refresh-token families ------------------------------------------------------------
+    /// Store a new refresh token (first of its family, issued at the code exchange).
+    async fn put_refresh(
+        &self,
+        token: &TokenHash,
+        record: &RefreshRecord,
+    ) -> Result<(), StoreError>;
+    /// Atomically spend `old` and store `new` in the same family (one transaction). Reuse of a
+    /// spent token revokes the family in the same transaction.
+    async fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        new: &TokenHash,
+        new_record: &RefreshRecord,
+        now: SystemTime,
+    ) -> Result<RefreshRotation, StoreError>;
+    /// Look up a refresh token without spending it (for `/revoke` and introspection).
+    /// Only an *active* token is returned: `None` when it is unknown, expired, already rotated
+    /// (spent), or its family is revoked.
+    async fn get_refresh(
+        &self,
+        token: &TokenHash,
+        now: SystemTime,
+    ) -> Result<Option<RefreshRecord>, StoreError>;
+    /// Revoke a whole token family (refresh tokens and the access tokens issued in it) until
+    /// `until` (the longest lifetime of anything issued in the family).
+    async fn revoke_family(&self, family_id: &str, until: SystemTime) -> Result<(), StoreError>;
+    /// Whether a family has been revoked.
+    async fn is_family_revoked(&self, family_id: &str, now: SystemTime)
+    -> Result<bool, StoreError>;
+
+    // --- consent (SPEC §4 "remember this decision", per user + client) ----------------------
+    /// The remembered decision for `(subject, client_id)`, if any and not expired.
+    async fn get_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+        now: SystemTime,
+    ) -> Result<Option<ConsentRecord>, StoreError>;
+    /// Remember a decision.
+    async fn put_consent(&self, record: &ConsentRecord) -> Result<(), StoreError>;
+
+    // --- DCR clients (RFC 7591; kept for clients without CIMD) -------------------------------
+    /// Store a registered client.
+    async fn put_client(&self, client: &RegisteredClient) -> Result<(), StoreError>;
+    /// Look up a registered client by its id.
+    async fn get_client(&self, client_id: &str) -> Result<Option<RegisteredClient>, StoreError>;
+
+    // --- keys and secrets (must match across instances) --------------------------------------
+    /// All signing keys, oldest first (current key last; older ones kept for verification
+    /// during rotation overlap).
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Insert `candidate` if the store holds no signing key yet; return the keys afterwards.
+    /// Two instances starting together end up with the same single key.
+    async fn init_signing_key(
+        &self,
+        candidate: &SigningKeyRecord,
+    ) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Get the named secret, storing `candidate` first if it is absent (atomic insert-if-absent).
+    async fn init_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
+
+    // --- client-assertion replay (SPEC §3.7: single-use across all replicas) -----------------
+    /// Record `(client_id, jti)` until `expires_at`. `Ok(true)` if it was new, `Ok(false)` if
+    /// it was already recorded and not expired. Atomic.
+    async fn record_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError>;
+
+    // --- upstream IdP tokens (stored encrypted by the caller; never sent to MCP clients) ------
+    /// Store an opaque (already encrypted) upstream token blob.
+    async fn put_upstream_tokens(
+        &self,
+        id: &str,
+        sealed: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError>;
+    /// Fetch an upstream token blob.
+    async fn get_upstream_tokens(
+        &self,
+        id: &str,
+        now: SystemTime,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+
+    // --- inventory of CIMD clients (audit "client first seen", `cimdgate clients list`) -------
+    /// Record that a client was seen; `Ok(true)` the first time.
+    async fn record_client_seen(&self, client: &SeenClient) -> Result<bool, StoreError>;
+    /// Every client seen, for the inventory.
+    async fn list_clients_seen(&self) -> Result<Vec<SeenClient>, StoreError>;
+}

@@ -1,0 +1,116 @@
+//! Record fixtures shared by the store's integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cimdgate_store::embedded::EmbeddedStore;
+use cimdgate_store::{
+    ClientKind, CodeRecord, ConsentRecord, RefreshRecord, RegisteredClient, SeenClient,
+    SigningKeyRecord, TokenHash,
+};
+
+pub const HOUR: Duration = Duration::from_secs(3600);
+
+/// Now, truncated to whole seconds (what the store keeps), so records compare equal after a
+/// round trip.
+pub fn now() -> SystemTime {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+pub fn past() -> SystemTime {
+    now() - HOUR
+}
+pub fn future() -> SystemTime {
+    now() + HOUR
+}
+
+pub fn open_temp() -> (tempfile::TempDir, EmbeddedStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+pub fn hash(s: &str) -> TokenHash {
+    TokenHash::of(s)
+}
+
+pub fn code(family: &str, expires_at: SystemTime) -> CodeRecord {
+    CodeRecord {
+        client_id: "https://client.example/cimd.json".into(),
+        client_kind: ClientKind::Cimd,
+        redirect_uri: "http://127.0.0.1:9999/cb".into(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        resource: "https://as.example/mcp".into(),
+        scope: "mcp".into(),
+        subject: "alice".into(),
+        family_id: family.into(),
+        document_hash: Some("abc".into()),
+        document_snapshot: Some("{}".into()),
+        upstream_ref: None,
+        auth_time: now(),
+        expires_at,
+    }
+}
+
+pub fn refresh(family: &str, expires_at: SystemTime) -> RefreshRecord {
+    RefreshRecord {
+        family_id: family.into(),
+        client_id: "https://client.example/cimd.json".into(),
+        client_kind: ClientKind::Cimd,
+        subject: "alice".into(),
+        scope: "mcp".into(),
+        resource: "https://as.example/mcp".into(),
+        document_hash: None,
+        document_snapshot: None,
+        upstream_ref: Some("up-1".into()),
+        issued_at: now(),
+        expires_at,
+    }
+}
+
+pub fn consent(subject: &str, client_id: &str, expires_at: SystemTime) -> ConsentRecord {
+    ConsentRecord {
+        subject: subject.into(),
+        client_id: client_id.into(),
+        approved: true,
+        scope: "mcp".into(),
+        redirect_uri: "127.0.0.1".into(),
+        document_hash: Some("abc".into()),
+        decided_at: now(),
+        expires_at,
+    }
+}
+
+pub fn dcr_client(id: &str) -> RegisteredClient {
+    RegisteredClient {
+        client_id: id.into(),
+        secret_hash: Some("h".into()),
+        token_endpoint_auth_method: "client_secret_basic".into(),
+        redirect_uris: vec!["https://app.example/cb".into()],
+        client_name: Some("App".into()),
+        grant_types: vec!["authorization_code".into()],
+        scope: None,
+        created_at: now(),
+    }
+}
+
+pub fn signing_key(kid: &str) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: kid.into(),
+        alg: "EdDSA".into(),
+        private_pkcs8_b64: format!("key-{kid}"),
+        created_at: now(),
+    }
+}
+
+pub fn seen(client_id: &str, name: Option<&str>, at: SystemTime) -> SeenClient {
+    SeenClient {
+        client_id: client_id.into(),
+        client_name: name.map(Into::into),
+        first_seen: at,
+        last_seen: at,
+    }
+}

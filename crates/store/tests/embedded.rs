@@ -1,0 +1,477 @@
+//! The embedded store keeps every rule of the `Store` trait's docs: single-use codes, refresh
+//! rotation with reuse detection, revocation, expiry, insert-if-absent secrets and keys, replay
+//! records, persistence across reopen, and a clear error when the file is in use.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use cimdgate_store::embedded::{DB_FILE_NAME, EmbeddedStore};
+use cimdgate_store::{CodeRedemption, RefreshRotation, Store, StoreError};
+use common::*;
+
+#[tokio::test]
+async fn code_is_redeemed_once_then_already_used() {
+    let (_dir, s) = open_temp();
+    let rec = code("fam-1", future());
+    s.put_code(&hash("c1"), &rec).await.unwrap();
+    assert_eq!(
+        s.take_code(&hash("c1"), now()).await.unwrap(),
+        CodeRedemption::Redeemed(rec.clone())
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            s.take_code(&hash("c1"), now()).await.unwrap(),
+            CodeRedemption::AlreadyUsed(rec.clone())
+        );
+    }
+}
+
+#[tokio::test]
+async fn code_unknown_or_expired_is_not_found() {
+    let (_dir, s) = open_temp();
+    s.put_code(&hash("old"), &code("f", past())).await.unwrap();
+    s.put_code(
+        &hash("used-then-expired"),
+        &code("f", now() + Duration::from_secs(100)),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.take_code(&hash("used-then-expired"), now())
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
+    let cases = [
+        ("unknown", now()),
+        ("old", now()),
+        // A redeemed code is forgotten once expired.
+        ("used-then-expired", now() + Duration::from_secs(200)),
+    ];
+    for (c, at) in cases {
+        assert_eq!(
+            s.take_code(&hash(c), at).await.unwrap(),
+            CodeRedemption::NotFound,
+            "{c}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn refresh_rotation_spends_the_old_token_and_stores_the_new() {
+    let (_dir, s) = open_temp();
+    let (a, b, c) = (hash("rt-a"), hash("rt-b"), hash("rt-c"));
+    let rec_a = refresh("fam", future());
+    s.put_refresh(&a, &rec_a).await.unwrap();
+    assert_eq!(s.get_refresh(&a, now()).await.unwrap(), Some(rec_a.clone()));
+
+    let rec_b = refresh("fam", future() + HOUR);
+    assert_eq!(
+        s.rotate_refresh(&a, &b, &rec_b, now()).await.unwrap(),
+        RefreshRotation::Rotated(rec_a)
+    );
+    assert_eq!(
+        s.get_refresh(&a, now()).await.unwrap(),
+        None,
+        "a spent token is not active"
+    );
+    assert_eq!(s.get_refresh(&b, now()).await.unwrap(), Some(rec_b.clone()));
+    assert!(matches!(
+        s.rotate_refresh(&b, &c, &refresh("fam", future()), now()).await.unwrap(),
+        RefreshRotation::Rotated(r) if r == rec_b
+    ));
+    assert!(!s.is_family_revoked("fam", now()).await.unwrap());
+}
+
+#[tokio::test]
+async fn refresh_reuse_revokes_the_whole_family() {
+    let (_dir, s) = open_temp();
+    let (a, b, c) = (hash("a"), hash("b"), hash("c"));
+    s.put_refresh(&a, &refresh("fam", future())).await.unwrap();
+    s.put_refresh(&hash("other"), &refresh("other-fam", future()))
+        .await
+        .unwrap();
+    s.rotate_refresh(&a, &b, &refresh("fam", future()), now())
+        .await
+        .unwrap();
+
+    // Replaying the spent token `a` (an attacker or a confused client).
+    let r = s
+        .rotate_refresh(&a, &c, &refresh("fam", future()), now())
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        RefreshRotation::Reused {
+            family_id: "fam".into()
+        }
+    );
+    assert!(s.is_family_revoked("fam", now()).await.unwrap());
+    assert_eq!(
+        s.get_refresh(&c, now()).await.unwrap(),
+        None,
+        "reuse stores no new token"
+    );
+    // The legitimate holder's current token `b` is dead too.
+    assert_eq!(s.get_refresh(&b, now()).await.unwrap(), None);
+    let r = s
+        .rotate_refresh(&b, &c, &refresh("fam", future()), now())
+        .await
+        .unwrap();
+    assert_eq!(r, RefreshRotation::FamilyRevoked);
+    // Another family is untouched.
+    assert!(
+        s.get_refresh(&hash("other"), now())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(!s.is_family_revoked("other-fam", now()).await.unwrap());
+}
+
+#[tokio::test]
+async fn reuse_revocation_outlives_the_newest_family_member() {
+    let (_dir, s) = open_temp();
+    // `a` lives 1 h; the token issued from it lives 3 h.
+    s.put_refresh(&hash("a"), &refresh("fam", future()))
+        .await
+        .unwrap();
+    let long = now() + 3 * HOUR;
+    s.rotate_refresh(&hash("a"), &hash("b"), &refresh("fam", long), now())
+        .await
+        .unwrap();
+    let r = s
+        .rotate_refresh(&hash("a"), &hash("c"), &refresh("fam", long), now())
+        .await
+        .unwrap();
+    assert!(matches!(r, RefreshRotation::Reused { .. }));
+    let just_before_b_expires = long - Duration::from_secs(1);
+    assert!(
+        s.is_family_revoked("fam", just_before_b_expires)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get_refresh(&hash("b"), just_before_b_expires)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn refresh_unknown_or_expired_is_not_found() {
+    let (_dir, s) = open_temp();
+    s.put_refresh(&hash("expired"), &refresh("fam", past()))
+        .await
+        .unwrap();
+    for t in ["unknown", "expired"] {
+        let r = s
+            .rotate_refresh(&hash(t), &hash("new"), &refresh("fam", future()), now())
+            .await;
+        assert_eq!(r.unwrap(), RefreshRotation::NotFound, "{t}");
+        assert_eq!(s.get_refresh(&hash(t), now()).await.unwrap(), None, "{t}");
+    }
+    assert_eq!(s.get_refresh(&hash("new"), now()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn revoke_family_until_a_time_and_keep_the_longest() {
+    let (_dir, s) = open_temp();
+    assert!(!s.is_family_revoked("f", now()).await.unwrap());
+    s.put_refresh(&hash("t"), &refresh("f", future()))
+        .await
+        .unwrap();
+    let until = future();
+    s.revoke_family("f", until).await.unwrap();
+    // A shorter revocation later does not shorten the first.
+    s.revoke_family("f", now() + Duration::from_secs(10))
+        .await
+        .unwrap();
+    let cases = [
+        (now(), true),
+        (until - Duration::from_secs(1), true),
+        (until, false),
+    ];
+    for (at, revoked) in cases {
+        assert_eq!(
+            s.is_family_revoked("f", at).await.unwrap(),
+            revoked,
+            "{at:?}"
+        );
+    }
+    assert_eq!(s.get_refresh(&hash("t"), now()).await.unwrap(), None);
+    let r = s
+        .rotate_refresh(&hash("t"), &hash("u"), &refresh("f", future()), now())
+        .await;
+    assert_eq!(r.unwrap(), RefreshRotation::FamilyRevoked);
+}
+
+#[tokio::test]
+async fn consent_is_per_subject_and_client_and_expires() {
+    let (_dir, s) = open_temp();
+    let rec = consent("alice", "https://c.example/a", future());
+    s.put_consent(&rec).await.unwrap();
+    s.put_consent(&consent("bob", "https://c.example/b", past()))
+        .await
+        .unwrap();
+    let cases = [
+        ("alice", "https://c.example/a", Some(rec.clone())),
+        ("alice", "https://c.example/b", None),
+        ("bob", "https://c.example/a", None),
+        ("bob", "https://c.example/b", None), // expired
+    ];
+    for (sub, cid, want) in cases {
+        assert_eq!(
+            s.get_consent(sub, cid, now()).await.unwrap(),
+            want,
+            "{sub} {cid}"
+        );
+    }
+    // A new decision replaces the old one.
+    let denied = cimdgate_store::ConsentRecord {
+        approved: false,
+        ..rec
+    };
+    s.put_consent(&denied).await.unwrap();
+    assert_eq!(
+        s.get_consent("alice", "https://c.example/a", now())
+            .await
+            .unwrap(),
+        Some(denied)
+    );
+}
+
+#[tokio::test]
+async fn registered_clients_round_trip() {
+    let (_dir, s) = open_temp();
+    assert_eq!(s.get_client("dcr-1").await.unwrap(), None);
+    s.put_client(&dcr_client("dcr-1")).await.unwrap();
+    assert_eq!(
+        s.get_client("dcr-1").await.unwrap(),
+        Some(dcr_client("dcr-1"))
+    );
+}
+
+#[tokio::test]
+async fn first_signing_key_wins_and_is_listed() {
+    let (_dir, s) = open_temp();
+    assert!(s.signing_keys().await.unwrap().is_empty());
+    assert_eq!(
+        s.init_signing_key(&signing_key("k1")).await.unwrap(),
+        vec![signing_key("k1")]
+    );
+    assert_eq!(
+        s.init_signing_key(&signing_key("k2")).await.unwrap(),
+        vec![signing_key("k1")]
+    );
+    assert_eq!(s.signing_keys().await.unwrap(), vec![signing_key("k1")]);
+}
+
+#[tokio::test]
+async fn init_secret_returns_the_first_value_stored() {
+    let (_dir, s) = open_temp();
+    assert_eq!(s.init_secret("cookie", b"first").await.unwrap(), b"first");
+    assert_eq!(s.init_secret("cookie", b"second").await.unwrap(), b"first");
+    assert_eq!(
+        s.init_secret("csrf", &[0, 255, 7]).await.unwrap(),
+        vec![0, 255, 7]
+    );
+}
+
+#[tokio::test]
+async fn jti_is_recorded_once_per_client_until_it_expires() {
+    let (_dir, s) = open_temp();
+    let cases = [
+        ("https://a/c", "j1", future(), true),
+        ("https://a/c", "j1", future(), false), // replay
+        ("https://b/c", "j1", future(), true),  // another client's jti
+        ("https://a/c", "old", past(), true),
+        ("https://a/c", "old", future(), true), // the expired record no longer counts
+        ("https://a/c", "old", future(), false),
+    ];
+    for (i, (client, jti, exp, want)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            s.record_jti(client, jti, exp).await.unwrap(),
+            want,
+            "case {i}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn upstream_tokens_round_trip_and_expire() {
+    let (_dir, s) = open_temp();
+    let blob: Vec<u8> = (0..=255).collect();
+    s.put_upstream_tokens("u1", &blob, future()).await.unwrap();
+    s.put_upstream_tokens("u2", b"x", past()).await.unwrap();
+    assert_eq!(
+        s.get_upstream_tokens("u1", now()).await.unwrap(),
+        Some(blob)
+    );
+    assert_eq!(s.get_upstream_tokens("u1", future()).await.unwrap(), None);
+    assert_eq!(s.get_upstream_tokens("u2", now()).await.unwrap(), None);
+    assert_eq!(s.get_upstream_tokens("none", now()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn client_seen_is_new_once_and_tracks_last_seen() {
+    let (_dir, s) = open_temp();
+    let (t0, t1) = (past(), now());
+    assert!(
+        s.record_client_seen(&seen("https://a/c", Some("A"), t0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.record_client_seen(&seen("https://a/c", Some("renamed"), t1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.record_client_seen(&seen("https://b/c", None, t1))
+            .await
+            .unwrap()
+    );
+    let mut all = s.list_clients_seen().await.unwrap();
+    all.sort_by(|x, y| x.client_id.cmp(&y.client_id));
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        all[0].client_name.as_deref(),
+        Some("A"),
+        "name at first sight is kept"
+    );
+    assert_eq!((all[0].first_seen, all[0].last_seen), (t0, t1));
+}
+
+#[tokio::test]
+async fn sweep_deletes_only_expired_rows() {
+    let (_dir, s) = open_temp();
+    s.put_code(&hash("c-old"), &code("f", past()))
+        .await
+        .unwrap();
+    s.put_refresh(&hash("r-old"), &refresh("f", past()))
+        .await
+        .unwrap();
+    s.record_jti("c", "j-old", past()).await.unwrap();
+    s.put_upstream_tokens("u-old", b"x", past()).await.unwrap();
+    s.revoke_family("f-old", past()).await.unwrap();
+    s.put_consent(&consent("a", "c", past())).await.unwrap();
+    s.put_refresh(&hash("r-live"), &refresh("f", future()))
+        .await
+        .unwrap();
+    s.record_jti("c", "j-live", future()).await.unwrap();
+
+    assert_eq!(s.sweep_expired(now()).await.unwrap(), 6);
+    assert_eq!(s.sweep_expired(now()).await.unwrap(), 0);
+    assert!(
+        s.get_refresh(&hash("r-live"), now())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(!s.record_jti("c", "j-live", future()).await.unwrap());
+    // Everything expires eventually.
+    assert_eq!(s.sweep_expired(future() + HOUR).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn data_survives_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        s.put_refresh(&hash("rt"), &refresh("fam", future()))
+            .await
+            .unwrap();
+        s.put_code(&hash("code"), &code("fam", future()))
+            .await
+            .unwrap();
+        s.take_code(&hash("code"), now()).await.unwrap();
+        s.record_jti("c", "j", future()).await.unwrap();
+        s.put_consent(&consent("alice", "c", future()))
+            .await
+            .unwrap();
+        s.put_client(&dcr_client("d")).await.unwrap();
+        s.init_signing_key(&signing_key("k1")).await.unwrap();
+        s.init_secret("cookie", b"v1").await.unwrap();
+        s.revoke_family("revoked", future()).await.unwrap();
+        s.put_upstream_tokens("u", b"sealed", future())
+            .await
+            .unwrap();
+        s.record_client_seen(&seen("https://a/c", None, now()))
+            .await
+            .unwrap();
+    }
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    assert!(s.get_refresh(&hash("rt"), now()).await.unwrap().is_some());
+    assert!(matches!(
+        s.take_code(&hash("code"), now()).await.unwrap(),
+        CodeRedemption::AlreadyUsed(_)
+    ));
+    assert!(!s.record_jti("c", "j", future()).await.unwrap());
+    assert!(s.get_consent("alice", "c", now()).await.unwrap().is_some());
+    assert!(s.get_client("d").await.unwrap().is_some());
+    assert_eq!(s.signing_keys().await.unwrap(), vec![signing_key("k1")]);
+    assert_eq!(s.init_secret("cookie", b"v2").await.unwrap(), b"v1");
+    assert!(s.is_family_revoked("revoked", now()).await.unwrap());
+    assert_eq!(
+        s.get_upstream_tokens("u", now()).await.unwrap().as_deref(),
+        Some(&b"sealed"[..])
+    );
+    assert_eq!(s.list_clients_seen().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn second_open_of_an_open_folder_is_a_clear_error() {
+    let (dir, s) = open_temp();
+    let err = EmbeddedStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::Open(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("already open") && msg.contains(DB_FILE_NAME),
+        "{msg}"
+    );
+    drop(s);
+    EmbeddedStore::open(dir.path()).expect("reopens once the first store is dropped");
+}
+
+#[test]
+fn unreadable_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(DB_FILE_NAME), vec![0x42; 8192]).unwrap();
+    let err = EmbeddedStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::Open(_)), "{err:?}");
+    assert!(err.to_string().contains(DB_FILE_NAME), "{err}");
+}
+
+#[test]
+fn open_url_accepts_only_embedded_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let url = format!("embedded:{}", path.display());
+    let s = EmbeddedStore::open_url(&url).unwrap();
+    assert_eq!(s.path(), path.join(DB_FILE_NAME));
+    for bad in ["redis://127.0.0.1/0", "embedded:", "/plain/path"] {
+        let err = EmbeddedStore::open_url(bad).unwrap_err();
+        assert!(err.to_string().contains("embedded:PATH"), "{bad}: {err}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn store_folder_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("nested/store");
+    let _s = EmbeddedStore::open(&folder).unwrap();
+    let mode = std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}
+
+#[tokio::test]
+async fn health_is_ok_when_open() {
+    let (_dir, s) = open_temp();
+    s.health().await.unwrap();
+}
