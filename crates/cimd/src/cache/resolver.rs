@@ -119,6 +119,19 @@ impl Resolver {
         }
     }
 
+    /// A fresh, already validated document from the cache, or `None` when answering would need
+    /// a fetch or a revalidation. Never does network I/O; callers use it to apply fetch rate
+    /// limits only to requests that can trigger a fetch.
+    pub async fn peek_fresh(&self, id: &ClientIdUrl) -> Option<Arc<ResolvedClient>> {
+        let now = SystemTime::now();
+        let cached = self.inner.load(id.as_str(), now).await?;
+        if now < cached.fresh_until {
+            cached.resolved.clone()
+        } else {
+            None
+        }
+    }
+
     /// For `/authorize`: a fresh document from the cache, or fetched / revalidated now.
     /// A recent failure comes back from the negative cache without a fetch.
     pub async fn resolve(&self, id: &ClientIdUrl) -> ResolveResult {
