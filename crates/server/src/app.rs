@@ -1,0 +1,252 @@
+//! Building and running the server: open the store, build shared services, let the front and
+//! back channels build their state, assemble the router, serve until shut down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use cimd::cache::{MemoryDocumentStore, Resolver};
+use cimd::fetch::Fetcher;
+use cimd::policy::TrustPolicy;
+use cimd::redirect::RedirectAllowList;
+use cimdgate_store::Store;
+use cimdgate_store::embedded::EmbeddedStore;
+
+use crate::config::{Config, ConfigError};
+use crate::ratelimit::RateLimits;
+use crate::state::{AppState, Endpoints, Resource, SEEN_REFRESH, Shared};
+
+/// Why the server cannot start. Each variant says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration (names the key).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store cannot be opened.
+    #[error("store {url}: {reason}")]
+    Store {
+        /// `store.url`.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// OS error.
+        reason: String,
+    },
+    /// Another component failed to initialise (keys, identity provider, …).
+    #[error("{component}: {reason}")]
+    Init {
+        /// Which component.
+        component: &'static str,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Open the configured store.
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StartError> {
+    let err = |reason: String| StartError::Store {
+        url: url.to_owned(),
+        reason,
+    };
+    if url.starts_with("embedded:") {
+        let store = EmbeddedStore::open_url(url).map_err(|e| err(e.to_string()))?;
+        return Ok(Arc::new(store));
+    }
+    Err(err(
+        "unsupported store URL (expected embedded:PATH; redis:// comes with the Redis backend)"
+            .into(),
+    ))
+}
+
+/// Build the shared services from a checked configuration.
+pub async fn build_shared(config: Config) -> Result<Shared, StartError> {
+    if config.dev_hooks_enabled() {
+        tracing::warn!(
+            "fetch dev hooks are ON (dev_allow_loopback / extra_ca_file / resolve / dns_server): \
+             never use them in production"
+        );
+    }
+    let store = open_store(&config.store.url).await?;
+    let fetcher =
+        Arc::new(
+            Fetcher::new(config.fetch.fetch_config()?).map_err(|e| StartError::Init {
+                component: "fetcher",
+                reason: e.to_string(),
+            })?,
+        );
+    let cache = config.cimd.cache();
+    let resolver = Resolver::new(
+        fetcher.clone(),
+        Arc::new(MemoryDocumentStore::new(&cache)),
+        cache,
+        config.cimd.profile,
+    );
+    let policy = TrustPolicy::from_config(&config.cimd.policy()).map_err(|e| {
+        StartError::Config(ConfigError::Key {
+            key: "cimd".into(),
+            reason: e.to_string(),
+        })
+    })?;
+    let redirect_allow_list = match &config.cimd.redirect_allow_list {
+        Some(list) => Some(RedirectAllowList::parse(list).map_err(|e| {
+            StartError::Config(ConfigError::Key {
+                key: "cimd.redirect_allow_list".into(),
+                reason: e.to_string(),
+            })
+        })?),
+        None => None,
+    };
+    let issuer = config.issuer();
+    let resources = config
+        .resources
+        .iter()
+        .map(|r| Resource {
+            id: format!("{issuer}{}", r.path),
+            path: r.path.clone(),
+            scopes: r.scopes.clone(),
+            upstream: r.upstream.clone(),
+        })
+        .collect();
+    Ok(Shared {
+        endpoints: Endpoints::for_issuer(&issuer),
+        issuer,
+        store,
+        fetcher,
+        resolver,
+        policy: ArcSwap::from_pointee(policy),
+        redirect_allow_list,
+        resources,
+        limits: RateLimits::new(&config.limits),
+        seen: moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(SEEN_REFRESH)
+            .build(),
+        config: Arc::new(config),
+    })
+}
+
+/// Build the whole application state.
+pub async fn build_state(config: Config) -> Result<AppState, StartError> {
+    let shared = Arc::new(build_shared(config).await?);
+    let front = Arc::new(crate::front::FrontState::new(&shared).await?);
+    let back = Arc::new(crate::back::BackState::new(&shared).await?);
+    Ok(AppState {
+        shared,
+        front,
+        back,
+    })
+}
+
+/// The router with every endpoint.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .merge(crate::front::routes())
+        .merge(crate::back::routes())
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            state.shared.config.limits.max_body_bytes,
+        ))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.shared.store.health().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: store unavailable: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+/// A running server (tests and the binary).
+pub struct RunningServer {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The state (tests inspect the store through it).
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stop accepting, finish in-flight requests, and wait.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Wait until the server stops (the binary's main loop).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Serve on an already-bound listener (tests bind `127.0.0.1:0` first so `public_url` can carry
+/// the port). Spawns background sweeps; returns once the server is accepting.
+pub async fn serve(config: Config, listener: TcpListener) -> Result<RunningServer, StartError> {
+    let addr = listener.local_addr().map_err(|e| StartError::Bind {
+        addr: config.server.listen,
+        reason: e.to_string(),
+    })?;
+    let state = build_state(config).await?;
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let (tx, rx) = oneshot::channel::<()>();
+    let sweeper = state.clone();
+    let task = tokio::spawn(async move {
+        let sweep = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                sweeper.shared.limits.sweep();
+            }
+        });
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+        sweep.abort();
+        if let Err(e) = result {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+    });
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// Bind `config.server.listen` and serve.
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    let addr = config.server.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError::Bind {
+            addr,
+            reason: e.to_string(),
+        })?;
+    serve(config, listener).await
+}

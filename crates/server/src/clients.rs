@@ -1,0 +1,289 @@
+//! Resolving a `client_id` into a client the endpoints can trust (SPEC §3.4, §3.6, §4).
+//!
+//! Order of checks, each named:
+//! 1. `classify` — a CIMD URL (`https://…`, draft §3) or a locally registered id (draft §7.1:
+//!    an explicit discriminator; DCR ids never start with `https://`);
+//! 2. `check_policy` — the trust policy, **before any fetch** (blocked hosts are never fetched);
+//! 3. `resolve` — a fresh cached document is used as is; otherwise the request can trigger a
+//!    fetch, so it is rate-limited per client host (the per-IP limit is the endpoint's job)
+//!    and resolved through the core cache: fresh for `/authorize`, stale-if-error allowed for
+//!    `/token`, refresh and `/revoke` (a CIMD client never gets `invalid_client` just because
+//!    the request reached `/token`);
+//! 4. `record_seen` — inventory + audit "client first seen" (at most one store write per client
+//!    per [`SEEN_REFRESH`](crate::state::SEEN_REFRESH)).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sha2::Digest;
+
+use cimd::ClientIdUrl;
+use cimd::cache::{ResolveError, ResolvedClient};
+use cimd::client_id::{ClientIdError, is_url_client_id};
+use cimd::document::AuthMethod;
+use cimd::policy::{DenyReason, TrustDecision};
+use cimd::redirect::{RedirectAllowList, RedirectMismatch, RedirectUri, select_redirect_uri};
+use cimdgate_store::{ClientKind, RegisteredClient, SeenClient, StoreError, hex};
+
+use crate::audit;
+use crate::error::OAuthError;
+use crate::state::Shared;
+
+/// Why a client is being resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `/authorize`: the document must be fresh or revalidated.
+    Authorize,
+    /// `/token`, refresh, `/revoke`: a stale document may serve within the stale-if-error window.
+    Token,
+}
+
+/// A CIMD client with its validated document.
+#[derive(Debug, Clone)]
+pub struct CimdClient {
+    /// The client_id URL.
+    pub id: ClientIdUrl,
+    /// The validated document and its cache metadata.
+    pub resolved: Arc<ResolvedClient>,
+    /// Whether the trust policy marks it trusted, and whether consent may be skipped.
+    pub trusted: bool,
+    /// `auto_approve_trusted` applies.
+    pub auto_approve: bool,
+}
+
+impl CimdClient {
+    /// The document as JSON plus its SHA-256 (hex): the snapshot bound to a code (SPEC §3.4).
+    pub fn snapshot(&self) -> (String, String) {
+        let json = serde_json::to_string(&self.resolved.document).unwrap_or_default();
+        let hash = hex(&sha2::Sha256::digest(json.as_bytes()));
+        (json, hash)
+    }
+}
+
+/// A resolved client of either kind.
+#[derive(Debug, Clone)]
+pub enum Client {
+    /// Client ID Metadata Document client.
+    Cimd(CimdClient),
+    /// Dynamically registered client.
+    Dcr(RegisteredClient),
+}
+
+impl Client {
+    /// The exact client_id string.
+    pub fn client_id(&self) -> &str {
+        match self {
+            Client::Cimd(c) => c.id.as_str(),
+            Client::Dcr(c) => &c.client_id,
+        }
+    }
+
+    /// CIMD or DCR.
+    pub fn kind(&self) -> ClientKind {
+        match self {
+            Client::Cimd(_) => ClientKind::Cimd,
+            Client::Dcr(_) => ClientKind::Dcr,
+        }
+    }
+
+    /// Display name (self-declared; show the hostname first for CIMD clients).
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Client::Cimd(c) => c.resolved.document.client_name.as_deref(),
+            Client::Dcr(c) => c.client_name.as_deref(),
+        }
+    }
+
+    /// The token-endpoint authentication method the client must use.
+    pub fn auth_method(&self) -> &str {
+        match self {
+            Client::Cimd(c) => match c.resolved.document.token_endpoint_auth_method {
+                AuthMethod::None => "none",
+                AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            },
+            Client::Dcr(c) => &c.token_endpoint_auth_method,
+        }
+    }
+
+    /// Whether the client may use the refresh_token grant (SPEC §3.2: every client that uses
+    /// `authorization_code` may refresh).
+    pub fn allows_refresh(&self) -> bool {
+        match self {
+            Client::Cimd(c) => c.resolved.document.allows_refresh(),
+            Client::Dcr(c) => c.grant_types.iter().any(|g| g == "refresh_token"),
+        }
+    }
+
+    /// Pick the redirect URI for this request (SPEC §3.5): exact match (or the loopback port
+    /// exception) against the registered URIs AND the operator allow-list.
+    pub fn redirect_uri(
+        &self,
+        requested: Option<&str>,
+        allow_list: Option<&RedirectAllowList>,
+    ) -> Result<RedirectUri, RedirectMismatch> {
+        match self {
+            Client::Cimd(c) => {
+                select_redirect_uri(&c.resolved.document.redirect_uris, allow_list, requested)
+            }
+            Client::Dcr(c) => {
+                let registered: Vec<RedirectUri> = c
+                    .redirect_uris
+                    .iter()
+                    .filter_map(|u| RedirectUri::parse(u).ok())
+                    .collect();
+                select_redirect_uri(&registered, allow_list, requested)
+            }
+        }
+    }
+}
+
+/// Why a client_id cannot be used. Every message says what is wrong (FastMCP answers every
+/// CIMD failure with an opaque "client not found").
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// Looks like a URL but breaks the client_id rules.
+    #[error("client_id {client_id:?} is not a valid Client ID Metadata Document URL: {reason}")]
+    InvalidClientId {
+        /// As sent.
+        client_id: String,
+        /// The rule broken.
+        reason: ClientIdError,
+    },
+    /// CIMD is disabled on this server.
+    #[error("this server does not accept Client ID Metadata Document clients")]
+    CimdDisabled,
+    /// Refused by the trust policy (never fetched).
+    #[error("client {client_id} is not allowed here: {reason}")]
+    Blocked {
+        /// The client.
+        client_id: String,
+        /// Which rule refused it.
+        reason: DenyReason,
+    },
+    /// The document could not be fetched or is invalid.
+    #[error("the client metadata document at {client_id} cannot be used: {reason}")]
+    Document {
+        /// The client.
+        client_id: String,
+        /// Fetch failure or validation report.
+        reason: ResolveError,
+    },
+    /// Not a URL and not a registered client.
+    #[error("unknown client_id {0:?} (not a registered client and not an https:// CIMD URL)")]
+    Unknown(String),
+    /// Rate limited.
+    #[error("{0}")]
+    RateLimited(OAuthError),
+    /// The store failed.
+    #[error("store failure: {0}")]
+    Store(StoreError),
+}
+
+impl ClientError {
+    /// The OAuth error for JSON endpoints. Client problems are `invalid_client` (401 at the
+    /// token endpoint); server-side failures are 429/503.
+    pub fn to_oauth(&self) -> OAuthError {
+        match self {
+            ClientError::RateLimited(e) => e.clone(),
+            ClientError::Store(e) => OAuthError::from(e.clone()),
+            other => OAuthError::invalid_client(other.to_string()),
+        }
+    }
+}
+
+/// Resolve `raw` for `purpose`, applying every check in the module doc.
+pub async fn resolve_client(
+    shared: &Shared,
+    raw: &str,
+    purpose: Purpose,
+) -> Result<Client, ClientError> {
+    if !is_url_client_id(raw) {
+        return match shared.store.get_client(raw).await {
+            Ok(Some(c)) => Ok(Client::Dcr(c)),
+            Ok(None) => Err(ClientError::Unknown(raw.to_owned())),
+            Err(e) => Err(ClientError::Store(e)),
+        };
+    }
+    if !shared.config.cimd.enabled {
+        return Err(ClientError::CimdDisabled);
+    }
+    let id = ClientIdUrl::parse(raw).map_err(|reason| ClientError::InvalidClientId {
+        client_id: raw.to_owned(),
+        reason,
+    })?;
+    let (trusted, auto_approve) = match shared.policy.load().evaluate(&id) {
+        TrustDecision::Denied(reason) => {
+            audit!(event = "client_blocked", client_id = %id, reason = %reason);
+            return Err(ClientError::Blocked {
+                client_id: id.to_string(),
+                reason,
+            });
+        }
+        TrustDecision::Allowed {
+            trusted,
+            auto_approve,
+        } => (trusted, auto_approve),
+    };
+    let resolved = match shared.resolver.peek_fresh(&id).await {
+        Some(fresh) => fresh,
+        None => fetch_document(shared, &id, purpose).await?,
+    };
+    record_seen(shared, &id, &resolved).await;
+    Ok(Client::Cimd(CimdClient {
+        id,
+        resolved,
+        trusted,
+        auto_approve,
+    }))
+}
+
+/// A request that can trigger a fetch: rate-limited per client host, then resolved.
+async fn fetch_document(
+    shared: &Shared,
+    id: &ClientIdUrl,
+    purpose: Purpose,
+) -> Result<Arc<ResolvedClient>, ClientError> {
+    shared
+        .limits
+        .check_client_host(id.host())
+        .map_err(ClientError::RateLimited)?;
+    match purpose {
+        Purpose::Authorize => shared.resolver.resolve(id).await,
+        Purpose::Token => shared.resolver.resolve_allow_stale(id).await,
+    }
+    .map_err(|reason| {
+        audit!(event = "client_fetch_failed", client_id = %id, reason = %reason);
+        ClientError::Document {
+            client_id: id.to_string(),
+            reason,
+        }
+    })
+}
+
+/// Inventory + "client first seen" audit. A store failure here is logged, not fatal: the
+/// inventory must never block a login.
+async fn record_seen(shared: &Shared, id: &ClientIdUrl, resolved: &ResolvedClient) {
+    if shared.seen.contains_key(id.as_str()) {
+        return;
+    }
+    let now = SystemTime::now();
+    let seen = SeenClient {
+        client_id: id.to_string(),
+        client_name: resolved.document.client_name.clone(),
+        first_seen: now,
+        last_seen: now,
+    };
+    match shared.store.record_client_seen(&seen).await {
+        Ok(first) => {
+            if first {
+                audit!(
+                    event = "client_first_seen",
+                    client_id = %id,
+                    client_name = seen.client_name.as_deref().unwrap_or("")
+                );
+            }
+            shared.seen.insert(id.to_string(), ());
+        }
+        Err(e) => tracing::warn!(client_id = %id, error = %e, "cannot record client in inventory"),
+    }
+}

@@ -1,0 +1,795 @@
+//! The one typed configuration (SPEC §7): a TOML file, every key overridable by environment
+//! variables `CIMDGATE_<SECTION>__<KEY>`, defaults in one place, unknown keys and bad values
+//! rejected at startup with the key named.
+//!
+//! Relative paths in the file resolve against the file's folder.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use cimd::document::Profile;
+use cimd::policy::{TrustMode, TrustPolicyConfig};
+
+/// Prefix of environment overrides: `CIMDGATE_SERVER__LISTEN=127.0.0.1:9000`.
+pub const ENV_PREFIX: &str = "CIMDGATE_";
+
+/// Why the configuration cannot be used. Every variant names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// TOML syntax error.
+    #[error("config file {path} is not valid TOML: {reason}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// Unknown key or wrong type/value, with the dotted key path.
+    #[error("config key `{key}`: {reason}")]
+    Key {
+        /// Dotted path, e.g. `server.listen`.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An environment override could not be applied.
+    #[error("environment variable {var}: {reason}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn key_err(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[store]`
+    pub store: StoreConfig,
+    /// `[identity]`
+    pub identity: IdentityConfig,
+    /// `[cimd]`
+    pub cimd: CimdConfig,
+    /// `[fetch]`
+    pub fetch: FetchSettings,
+    /// `[[resources]]`
+    pub resources: Vec<ResourceConfig>,
+    /// `[tokens]`
+    pub tokens: TokenConfig,
+    /// `[limits]`
+    pub limits: LimitsConfig,
+    /// `[consent]`
+    pub consent: ConsentConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The externally visible base URL; also the issuer identifier (RFC 8414).
+    pub public_url: Url,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            // The literal is a valid URL; parsing cannot fail.
+            public_url: Url::parse("http://127.0.0.1:8080").unwrap_or_else(|_| unreachable!()),
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `embedded:PATH` (redb file in folder PATH) or, later, `redis://…`.
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: "embedded:./cimdgate-data".into(),
+        }
+    }
+}
+
+/// How users log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityMode {
+    /// Users from `[[identity.users]]`.
+    #[default]
+    Local,
+    /// An upstream identity provider (OIDC or GitHub preset).
+    Upstream,
+}
+
+/// `[identity]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// `local` or `upstream`.
+    pub mode: IdentityMode,
+    /// Local users (`mode = "local"`).
+    pub users: Vec<LocalUser>,
+    /// Upstream IdP (`mode = "upstream"`).
+    pub upstream: Option<UpstreamConfig>,
+}
+
+/// One local user.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalUser {
+    /// Login name.
+    pub username: String,
+    /// argon2id PHC string (`cimdgate hash-password`).
+    pub password_hash: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl std::fmt::Debug for LocalUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalUser")
+            .field("username", &self.username)
+            .field("password_hash", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Preset upstream providers with fixed endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamPreset {
+    /// GitHub OAuth apps: authorize/token/user endpoints, no OIDC.
+    Github,
+}
+
+/// `[identity.upstream]`
+#[derive(Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// OIDC issuer; endpoints come from its discovery document.
+    pub issuer: Option<Url>,
+    /// A preset instead of discovery.
+    pub preset: Option<UpstreamPreset>,
+    /// Explicit authorization endpoint (overrides discovery/preset).
+    pub authorization_endpoint: Option<Url>,
+    /// Explicit token endpoint.
+    pub token_endpoint: Option<Url>,
+    /// Explicit userinfo endpoint.
+    pub userinfo_endpoint: Option<Url>,
+    /// cimdgate's client id at the upstream.
+    pub client_id: String,
+    /// cimdgate's client secret at the upstream.
+    pub client_secret: Option<String>,
+    /// Scopes requested upstream (default `openid email profile` for OIDC).
+    pub scopes: Vec<String>,
+    /// Extra PEM trust roots for the upstream (tests, private CAs).
+    pub extra_ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("issuer", &self.issuer.as_ref().map(Url::as_str))
+            .field("preset", &self.preset)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[cimd]`: trust policy (SPEC §3.6), profile, cache bounds (SPEC §3.4), redirect allow-list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CimdConfig {
+    /// Accept CIMD clients at all.
+    pub enabled: bool,
+    /// `open` or `allowlist`.
+    pub mode: TrustMode,
+    /// Trusted hosts (`example.com`, `*.example.com`).
+    pub trusted_domains: Vec<String>,
+    /// Blocked hosts (checked before any fetch).
+    pub blocked_domains: Vec<String>,
+    /// Skip consent (not login) for trusted hosts.
+    pub auto_approve_trusted: bool,
+    /// Exact client_ids always admitted.
+    pub allowed_client_ids: Vec<String>,
+    /// Exact client_ids always refused.
+    pub denied_client_ids: Vec<String>,
+    /// `mcp` (client_name required) or `lenient`.
+    pub profile: Profile,
+    /// Operator redirect-URI allow-list patterns; both it and the document must pass.
+    pub redirect_allow_list: Option<Vec<String>>,
+    /// TTL when the document's response has no cache headers, seconds.
+    pub cache_default_ttl_secs: u64,
+    /// Lower TTL clamp, seconds.
+    pub cache_min_ttl_secs: u64,
+    /// Upper TTL clamp, seconds.
+    pub cache_max_ttl_secs: u64,
+    /// How long failures are remembered, seconds.
+    pub negative_ttl_secs: u64,
+    /// Stale-if-error window for /token and refresh, seconds.
+    pub stale_if_error_secs: u64,
+    /// Most documents cached.
+    pub cache_max_entries: u64,
+}
+
+impl Default for CimdConfig {
+    fn default() -> Self {
+        let cache = cimd::cache::CacheConfig::default();
+        CimdConfig {
+            enabled: true,
+            mode: TrustMode::Open,
+            trusted_domains: Vec::new(),
+            blocked_domains: Vec::new(),
+            auto_approve_trusted: false,
+            allowed_client_ids: Vec::new(),
+            denied_client_ids: Vec::new(),
+            profile: Profile::Mcp,
+            redirect_allow_list: None,
+            cache_default_ttl_secs: cache.default_ttl.as_secs(),
+            cache_min_ttl_secs: cache.min_ttl.as_secs(),
+            cache_max_ttl_secs: cache.max_ttl.as_secs(),
+            negative_ttl_secs: cache.negative_ttl.as_secs(),
+            stale_if_error_secs: cache.stale_if_error.as_secs(),
+            cache_max_entries: cache.max_entries,
+        }
+    }
+}
+
+impl CimdConfig {
+    /// The trust-policy part, in the core library's form.
+    pub fn policy(&self) -> TrustPolicyConfig {
+        TrustPolicyConfig {
+            mode: self.mode,
+            trusted_domains: self.trusted_domains.clone(),
+            blocked_domains: self.blocked_domains.clone(),
+            auto_approve_trusted: self.auto_approve_trusted,
+            allowed_client_ids: self.allowed_client_ids.clone(),
+            denied_client_ids: self.denied_client_ids.clone(),
+        }
+    }
+
+    /// The cache part, in the core library's form.
+    pub fn cache(&self) -> cimd::cache::CacheConfig {
+        cimd::cache::CacheConfig {
+            default_ttl: Duration::from_secs(self.cache_default_ttl_secs),
+            min_ttl: Duration::from_secs(self.cache_min_ttl_secs),
+            max_ttl: Duration::from_secs(self.cache_max_ttl_secs),
+            negative_ttl: Duration::from_secs(self.negative_ttl_secs),
+            stale_if_error: Duration::from_secs(self.stale_if_error_secs),
+            max_entries: self.cache_max_entries,
+            ..cimd::cache::CacheConfig::default()
+        }
+    }
+}
+
+/// `[fetch]`: the SSRF-safe fetcher's settings and dev hooks (SPEC §3.3).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchSettings {
+    /// Connect timeout, milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Total deadline, milliseconds.
+    pub total_timeout_ms: u64,
+    /// DEV/TEST: allow 127.0.0.0/8 and ::1.
+    pub dev_allow_loopback: bool,
+    /// DEV/TEST: extra PEM trust roots.
+    pub extra_ca_file: Option<PathBuf>,
+    /// DEV/TEST: fixed host → IP mappings (the IP policy still applies).
+    pub resolve: HashMap<String, IpAddr>,
+    /// DEV/TEST: DNS server to use instead of the system resolver.
+    pub dns_server: Option<SocketAddr>,
+    /// Outbound fetches per host per minute.
+    pub per_host_per_minute: u32,
+}
+
+impl Default for FetchSettings {
+    fn default() -> Self {
+        let f = cimd::fetch::FetchConfig::default();
+        FetchSettings {
+            connect_timeout_ms: duration_ms(f.connect_timeout),
+            total_timeout_ms: duration_ms(f.total_timeout),
+            dev_allow_loopback: false,
+            extra_ca_file: None,
+            resolve: HashMap::new(),
+            dns_server: None,
+            per_host_per_minute: f.per_host_per_minute,
+        }
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl FetchSettings {
+    /// Build the core fetcher's configuration (reads `extra_ca_file`).
+    pub fn fetch_config(&self) -> Result<cimd::fetch::FetchConfig, ConfigError> {
+        let mut cfg = cimd::fetch::FetchConfig {
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            total_timeout: Duration::from_millis(self.total_timeout_ms),
+            dev_allow_loopback: self.dev_allow_loopback,
+            resolve: self
+                .resolve
+                .iter()
+                .map(|(h, ip)| (h.to_ascii_lowercase(), *ip))
+                .collect(),
+            dns_server: self.dns_server,
+            per_host_per_minute: self.per_host_per_minute,
+            ..cimd::fetch::FetchConfig::default()
+        };
+        if let Some(path) = &self.extra_ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                key_err(
+                    "fetch.extra_ca_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            cfg.extra_ca_pem.push(pem);
+        }
+        Ok(cfg)
+    }
+}
+
+/// `[[resources]]`: a protected resource (MCP server) this installation fronts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// Path on this server, e.g. `/mcp`; the resource identifier is `public_url` + path.
+    pub path: String,
+    /// Upstream MCP server URL, or `builtin:demo`.
+    pub upstream: String,
+    /// Scopes this resource offers.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// Access-token signing algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum SigningAlg {
+    /// Ed25519 (default).
+    #[default]
+    EdDSA,
+    /// ECDSA P-256.
+    ES256,
+}
+
+/// `[tokens]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// Access-token lifetime, seconds (SPEC §4: default 1 h).
+    pub access_token_ttl_secs: u64,
+    /// Refresh-token lifetime, seconds.
+    pub refresh_token_ttl_secs: u64,
+    /// Authorization-code lifetime, seconds (≤ 60).
+    pub code_ttl_secs: u64,
+    /// Signing algorithm for generated keys.
+    pub signing_alg: SigningAlg,
+    /// PEM (PKCS#8) private key file; without it a key is generated into the store.
+    pub signing_key_file: Option<PathBuf>,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            access_token_ttl_secs: 3600,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            code_ttl_secs: 60,
+            signing_alg: SigningAlg::EdDSA,
+            signing_key_file: None,
+        }
+    }
+}
+
+/// `[limits]`: rate limits on requests that can trigger a fetch (SPEC §4), and body sizes.
+/// Defaults never get in the way of one user's flows or a test burst of ~50 req/s (SPEC §7).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Requests per source IP per second (burst = 2× this) on fetch-triggering endpoints.
+    pub per_ip_per_second: u32,
+    /// Requests per client_id host per second on fetch-triggering endpoints.
+    pub per_client_host_per_second: u32,
+    /// Largest request body accepted, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            per_ip_per_second: 200,
+            per_client_host_per_second: 200,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// `[consent]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsentConfig {
+    /// How long "remember this decision" lasts, days.
+    pub remember_days: u64,
+}
+
+impl Default for ConsentConfig {
+    fn default() -> Self {
+        ConsentConfig { remember_days: 30 }
+    }
+}
+
+impl Config {
+    /// Load from an optional file plus environment overrides, then check every value.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (mut table, base) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+                    path: p.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                let table: toml::Table =
+                    toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+                        path: p.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                (table, p.parent().map(Path::to_owned))
+            }
+            // Without a file, relative paths stay relative to the working directory.
+            None => (toml::Table::new(), None),
+        };
+        apply_env(&mut table, env)?;
+        let mut config = Self::from_table(table)?;
+        if let Some(base) = base {
+            config.resolve_paths(&base);
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Parse a TOML string (tests, examples). Relative paths resolve against `.`.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: "<string>".into(),
+            reason: e.to_string(),
+        })?;
+        let config = Self::from_table(table)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn from_table(table: toml::Table) -> Result<Config, ConfigError> {
+        let value = toml::Value::Table(table);
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let key = e.path().to_string();
+            key_err(
+                if key == "." { "(top level)" } else { &key },
+                e.into_inner().to_string(),
+            )
+        })
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = self.fetch.extra_ca_file.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.tokens.signing_key_file.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self
+            .identity
+            .upstream
+            .as_mut()
+            .and_then(|u| u.extra_ca_file.as_mut())
+        {
+            fix(p);
+        }
+        if let Some(rest) = self.store.url.strip_prefix("embedded:") {
+            let p = Path::new(rest);
+            if p.is_relative() {
+                self.store.url = format!("embedded:{}", base.join(p).display());
+            }
+        }
+    }
+
+    /// Check values serde cannot: URLs, paths, policy patterns, lifetimes.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let url = &self.server.public_url;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(key_err(
+                "server.public_url",
+                "must be an http(s) URL with a host",
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(key_err(
+                "server.public_url",
+                "must not have a query or fragment (it is the issuer identifier)",
+            ));
+        }
+        if !(self.store.url.starts_with("embedded:") || self.store.url.starts_with("redis")) {
+            return Err(key_err(
+                "store.url",
+                format!("{:?}: expected embedded:PATH", self.store.url),
+            ));
+        }
+        cimd::policy::TrustPolicy::from_config(&self.cimd.policy())
+            .map_err(|e| key_err("cimd", e.to_string()))?;
+        if let Some(list) = &self.cimd.redirect_allow_list {
+            cimd::redirect::RedirectAllowList::parse(list)
+                .map_err(|e| key_err("cimd.redirect_allow_list", e.to_string()))?;
+        }
+        if self.tokens.code_ttl_secs == 0 || self.tokens.code_ttl_secs > 60 {
+            return Err(key_err(
+                "tokens.code_ttl_secs",
+                "must be between 1 and 60 seconds",
+            ));
+        }
+        if self.tokens.access_token_ttl_secs == 0 {
+            return Err(key_err("tokens.access_token_ttl_secs", "must be positive"));
+        }
+        if self.tokens.refresh_token_ttl_secs < self.tokens.access_token_ttl_secs {
+            return Err(key_err(
+                "tokens.refresh_token_ttl_secs",
+                "must be at least tokens.access_token_ttl_secs",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in self.resources.iter().enumerate() {
+            let key = format!("resources[{i}].path");
+            if !r.path.starts_with('/') || r.path.contains(['?', '#', ' ']) {
+                return Err(key_err(
+                    &key,
+                    format!("{:?} must be an absolute path", r.path),
+                ));
+            }
+            if !seen.insert(r.path.trim_end_matches('/')) {
+                return Err(key_err(&key, format!("{:?} is listed twice", r.path)));
+            }
+            if r.upstream != "builtin:demo" && Url::parse(&r.upstream).is_err() {
+                return Err(key_err(
+                    &format!("resources[{i}].upstream"),
+                    format!("{:?} must be a URL or builtin:demo", r.upstream),
+                ));
+            }
+        }
+        match self.identity.mode {
+            IdentityMode::Local => {
+                for (i, u) in self.identity.users.iter().enumerate() {
+                    if u.username.is_empty() {
+                        return Err(key_err(
+                            &format!("identity.users[{i}].username"),
+                            "is empty",
+                        ));
+                    }
+                    if !u.password_hash.starts_with("$argon2id$") {
+                        return Err(key_err(
+                            &format!("identity.users[{i}].password_hash"),
+                            "must be an argon2id PHC string (see `cimdgate hash-password`)",
+                        ));
+                    }
+                }
+            }
+            IdentityMode::Upstream => {
+                let Some(up) = &self.identity.upstream else {
+                    return Err(key_err(
+                        "identity.upstream",
+                        "required when identity.mode = \"upstream\"",
+                    ));
+                };
+                if up.client_id.is_empty() {
+                    return Err(key_err("identity.upstream.client_id", "is required"));
+                }
+                let explicit = up.authorization_endpoint.is_some() && up.token_endpoint.is_some();
+                if up.issuer.is_none() && up.preset.is_none() && !explicit {
+                    return Err(key_err(
+                        "identity.upstream",
+                        "set issuer (OIDC discovery), preset = \"github\", or both \
+                         authorization_endpoint and token_endpoint",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The issuer identifier: `public_url` without a trailing slash (RFC 8414 §2).
+    pub fn issuer(&self) -> String {
+        self.server
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// True when any fetch dev hook is on (startup prints a warning).
+    pub fn dev_hooks_enabled(&self) -> bool {
+        self.fetch.dev_allow_loopback
+            || self.fetch.extra_ca_file.is_some()
+            || !self.fetch.resolve.is_empty()
+            || self.fetch.dns_server.is_some()
+    }
+}
+
+/// Apply `CIMDGATE_SECTION__KEY=value` overrides. Values are parsed as TOML (numbers, booleans,
+/// arrays, inline tables) and fall back to a plain string.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if path.iter().any(String::is_empty) {
+            return Err(ConfigError::Env {
+                var,
+                reason: "expected CIMDGATE_<SECTION>__<KEY>".into(),
+            });
+        }
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(raw));
+        let mut node = &mut *table;
+        let (last, parents) = path.split_last().ok_or_else(|| ConfigError::Env {
+            var: var.clone(),
+            reason: "empty key".into(),
+        })?;
+        for part in parents {
+            let entry = node
+                .entry(part.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = match entry {
+                toml::Value::Table(t) => t,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var,
+                        reason: format!("`{part}` is not a section"),
+                    });
+                }
+            };
+        }
+        node.insert(last.clone(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_spec() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.store.url, "embedded:./cimdgate-data");
+        assert_eq!(c.tokens.access_token_ttl_secs, 3600);
+        assert_eq!(c.issuer(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n").unwrap_err();
+        assert!(err.to_string().contains("server.lisen"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let err = Config::from_toml("[server]\nlisten = \"nonsense\"\n").unwrap_err();
+        assert!(err.to_string().contains("server.listen"), "{err}");
+        let err = Config::from_toml("[cimd]\nblocked_domains = [\"*\"]\n").unwrap_err();
+        assert!(err.to_string().contains("cimd"), "{err}");
+        let err = Config::from_toml("[tokens]\ncode_ttl_secs = 600\n").unwrap_err();
+        assert!(err.to_string().contains("tokens.code_ttl_secs"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_any_key() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("CIMDGATE_SERVER__LISTEN", "127.0.0.1:9999"),
+                ("CIMDGATE_CIMD__AUTO_APPROVE_TRUSTED", "true"),
+                ("CIMDGATE_CIMD__TRUSTED_DOMAINS", "[\"a.test\"]"),
+                ("CIMDGATE_STORE__URL", "embedded:/tmp/x"),
+                ("OTHER_VAR", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.port(), 9999);
+        assert!(c.cimd.auto_approve_trusted);
+        assert_eq!(c.cimd.trusted_domains, ["a.test"]);
+        assert_eq!(c.store.url, "embedded:/tmp/x");
+    }
+
+    #[test]
+    fn env_unknown_key_is_named() {
+        let err = Config::load(None, env(&[("CIMDGATE_SERVER__NOPE", "1")])).unwrap_err();
+        assert!(err.to_string().contains("server.nope"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_config_folder() {
+        let dir = std::env::temp_dir().join(format!("cimdgate-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[store]\nurl = \"embedded:./data\"\n").unwrap();
+        let c = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(
+            c.store.url,
+            format!("embedded:{}", dir.join("./data").display())
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn upstream_mode_requires_upstream_section() {
+        let err = Config::from_toml("[identity]\nmode = \"upstream\"\n").unwrap_err();
+        assert!(err.to_string().contains("identity.upstream"), "{err}");
+    }
+
+    #[test]
+    fn local_user_needs_argon2id_hash() {
+        let err = Config::from_toml(
+            "[[identity.users]]\nusername = \"alice\"\npassword_hash = \"plain\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("identity.users[0].password_hash"),
+            "{err}"
+        );
+    }
+}
