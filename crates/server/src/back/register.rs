@@ -1,0 +1,316 @@
+//! `POST /register`: OAuth 2.0 Dynamic Client Registration (RFC 7591), kept for clients without
+//! a Client ID Metadata Document (MCP 2025-11-25 lists it as the fallback).
+//!
+//! Ordered checks: `check_rate → parse_json → check_redirect_uris → check_auth_method →
+//! check_grant_types → check_scope → register`.
+//!
+//! Decisions:
+//! - `token_endpoint_auth_method` defaults to `client_secret_basic` when absent, as RFC 7591 §2
+//!   says; MCP clients send `none` explicitly. A confidential client may present its secret by
+//!   HTTP Basic or in the form (both are the same secret).
+//! - `client_id` = `dcr_` + 22 random base64url characters: never `https://…` (draft §7.1).
+//! - The secret (32 random bytes) is returned once and stored as SHA-256.
+//! - `private_key_jwt` is not offered to DCR clients: clients with keys use CIMD.
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use cimd::redirect::RedirectUri;
+use cimdgate_store::{RegisteredClient, TokenHash};
+
+use super::form::json_no_store;
+use super::tokens::{random_token, unix};
+use crate::audit;
+use crate::error::OAuthError;
+use crate::state::AppState;
+
+/// Most redirect URIs one registration may list.
+pub const MAX_REDIRECT_URIS: usize = 20;
+
+/// The RFC 7591 §2 fields we read; others are ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Metadata {
+    /// Required.
+    pub redirect_uris: Option<Vec<String>>,
+    /// `none`, `client_secret_basic` (default) or `client_secret_post`.
+    pub token_endpoint_auth_method: Option<String>,
+    /// Default `[authorization_code, refresh_token]`.
+    pub grant_types: Option<Vec<String>>,
+    /// Only `code`.
+    pub response_types: Option<Vec<String>>,
+    /// Display name.
+    pub client_name: Option<String>,
+    /// Space-separated scopes.
+    pub scope: Option<String>,
+}
+
+/// `POST /register`.
+pub async fn register(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        app.shared.limits.check_ip(peer.ip())?;
+        let meta = parse_json(&headers, &body)?;
+        let client = check_metadata(meta, &app.shared.all_scopes())?;
+        register_client(&app, client).await
+    }
+    .await;
+    match result {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `parse_json`: `application/json` object.
+pub fn parse_json(headers: &HeaderMap, body: &[u8]) -> Result<Metadata, OAuthError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    {
+        return Err(OAuthError::invalid_client_metadata(
+            "the registration request must be an application/json object (RFC 7591 §3.1)",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        OAuthError::invalid_client_metadata(format!("the registration request is not valid: {e}"))
+    })
+}
+
+/// A checked registration, before ids and secrets are minted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedMetadata {
+    redirect_uris: Vec<String>,
+    auth_method: String,
+    grant_types: Vec<String>,
+    client_name: Option<String>,
+    scope: Option<String>,
+}
+
+/// `check_redirect_uris`, `check_auth_method`, `check_grant_types`, `check_scope`.
+pub fn check_metadata(meta: Metadata, scopes: &[String]) -> Result<CheckedMetadata, OAuthError> {
+    // check_redirect_uris
+    let uris = meta.redirect_uris.unwrap_or_default();
+    if uris.is_empty() {
+        return Err(OAuthError::invalid_redirect_uri(
+            "redirect_uris is required and must list at least one URI",
+        ));
+    }
+    if uris.len() > MAX_REDIRECT_URIS {
+        return Err(OAuthError::invalid_redirect_uri(format!(
+            "at most {MAX_REDIRECT_URIS} redirect_uris"
+        )));
+    }
+    for u in &uris {
+        RedirectUri::parse(u).map_err(|e| {
+            OAuthError::invalid_redirect_uri(format!("redirect_uri {u:?} is not acceptable: {e}"))
+        })?;
+    }
+    // check_auth_method
+    let auth_method = meta
+        .token_endpoint_auth_method
+        .unwrap_or_else(|| "client_secret_basic".to_owned());
+    if !matches!(
+        auth_method.as_str(),
+        "none" | "client_secret_basic" | "client_secret_post"
+    ) {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "token_endpoint_auth_method {auth_method:?} is not supported for registered clients; \
+             use none, client_secret_basic or client_secret_post (clients with keys: use a \
+             Client ID Metadata Document with private_key_jwt)"
+        )));
+    }
+    // check_grant_types
+    let grant_types = meta
+        .grant_types
+        .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
+    if let Some(g) = grant_types
+        .iter()
+        .find(|g| !matches!(g.as_str(), "authorization_code" | "refresh_token"))
+    {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "grant_type {g:?} is not supported; use authorization_code and refresh_token"
+        )));
+    }
+    if !grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(OAuthError::invalid_client_metadata(
+            "grant_types must include authorization_code",
+        ));
+    }
+    if let Some(r) = meta
+        .response_types
+        .unwrap_or_default()
+        .iter()
+        .find(|r| *r != "code")
+    {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "response_type {r:?} is not supported; only code"
+        )));
+    }
+    // check_scope
+    if let Some(scope) = &meta.scope
+        && let Some(s) = scope
+            .split_whitespace()
+            .find(|s| !scopes.iter().any(|k| k == s))
+    {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "scope {s:?} is not offered by this server (offered: {:?})",
+            scopes.join(" ")
+        )));
+    }
+    Ok(CheckedMetadata {
+        redirect_uris: uris,
+        auth_method,
+        grant_types,
+        client_name: meta.client_name.filter(|n| !n.trim().is_empty()),
+        scope: meta.scope.filter(|s| !s.trim().is_empty()),
+    })
+}
+
+async fn register_client(app: &AppState, m: CheckedMetadata) -> Result<Response, OAuthError> {
+    let now = SystemTime::now();
+    let client_id = format!("dcr_{}", random_token(16));
+    let secret = (m.auth_method != "none").then(|| random_token(32));
+    let record = RegisteredClient {
+        client_id: client_id.clone(),
+        secret_hash: secret.as_deref().map(|s| TokenHash::of(s).0),
+        token_endpoint_auth_method: m.auth_method.clone(),
+        redirect_uris: m.redirect_uris.clone(),
+        client_name: m.client_name.clone(),
+        grant_types: m.grant_types.clone(),
+        scope: m.scope.clone(),
+        created_at: now,
+    };
+    app.shared.store.put_client(&record).await?;
+    audit!(
+        event = "client_registered",
+        client_id = %client_id,
+        auth_method = %m.auth_method,
+        client_name = m.client_name.as_deref().unwrap_or("")
+    );
+    let mut body = json!({
+        "client_id": client_id,
+        "client_id_issued_at": unix(now),
+        "redirect_uris": m.redirect_uris,
+        "token_endpoint_auth_method": m.auth_method,
+        "grant_types": m.grant_types,
+        "response_types": ["code"],
+    });
+    if let Some(s) = secret {
+        body["client_secret"] = json!(s);
+        body["client_secret_expires_at"] = json!(0);
+    }
+    if let Some(n) = m.client_name {
+        body["client_name"] = json!(n);
+    }
+    if let Some(s) = m.scope {
+        body["scope"] = json!(s);
+    }
+    Ok(json_no_store(StatusCode::CREATED, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(v: serde_json::Value) -> Metadata {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn registration_metadata_rules() {
+        let scopes = vec!["mcp".to_owned()];
+        let cases = [
+            (
+                "minimal",
+                json!({"redirect_uris": ["http://127.0.0.1/cb"]}),
+                Ok("client_secret_basic"),
+            ),
+            (
+                "public",
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}),
+                Ok("none"),
+            ),
+            (
+                "native scheme",
+                json!({"redirect_uris": ["com.example.app:/cb"], "token_endpoint_auth_method": "client_secret_post"}),
+                Ok("client_secret_post"),
+            ),
+            ("no redirect", json!({}), Err("invalid_redirect_uri")),
+            (
+                "empty redirect",
+                json!({"redirect_uris": []}),
+                Err("invalid_redirect_uri"),
+            ),
+            (
+                "javascript",
+                json!({"redirect_uris": ["javascript:alert(1)"]}),
+                Err("invalid_redirect_uri"),
+            ),
+            (
+                "http non-loopback",
+                json!({"redirect_uris": ["http://evil.example/cb"]}),
+                Err("invalid_redirect_uri"),
+            ),
+            (
+                "private_key_jwt",
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "private_key_jwt"}),
+                Err("invalid_client_metadata"),
+            ),
+            (
+                "client_credentials",
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "grant_types": ["client_credentials"]}),
+                Err("invalid_client_metadata"),
+            ),
+            (
+                "refresh only",
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "grant_types": ["refresh_token"]}),
+                Err("invalid_client_metadata"),
+            ),
+            (
+                "token response",
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "response_types": ["token"]}),
+                Err("invalid_client_metadata"),
+            ),
+            (
+                "unknown scope",
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "scope": "mcp admin"}),
+                Err("invalid_client_metadata"),
+            ),
+            (
+                "known scope",
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "scope": "mcp"}),
+                Ok("client_secret_basic"),
+            ),
+        ];
+        for (name, v, want) in cases {
+            let got = check_metadata(meta(v), &scopes);
+            match (got, want) {
+                (Ok(m), Ok(method)) => {
+                    assert_eq!(m.auth_method, method, "{name}");
+                    assert!(
+                        m.grant_types.iter().any(|g| g == "authorization_code"),
+                        "{name}"
+                    );
+                }
+                (Err(e), Err(code)) => assert_eq!(e.error, code, "{name}: {}", e.description),
+                (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}

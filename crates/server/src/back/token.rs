@@ -1,0 +1,504 @@
+//! `POST /token` (RFC 6749 §3.2, §4.1.3, §6; OAuth 2.1 §3.2, §4.1.3; RFC 7636 §4.6; RFC 8707
+//! §2.2; SPEC §3.4, §3.7, §4).
+//!
+//! The handler is an ordered list of named checks:
+//!
+//! ```text
+//! parse_form → check_grant_type → authenticate_client →
+//!   authorization_code: check_code_params → take_code → check_code_client →
+//!                       check_redirect_uri → check_pkce → check_resource →
+//!                       check_document_change → issue
+//!   refresh_token:      (see `refresh.rs`)
+//! ```
+//!
+//! Every response carries `Cache-Control: no-store` and `Pragma: no-cache`.
+
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+use sha2::Digest;
+use subtle::ConstantTimeEq;
+
+use cimdgate_store::{CodeRecord, CodeRedemption, RefreshRecord, TokenHash};
+
+use super::client_auth::authenticate_client;
+use super::form::{Params, json_no_store, parse_form};
+use super::tokens::{
+    AccessClaims, after, new_refresh_token, random_token, sign_access_token, unix,
+};
+use crate::audit;
+use crate::clients::Client;
+use crate::error::OAuthError;
+use crate::state::AppState;
+
+/// The grants this server supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// RFC 6749 §4.1.3 with PKCE.
+    AuthorizationCode,
+    /// RFC 6749 §6 with rotation.
+    RefreshToken,
+}
+
+/// `POST /token`.
+pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match run(&app, &headers, &body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run(app: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
+    let params = parse_form(headers, body)?;
+    let grant = check_grant_type(&params)?;
+    let client = authenticate_client(app, headers, &params).await?;
+    let issued = match grant {
+        Grant::AuthorizationCode => code_grant(app, &client, &params).await?,
+        Grant::RefreshToken => super::refresh::refresh_grant(app, &client, &params).await?,
+    };
+    Ok(issued.into_response())
+}
+
+/// `check_grant_type`: `authorization_code` or `refresh_token`.
+pub fn check_grant_type(params: &Params) -> Result<Grant, OAuthError> {
+    match params.get("grant_type") {
+        Some("authorization_code") => Ok(Grant::AuthorizationCode),
+        Some("refresh_token") => Ok(Grant::RefreshToken),
+        Some(other) => Err(OAuthError::unsupported_grant_type(format!(
+            "grant_type {other:?} is not supported; use authorization_code or refresh_token"
+        ))),
+        None => Err(OAuthError::invalid_request("grant_type is required")),
+    }
+}
+
+async fn code_grant(
+    app: &AppState,
+    client: &Client,
+    params: &Params,
+) -> Result<Issued, OAuthError> {
+    let (code, verifier) = check_code_params(params)?;
+    let record = take_code(app, code).await?;
+    check_code_client(&record, client)?;
+    check_redirect_uri(&record.redirect_uri, params.get("redirect_uri"))?;
+    check_pkce(verifier, &record.code_challenge)?;
+    check_resource(&record.resource, params.get("resource"))?;
+    let approved = ApprovedDocument {
+        hash: record.document_hash.as_deref(),
+        snapshot: record.document_snapshot.as_deref(),
+        redirect_uri: Some(&record.redirect_uri),
+    };
+    check_document_change(app, &approved, client)?;
+    let grant = Approved {
+        subject: record.subject,
+        scope: record.scope.clone(),
+        refresh_scope: record.scope,
+        resource: record.resource,
+        family_id: record.family_id,
+        document_hash: record.document_hash,
+        document_snapshot: record.document_snapshot,
+        upstream_ref: record.upstream_ref,
+    };
+    issue(app, client, grant, None).await
+}
+
+/// `check_code_params`: `code` and a well-formed `code_verifier` (RFC 7636 §4.1: 43–128
+/// characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`), checked before the code is
+/// spent.
+pub fn check_code_params(params: &Params) -> Result<(&str, &str), OAuthError> {
+    let code = params
+        .get("code")
+        .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let verifier = params.get("code_verifier").ok_or_else(|| {
+        OAuthError::invalid_request("code_verifier is required (PKCE S256 is mandatory)")
+    })?;
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    if !well_formed {
+        return Err(OAuthError::invalid_grant(
+            "code_verifier must be 43-128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)",
+        ));
+    }
+    Ok((code, verifier))
+}
+
+/// `take_code`: atomic single use. A second use revokes the family the first use started
+/// (OAuth 2.1 §4.1.3).
+async fn take_code(app: &AppState, code: &str) -> Result<CodeRecord, OAuthError> {
+    let now = SystemTime::now();
+    match app
+        .shared
+        .store
+        .take_code(&TokenHash::of(code), now)
+        .await?
+    {
+        CodeRedemption::Redeemed(record) => {
+            if record.expires_at <= now {
+                return Err(OAuthError::invalid_grant("authorization code has expired"));
+            }
+            Ok(record)
+        }
+        CodeRedemption::AlreadyUsed(record) => {
+            let ttl = app.shared.config.tokens.refresh_token_ttl_secs;
+            app.shared
+                .store
+                .revoke_family(&record.family_id, after(now, ttl))
+                .await?;
+            audit!(
+                event = "code_reuse_detected",
+                client_id = %record.client_id,
+                sub = %record.subject,
+                family_id = %record.family_id
+            );
+            Err(OAuthError::invalid_grant(
+                "authorization code was already used; tokens issued with it have been revoked",
+            ))
+        }
+        CodeRedemption::NotFound => Err(OAuthError::invalid_grant(
+            "authorization code is unknown or has expired",
+        )),
+    }
+}
+
+/// `check_code_client`: the code was issued to exactly this client.
+pub fn check_code_client(record: &CodeRecord, client: &Client) -> Result<(), OAuthError> {
+    if record.client_id == client.client_id() {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_grant(
+            "authorization code was issued to another client",
+        ))
+    }
+}
+
+/// `check_redirect_uri`: RFC 6749 §4.1.3 — when sent, `redirect_uri` equals the one bound to
+/// the code, exactly. The code record holds the URI the client sent at /authorize or, when it
+/// sent none, the single registered one; an absent parameter is accepted (the code is bound to
+/// the client and to the PKCE verifier).
+pub fn check_redirect_uri(bound: &str, sent: Option<&str>) -> Result<(), OAuthError> {
+    match sent {
+        Some(s) if s != bound => Err(OAuthError::invalid_grant(format!(
+            "redirect_uri {s:?} differs from the one used at the authorization request"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `check_pkce`: BASE64URL(SHA-256(code_verifier)) == code_challenge (RFC 7636 §4.6), compared
+/// in constant time.
+pub fn check_pkce(verifier: &str, challenge: &str) -> Result<(), OAuthError> {
+    let computed = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    if bool::from(computed.as_bytes().ct_eq(challenge.as_bytes())) {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_grant(
+            "code_verifier does not match the code_challenge (PKCE S256)",
+        ))
+    }
+}
+
+/// `check_resource`: a `resource` sent here must equal the one bound to the grant (RFC 8707
+/// §2.2: the token request may only narrow, and a grant here has exactly one resource).
+pub fn check_resource(bound: &str, sent: Option<&str>) -> Result<(), OAuthError> {
+    match sent {
+        Some(s) if s != bound => Err(OAuthError::invalid_target(format!(
+            "resource {s:?} differs from the resource this grant is for ({bound:?})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `check_document_change` (SPEC §3.4): the CIMD document approved at /authorize is bound to the
+/// grant. If the current document differs, tokens may not widen what was approved: the redirect
+/// URI must still be registered (authorization-code grant) and the auth method unchanged;
+/// otherwise the grant is refused. Scopes always come from the grant, never from the new
+/// document. Audited as `document_changed`.
+pub fn check_document_change(
+    app: &AppState,
+    approved: &ApprovedDocument<'_>,
+    client: &Client,
+) -> Result<(), OAuthError> {
+    let Client::Cimd(c) = client else {
+        return Ok(());
+    };
+    let Some(approved_hash) = approved.hash else {
+        return Ok(());
+    };
+    let (_, current_hash) = c.snapshot();
+    if current_hash == approved_hash {
+        return Ok(());
+    }
+    let changed = |why: String| {
+        OAuthError::invalid_grant(format!(
+            "the client's metadata document changed since the user approved it: {why}; \
+             start a new authorization"
+        ))
+    };
+    if let Some(uri) = approved.redirect_uri
+        && client
+            .redirect_uri(Some(uri), app.shared.redirect_allow_list.as_ref())
+            .is_err()
+    {
+        return Err(changed(format!(
+            "redirect_uri {uri} is no longer registered"
+        )));
+    }
+    let approved_method = approved
+        .snapshot
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .and_then(|v| {
+            v.get("token_endpoint_auth_method")
+                .and_then(|m| m.as_str().map(str::to_owned))
+        })
+        .unwrap_or_else(|| "none".to_owned());
+    if approved_method != client.auth_method() {
+        return Err(changed(format!(
+            "token_endpoint_auth_method changed from {approved_method} to {}",
+            client.auth_method()
+        )));
+    }
+    audit!(
+        event = "document_changed",
+        client_id = %client.client_id(),
+        grant = if approved.redirect_uri.is_some() { "authorization_code" } else { "refresh_token" },
+        approved_hash = approved_hash,
+        current_hash = %current_hash
+    );
+    Ok(())
+}
+
+/// The document the user approved, as bound to a code or refresh token.
+#[derive(Debug, Clone, Copy)]
+pub struct ApprovedDocument<'a> {
+    /// SHA-256 (hex) of the approved document; `None` for DCR clients.
+    pub hash: Option<&'a str>,
+    /// The approved document JSON.
+    pub snapshot: Option<&'a str>,
+    /// The redirect URI bound to a code (must still be registered); `None` at refresh.
+    pub redirect_uri: Option<&'a str>,
+}
+
+/// What a grant approved: everything tokens are issued from.
+#[derive(Debug, Clone)]
+pub struct Approved {
+    /// The user.
+    pub subject: String,
+    /// Scope of the access token (may be narrowed at refresh).
+    pub scope: String,
+    /// Scope of the grant (kept by the refresh token).
+    pub refresh_scope: String,
+    /// Audience.
+    pub resource: String,
+    /// Family.
+    pub family_id: String,
+    /// Approved document hash (CIMD).
+    pub document_hash: Option<String>,
+    /// Approved document (CIMD).
+    pub document_snapshot: Option<String>,
+    /// Upstream tokens reference.
+    pub upstream_ref: Option<String>,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug)]
+pub struct Issued {
+    body: serde_json::Value,
+}
+
+impl IntoResponse for Issued {
+    fn into_response(self) -> Response {
+        json_no_store(StatusCode::OK, self.body)
+    }
+}
+
+impl Approved {
+    /// The refresh record for a new refresh token of this grant.
+    pub fn refresh_record(&self, client: &Client, now: SystemTime, ttl: u64) -> RefreshRecord {
+        RefreshRecord {
+            family_id: self.family_id.clone(),
+            client_id: client.client_id().to_owned(),
+            client_kind: client.kind(),
+            subject: self.subject.clone(),
+            scope: self.refresh_scope.clone(),
+            resource: self.resource.clone(),
+            document_hash: self.document_hash.clone(),
+            document_snapshot: self.document_snapshot.clone(),
+            upstream_ref: self.upstream_ref.clone(),
+            issued_at: now,
+            expires_at: after(now, ttl),
+        }
+    }
+}
+
+/// `issue`: sign the access token; store a new refresh token (code grant) unless the caller
+/// already stored one by rotation (`rotated`); audit.
+pub async fn issue(
+    app: &AppState,
+    client: &Client,
+    grant: Approved,
+    rotated: Option<String>,
+) -> Result<Issued, OAuthError> {
+    let now = SystemTime::now();
+    let tokens = &app.shared.config.tokens;
+    let claims = AccessClaims {
+        iss: app.shared.issuer.clone(),
+        sub: grant.subject.clone(),
+        aud: grant.resource.clone(),
+        client_id: client.client_id().to_owned(),
+        scope: grant.scope.clone(),
+        exp: unix(now) + tokens.access_token_ttl_secs,
+        iat: unix(now),
+        jti: random_token(16),
+        fid: grant.family_id.clone(),
+    };
+    let access_token = sign_access_token(&app.back.keys, &claims).map_err(|e| {
+        tracing::error!(error = %e, "cannot sign an access token");
+        OAuthError::server_error("cannot sign the access token")
+    })?;
+    let refresh_token = match rotated {
+        Some(t) => Some(t),
+        None if client.allows_refresh() => {
+            let t = new_refresh_token();
+            let record = grant.refresh_record(client, now, tokens.refresh_token_ttl_secs);
+            app.shared
+                .store
+                .put_refresh(&TokenHash::of(&t), &record)
+                .await?;
+            Some(t)
+        }
+        None => None,
+    };
+    audit!(
+        event = "token_issued",
+        client_id = %claims.client_id,
+        sub = %claims.sub,
+        scope = %claims.scope,
+        aud = %claims.aud,
+        jti = %claims.jti,
+        refresh = refresh_token.is_some()
+    );
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": tokens.access_token_ttl_secs,
+        "scope": claims.scope,
+    });
+    if let Some(t) = refresh_token {
+        body["refresh_token"] = json!(t);
+    }
+    Ok(Issued { body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_type_is_code_or_refresh() {
+        let cases = [
+            (Some("authorization_code"), Ok(Grant::AuthorizationCode)),
+            (Some("refresh_token"), Ok(Grant::RefreshToken)),
+            (Some("client_credentials"), Err("unsupported_grant_type")),
+            (Some("password"), Err("unsupported_grant_type")),
+            (None, Err("invalid_request")),
+        ];
+        for (value, want) in cases {
+            let body = value.map(|v| format!("grant_type={v}")).unwrap_or_default();
+            let p = params(&body);
+            assert_eq!(check_grant_type(&p).map_err(|e| e.error), want, "{value:?}");
+        }
+    }
+
+    fn params(body: &str) -> Params {
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded".parse().unwrap(),
+        );
+        parse_form(&h, body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn code_verifier_must_be_well_formed_before_the_code_is_spent() {
+        let ok = "a".repeat(43);
+        let cases = [
+            (format!("code=c&code_verifier={ok}"), Ok(())),
+            (format!("code=c&code_verifier={}", "a".repeat(128)), Ok(())),
+            (
+                format!("code=c&code_verifier={}", "a".repeat(42)),
+                Err("invalid_grant"),
+            ),
+            (
+                format!("code=c&code_verifier={}", "a".repeat(129)),
+                Err("invalid_grant"),
+            ),
+            (
+                format!("code=c&code_verifier={}%2B", "a".repeat(43)),
+                Err("invalid_grant"),
+            ),
+            (format!("code_verifier={ok}"), Err("invalid_request")),
+            ("code=c".to_owned(), Err("invalid_request")),
+        ];
+        for (body, want) in cases {
+            let p = params(&body);
+            assert_eq!(
+                check_code_params(&p).map(|_| ()).map_err(|e| e.error),
+                want,
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn pkce_s256_must_match() {
+        // RFC 7636 Appendix B.
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(check_pkce(verifier, challenge).is_ok());
+        assert_eq!(
+            check_pkce(verifier, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN")
+                .unwrap_err()
+                .error,
+            "invalid_grant"
+        );
+        assert_eq!(
+            check_pkce(&"b".repeat(43), challenge).unwrap_err().error,
+            "invalid_grant"
+        );
+    }
+
+    #[test]
+    fn redirect_uri_must_equal_the_bound_one_exactly() {
+        let bound = "http://127.0.0.1:5000/cb";
+        let cases = [
+            (None, true),
+            (Some("http://127.0.0.1:5000/cb"), true),
+            (Some("http://127.0.0.1:5001/cb"), false),
+            (Some("http://127.0.0.1:5000/cb/"), false),
+            (Some("http://localhost:5000/cb"), false),
+        ];
+        for (sent, ok) in cases {
+            assert_eq!(check_redirect_uri(bound, sent).is_ok(), ok, "{sent:?}");
+        }
+    }
+
+    #[test]
+    fn resource_must_equal_the_bound_one_or_invalid_target() {
+        let bound = "http://127.0.0.1:8080/mcp";
+        assert!(check_resource(bound, None).is_ok());
+        assert!(check_resource(bound, Some(bound)).is_ok());
+        for other in ["http://127.0.0.1:8080/mcp/", "http://127.0.0.1:8080/other"] {
+            assert_eq!(
+                check_resource(bound, Some(other)).unwrap_err().error,
+                "invalid_target"
+            );
+        }
+    }
+}
