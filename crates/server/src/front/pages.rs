@@ -1,0 +1,292 @@
+//! HTML pages (askama, auto-escaped) and the security headers every front-channel response
+//! carries (SPEC §4: anti-framing, no JavaScript; anchors §1.7 phishing guidance).
+//!
+//! Headers: `Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline';
+//! form-action 'self' [redirect origin]; frame-ancestors 'none'; base-uri 'none'`,
+//! `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`, `Cache-Control: no-store`,
+//! `X-Content-Type-Options: nosniff`. `form-action` lists the client's redirect origin because
+//! Chromium applies it to the redirect that follows a form submission (consent → client).
+
+use askama::Template;
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// The error page (also rendered as JSON for API callers).
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// OAuth-style error code for JSON callers (`invalid_client`, `invalid_request`, …).
+    pub code: &'static str,
+    /// Heading.
+    pub title: String,
+    /// What is wrong (one or two sentences).
+    pub problem: String,
+    /// What the user can do.
+    pub hint: String,
+}
+
+impl ErrorPage {
+    /// Build an error page.
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: impl Into<String>,
+        problem: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        ErrorPage {
+            status,
+            code,
+            title: title.into(),
+            problem: problem.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// A 5xx page for a server fault (details go to the log, not the page).
+    pub fn server_fault(what: &str) -> Self {
+        ErrorPage::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "Temporarily unavailable",
+            format!("The server could not {what} right now."),
+            "Wait a moment and try again. If it keeps happening, tell the server's administrator.",
+        )
+    }
+
+    /// HTML, or JSON `{error, error_description}` when the caller asked for JSON.
+    pub fn respond(self, json: bool) -> Response {
+        if json {
+            let body = serde_json::json!({ "error": self.code, "error_description": self.problem });
+            let mut r = (self.status, Json(body)).into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return r;
+        }
+        let status = self.status;
+        render(status, &self, None)
+    }
+}
+
+/// The login page.
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage<'a> {
+    /// Client host (truncated).
+    pub client_host: String,
+    /// Self-declared name.
+    pub client_name: Option<&'a str>,
+    /// Message after a failed attempt.
+    pub error: Option<&'a str>,
+    /// Form action (the authorization endpoint).
+    pub action: &'a str,
+    /// Sealed pending request.
+    pub request: &'a str,
+    /// CSRF token.
+    pub csrf: &'a str,
+    /// Username to pre-fill after a failed attempt.
+    pub username: &'a str,
+}
+
+/// The consent page.
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage<'a> {
+    /// client_id host (left-truncated when long).
+    pub client_host: String,
+    /// The full client_id.
+    pub client_id: &'a str,
+    /// Self-declared name.
+    pub client_name: Option<&'a str>,
+    /// A DCR client (no domain to verify).
+    pub dcr: bool,
+    /// Trusted by the operator's policy.
+    pub trusted: bool,
+    /// Where the browser goes afterwards.
+    pub redirect_host: String,
+    /// Warning about the redirect target.
+    pub redirect_warning: Option<String>,
+    /// Scopes requested.
+    pub scopes: Vec<&'a str>,
+    /// Resource identifier.
+    pub resource: &'a str,
+    /// Signed-in user.
+    pub user: &'a str,
+    /// A notice (e.g. the document changed since the page was shown).
+    pub notice: Option<&'a str>,
+    /// Form action.
+    pub action: &'a str,
+    /// Sealed pending request.
+    pub request: &'a str,
+    /// Document hash shown (re-checked on submit).
+    pub doc: &'a str,
+    /// CSRF token.
+    pub csrf: &'a str,
+}
+
+/// Longest host shown in full; longer ones keep their right-most part (the registrable
+/// domain), per SPEC §4 "truncated from the left".
+pub const MAX_HOST_CHARS: usize = 48;
+
+/// Left-truncate a host for display.
+pub fn truncate_host(host: &str) -> String {
+    let n = host.chars().count();
+    if n <= MAX_HOST_CHARS {
+        return host.to_owned();
+    }
+    let tail: String = host.chars().skip(n - (MAX_HOST_CHARS - 1)).collect();
+    format!("…{tail}")
+}
+
+/// Render a template with the security headers; `redirect_origin` is added to `form-action`.
+pub fn render(status: StatusCode, page: &impl Template, redirect_origin: Option<&str>) -> Response {
+    match page.render() {
+        Ok(body) => {
+            let mut r = (status, body).into_response();
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            security_headers(h, redirect_origin);
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "page rendering failed").into_response()
+        }
+    }
+}
+
+/// Add the security headers (see the module docs).
+pub fn security_headers(h: &mut HeaderMap, redirect_origin: Option<&str>) {
+    const BASE: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
+                        base-uri 'none'; form-action 'self'";
+    let csp = match redirect_origin {
+        Some(o) => {
+            HeaderValue::from_str(&format!("{BASE} {o}")).unwrap_or(HeaderValue::from_static(BASE))
+        }
+        None => HeaderValue::from_static(BASE),
+    };
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
+/// The CSP source for a redirect URI's target: `scheme://host[:port]` for http(s) (IPv6 hosts
+/// are left out: CSP host-source has no bracket syntax), `scheme:` for private-use schemes.
+pub fn csp_origin(redirect_uri: &str) -> Option<String> {
+    let url = url::Url::parse(redirect_uri).ok()?;
+    match url.scheme() {
+        "http" | "https" => match url.host()? {
+            url::Host::Ipv6(_) => None,
+            _ => Some(url.origin().ascii_serialization()),
+        },
+        other
+            if other
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            Some(format!("{other}:"))
+        }
+        _ => None,
+    }
+}
+
+/// A 302 to `location` with `no-store` and `no-referrer`.
+pub fn redirect(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            let mut r = StatusCode::FOUND.into_response();
+            let h = r.headers_mut();
+            h.insert(header::LOCATION, v);
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            r
+        }
+        Err(_) => ErrorPage::server_fault("build the redirect").respond(false),
+    }
+}
+
+/// Whether the caller prefers JSON (an API client, not a browser).
+pub fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_hosts_are_truncated_from_the_left() {
+        let long = format!("{}.evil.example.com", "a".repeat(80));
+        let t = truncate_host(&long);
+        assert!(
+            t.starts_with('…') && t.ends_with(".evil.example.com"),
+            "{t}"
+        );
+        assert_eq!(t.chars().count(), MAX_HOST_CHARS);
+        assert_eq!(truncate_host("cimd.test"), "cimd.test");
+    }
+
+    #[test]
+    fn csp_origin_per_redirect_kind() {
+        let cases = [
+            (
+                "https://app.example.com/cb?x=1",
+                Some("https://app.example.com"),
+            ),
+            ("http://127.0.0.1:8765/cb", Some("http://127.0.0.1:8765")),
+            ("http://[::1]:8765/cb", None),
+            ("com.example.app:/cb", Some("com.example.app:")),
+        ];
+        for (uri, want) in cases {
+            assert_eq!(csp_origin(uri).as_deref(), want, "{uri}");
+        }
+    }
+
+    #[test]
+    fn client_name_is_escaped_on_the_consent_page() {
+        let page = ConsentPage {
+            client_host: "cimd.test".into(),
+            client_id: "https://cimd.test/c",
+            client_name: Some("<script>alert(1)</script>"),
+            dcr: false,
+            trusted: false,
+            redirect_host: "cimd.test".into(),
+            redirect_warning: None,
+            scopes: vec!["mcp"],
+            resource: "http://x/mcp",
+            user: "alice",
+            notice: None,
+            action: "/authorize",
+            request: "r",
+            doc: "d",
+            csrf: "c",
+        };
+        let html = page.render().unwrap();
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(
+            html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"),
+            "{html}"
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! Login and consent over real HTTP (SPEC §4 form contract, consent page content, CSRF,
+//! remember-decision, auto-approve of trusted clients).
+mod common;
+
+use axum::http::StatusCode;
+use common::{Browser, Page, STATE, TestEnv, pkce_pair, query_map};
+
+fn authorize_url(env: &TestEnv, client_id: &str, redirect: &str) -> String {
+    let (_, challenge) = pkce_pair();
+    env.authorize_url(&env.authorize_params(client_id, redirect, &challenge))
+}
+
+/// Fresh browser → login page → logged in; returns the consent page.
+async fn consent_page(env: &TestEnv, b: &Browser, url: &str) -> Page {
+    let login = b.get(url).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let page = b.login(&login).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.form().unwrap().has("decision"), "{}", page.body);
+    let _ = env;
+    page
+}
+
+fn assert_code_redirect(env: &TestEnv, location: &str) {
+    let q = query_map(location);
+    assert!(q.contains_key("code"), "{location}");
+    assert_eq!(q.get("state").map(String::as_str), Some(STATE));
+    assert_eq!(q.get("iss"), Some(&env.base));
+}
+
+#[tokio::test]
+async fn wrong_password_shows_login_page_again_with_401() {
+    let env = TestEnv::start().await;
+    let id = env.publish_client("app", serde_json::json!({}));
+    let b = env.browser();
+    let login = b
+        .get(&authorize_url(
+            &env,
+            &id,
+            &TestEnv::default_redirect("cimd.test"),
+        ))
+        .await;
+    let form = login.form().unwrap();
+    for (user, pw) in [("alice", "wrong"), ("nobody", "password")] {
+        let page = b
+            .submit(&form, &[("username", user), ("password", pw)])
+            .await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{user}");
+        assert!(
+            page.body.contains("Incorrect username or password"),
+            "same message: {}",
+            page.body
+        );
+        assert!(page.form().unwrap().has("password"), "login form again");
+        assert!(!b.cookies().contains_key("cimdgate_session"));
+    }
+}
+
+#[tokio::test]
+async fn consent_post_without_valid_csrf_token_is_refused_with_403() {
+    let env = TestEnv::start().await;
+    let id = env.publish_client("app", serde_json::json!({}));
+    let b = env.browser();
+    let page = consent_page(
+        &env,
+        &b,
+        &authorize_url(&env, &id, &TestEnv::default_redirect("cimd.test")),
+    )
+    .await;
+    let form = page.form().unwrap();
+    let without: Vec<(String, String)> = form
+        .hidden()
+        .into_iter()
+        .filter(|(n, _)| n != "csrf")
+        .chain([("decision".to_owned(), "approve".to_owned())])
+        .collect();
+    let r = b.post_form(&form.action, &without).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.location().is_none());
+    let r = b
+        .submit(&form, &[("decision", "approve"), ("csrf", "forged")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // A token from another session does not work either.
+    let other = env.browser();
+    let other_page = consent_page(
+        &env,
+        &other,
+        &authorize_url(&env, &id, &TestEnv::default_redirect("cimd.test")),
+    )
+    .await;
+    let other_csrf = other_page.form().unwrap().value("csrf").unwrap().to_owned();
+    let r = b
+        .submit(&form, &[("decision", "approve"), ("csrf", &other_csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // The genuine form still works.
+    let r = b.submit(&form, &[("decision", "approve")]).await;
+    assert_code_redirect(&env, &r.location().unwrap());
+}
+
+#[tokio::test]
+async fn cross_site_form_post_is_refused() {
+    let env = TestEnv::start().await;
+    let id = env.publish_client("app", serde_json::json!({}));
+    let b = env.browser();
+    let page = consent_page(
+        &env,
+        &b,
+        &authorize_url(&env, &id, &TestEnv::default_redirect("cimd.test")),
+    )
+    .await;
+    let form = page.form().unwrap();
+    let mut fields = form.hidden();
+    fields.push(("decision".into(), "approve".into()));
+    for headers in [
+        [("sec-fetch-site", "cross-site")],
+        [("origin", "https://evil.test")],
+    ] {
+        let r = b.post_form_with(&form.action, &fields, &headers).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{headers:?}");
+    }
+}
+
+#[tokio::test]
+async fn deny_redirects_with_access_denied_state_and_iss() {
+    let env = TestEnv::start().await;
+    let id = env.publish_client("app", serde_json::json!({}));
+    let loc = env
+        .login_and_consent(
+            &authorize_url(&env, &id, &TestEnv::default_redirect("cimd.test")),
+            false,
+        )
+        .await;
+    let q = query_map(&loc);
+    assert_eq!(
+        q.get("error").map(String::as_str),
+        Some("access_denied"),
+        "{loc}"
+    );
+    assert_eq!(q.get("state").map(String::as_str), Some(STATE));
+    assert_eq!(q.get("iss"), Some(&env.base));
+    assert!(!q.contains_key("code"));
+}
+
+#[tokio::test]
+async fn signed_in_user_skips_login_but_sees_consent() {
+    let env = TestEnv::start().await;
+    let id = env.publish_client("app", serde_json::json!({}));
+    let url = authorize_url(&env, &id, &TestEnv::default_redirect("cimd.test"));
+    let b = env.browser();
+    b.login_and_consent(&url, true, false).await;
+    let page = b.get(&url).await;
+    let form = page.form().unwrap();
+    assert!(
+        form.has("decision") && !form.has("password"),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn remembered_approval_skips_consent_but_not_login() {
+    let env = TestEnv::start().await;
+    let id = env.publish_client("app", serde_json::json!({}));
+    let redirect = TestEnv::default_redirect("cimd.test");
+    let b = env.browser();
+    let loc = b
+        .login_and_consent(&authorize_url(&env, &id, &redirect), true, true)
+        .await;
+    assert_code_redirect(&env, &loc);
+    // Same browser (session): straight back to the client.
+    let page = b.get(&authorize_url(&env, &id, &redirect)).await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    assert_code_redirect(&env, &page.location().unwrap());
+    // New browser: login first, then no consent page.
+    let fresh = env.browser();
+    let login = fresh.get(&authorize_url(&env, &id, &redirect)).await;
+    assert!(
+        login.form().unwrap().has("password"),
+        "login still required"
+    );
+    let after = fresh.login(&login).await;
+    assert_eq!(after.status, StatusCode::FOUND, "{}", after.body);
+    assert_code_redirect(&env, &after.location().unwrap());
+    // Another client is not covered.
+    let other = env.publish_client("other", serde_json::json!({}));
+    let page = b.get(&authorize_url(&env, &other, &redirect)).await;
+    assert!(page.form().unwrap().has("decision"));
+}
+
+#[tokio::test]
+async fn remembered_denial_returns_access_denied() {
+    let env = TestEnv::start().await;
+    let id = env.publish_client("app", serde_json::json!({}));
+    let redirect = TestEnv::default_redirect("cimd.test");
+    let b = env.browser();
+    b.login_and_consent(&authorize_url(&env, &id, &redirect), false, true)
+        .await;
+    let page = b.get(&authorize_url(&env, &id, &redirect)).await;
+    assert_eq!(page.status, StatusCode::FOUND);
+    let q = query_map(&page.location().unwrap());
+    assert_eq!(q.get("error").map(String::as_str), Some("access_denied"));
+}
+
+#[tokio::test]
+async fn auto_approve_trusted_skips_consent_but_not_login() {
+    let env = TestEnv::start_with(|c| {
+        c.cimd.trusted_domains = vec!["trusted.test".into()];
+        c.cimd.auto_approve_trusted = true;
+    })
+    .await;
+    let trusted = env.publish_client_on("trusted.test", "app", serde_json::json!({}));
+    let b = env.browser();
+    let login = b
+        .get(&authorize_url(
+            &env,
+            &trusted,
+            &TestEnv::default_redirect("trusted.test"),
+        ))
+        .await;
+    assert!(
+        login.form().unwrap().has("password"),
+        "login is never skipped: {}",
+        login.body
+    );
+    let after = b.login(&login).await;
+    assert_eq!(
+        after.status,
+        StatusCode::FOUND,
+        "consent skipped: {}",
+        after.body
+    );
+    assert_code_redirect(&env, &after.location().unwrap());
+    // An untrusted client in the same session still gets the consent page.
+    let other = env.publish_client("app", serde_json::json!({}));
+    let page = b
+        .get(&authorize_url(
+            &env,
+            &other,
+            &TestEnv::default_redirect("cimd.test"),
+        ))
+        .await;
+    assert!(page.form().unwrap().has("decision"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn consent_page_shows_client_host_redirect_host_and_warnings() {
+    let env = TestEnv::start().await;
+    let port = env.cimd.port();
+    let same = format!("https://cimd.test:{port}/cb");
+    let elsewhere = "https://other.test/cb".to_owned();
+    let loopback = "http://127.0.0.1:5555/cb".to_owned();
+    let id = env.publish_client(
+        "app",
+        serde_json::json!({
+            "client_name": "Friendly <b>App</b>",
+            "redirect_uris": [same, elsewhere, loopback],
+        }),
+    );
+    let b = env.browser();
+    let cases = [
+        (&same, None),
+        (&elsewhere, Some("which is not cimd.test")),
+        (&loopback, Some("this computer")),
+    ];
+    for (redirect, warning) in cases {
+        let url = authorize_url(&env, &id, redirect);
+        let page = match b.cookies().contains_key("cimdgate_session") {
+            true => b.get(&url).await,
+            false => consent_page(&env, &b, &url).await,
+        };
+        let body = &page.body;
+        let host_pos = body.find("cimd.test").expect("client host shown");
+        let name_pos = body.find("Friendly").expect("client name shown");
+        assert!(
+            host_pos < name_pos,
+            "hostname leads, before the self-declared name"
+        );
+        assert!(
+            body.contains("&#60;b&#62;") || body.contains("&lt;b&gt;"),
+            "name escaped"
+        );
+        assert!(body.contains("Verified domain"));
+        assert!(body.contains("mcp") && body.contains(&env.resource()));
+        let redirect_host = url::Url::parse(redirect)
+            .unwrap()
+            .host_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            body.contains(&redirect_host),
+            "redirect host {redirect_host} shown"
+        );
+        match warning {
+            Some(w) => assert!(body.contains(w), "{redirect}: expected warning {w:?}"),
+            None => assert!(
+                !body.contains("Check this:"),
+                "{redirect}: no warning expected"
+            ),
+        }
+        let csp = page.header("content-security-policy").unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert_eq!(page.header("x-frame-options").as_deref(), Some("DENY"));
+    }
+}
