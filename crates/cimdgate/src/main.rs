@@ -1,11 +1,12 @@
 //! `cimdgate` — the command-line front end.
 //!
 //! This binary only parses arguments and wires library crates together; every rule lives in the
-//! `cimd` core crate. Commands so far: `cimd create` and `cimd validate` (SPEC §7).
+//! `cimd` core crate. Commands: `serve`, `hash-password`, `cimd create`, `cimd validate` (SPEC §7).
 #![forbid(unsafe_code)]
 
 mod cimd_create;
 mod cimd_validate;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -36,9 +37,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the authorization server (and, later, the gateway).
+    Serve(serve::ServeArgs),
     /// Create and check Client ID Metadata Documents.
     #[command(subcommand)]
     Cimd(CimdCommand),
+    /// Read one password on stdin and print its argon2id hash (for [[identity.users]]).
+    HashPassword,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,21 +56,30 @@ enum CimdCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    match &cli.command {
+        Command::Serve(args) => init_logging("info", args.json_logs()),
+        _ => init_logging("warn", false),
+    }
     match cli.command {
+        Command::Serve(args) => ExitCode::from(serve::run(args)),
+        Command::HashPassword => ExitCode::from(serve::hash_password()),
         Command::Cimd(CimdCommand::Create(args)) => ExitCode::from(cimd_create::run(args)),
         Command::Cimd(CimdCommand::Validate(args)) => ExitCode::from(cimd_validate::run(args)),
     }
 }
 
 /// Logs go to stderr so that stdout stays machine-readable (`--json`, `create` output).
-/// `RUST_LOG` overrides the default level (warn).
-fn init_logging() {
+/// `RUST_LOG` overrides the default level. `serve --log-format json` writes JSON lines; audit
+/// events carry the target `audit`.
+fn init_logging(default_level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().with_target(true).init();
+    } else {
+        builder.with_target(true).init();
+    }
 }

@@ -1,0 +1,133 @@
+//! `cimdgate serve` and `cimdgate hash-password`.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use cimdgate_server::Config;
+
+use crate::{EXIT_INVALID, EXIT_USAGE_OR_FETCH, EXIT_VALID};
+
+/// Arguments of `cimdgate serve`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Configuration: one TOML file (see docs/cimdgate.example.toml). Every key \
+can be overridden by an environment variable CIMDGATE_<SECTION>__<KEY>, e.g. \
+CIMDGATE_SERVER__LISTEN=0.0.0.0:8080 or CIMDGATE_STORE__URL=embedded:/var/lib/cimdgate."
+)]
+pub struct ServeArgs {
+    /// TOML configuration file (relative paths inside resolve against its folder).
+    #[arg(short, long, value_name = "FILE", env = "CIMDGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Listen address; overrides server.listen.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Log format on stderr: `text` or `json` (one JSON object per line).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+impl ServeArgs {
+    /// Whether logs are JSON lines.
+    pub fn json_logs(&self) -> bool {
+        self.log_format == "json"
+    }
+}
+
+/// Run the server until Ctrl-C / SIGTERM.
+pub fn run(args: ServeArgs) -> u8 {
+    let mut config = match Config::load(args.config.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_INVALID;
+        }
+    };
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_USAGE_OR_FETCH;
+        }
+    };
+    runtime.block_on(async move {
+        let issuer = config.issuer();
+        let server = match cimdgate_server::start(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_INVALID;
+            }
+        };
+        eprintln!(
+            "cimdgate listening on http://{} (issuer {issuer})",
+            server.addr
+        );
+        eprintln!("  metadata: {issuer}/.well-known/oauth-authorization-server");
+        shutdown_signal().await;
+        eprintln!("shutting down");
+        server.shutdown().await;
+        EXIT_VALID
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// `cimdgate hash-password`: one password from stdin (one trailing newline stripped) → the
+/// argon2id PHC string on stdout, nothing else.
+pub fn hash_password() -> u8 {
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().take(4096).read_to_string(&mut input) {
+        eprintln!("error: cannot read the password from stdin: {e}");
+        return EXIT_USAGE_OR_FETCH;
+    }
+    let password = input
+        .strip_suffix("\r\n")
+        .or_else(|| input.strip_suffix('\n'))
+        .unwrap_or(&input);
+    if password.is_empty() {
+        eprintln!(
+            "error: the password is empty (pipe it on stdin: echo -n 'secret' | cimdgate hash-password)"
+        );
+        return EXIT_USAGE_OR_FETCH;
+    }
+    match cimdgate_server::identity::local::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            EXIT_VALID
+        }
+        Err(e) => {
+            eprintln!("error: cannot hash the password: {e}");
+            EXIT_USAGE_OR_FETCH
+        }
+    }
+}
