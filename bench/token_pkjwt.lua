@@ -1,0 +1,19 @@
+-- POST /token code exchange authenticated with an ES256 private_key_jwt assertion
+-- (a fresh jti per request), one fresh code per request.
+local codes, assertions = {}, {}
+local dir = os.getenv("BENCH_DIR")
+for line in io.lines(dir .. "/codes_pkjwt.txt") do codes[#codes + 1] = line end
+for line in io.lines(dir .. "/assertions.txt") do assertions[#assertions + 1] = line end
+local i = 0
+local prefix = "grant_type=authorization_code"
+  .. "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+  .. "&redirect_uri=" .. os.getenv("REDIRECT_URI")
+  .. "&code_verifier=" .. os.getenv("CODE_VERIFIER")
+  .. "&resource=" .. os.getenv("RESOURCE")
+local headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
+request = function()
+  i = i + 1
+  if i > #codes then i = 1 end
+  return wrk.format("POST", "/token", headers,
+    prefix .. "&code=" .. codes[i] .. "&client_assertion=" .. assertions[i])
+end

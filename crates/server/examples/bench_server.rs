@@ -1,0 +1,250 @@
+//! Load-run fixture for `bench/*.sh`: starts, in this process, a real HTTPS host serving two
+//! CIMD documents (a public client and an ES256 `private_key_jwt` client) under a throwaway CA,
+//! and a cimdgate server with the durable embedded store and rate limits off. It then prepares
+//! single-use inputs for the load generator (which runs in a second process, `wrk`):
+//!
+//! - `authorize.path` — a `/authorize` request for the cached public CIMD client;
+//! - `codes_public.txt` — authorization codes for the public client (one per line);
+//! - `codes_pkjwt.txt` + `assertions.txt` — codes and freshly signed client assertions (unique
+//!   `jti` each) for the `private_key_jwt` client;
+//! - `env.sh` — the values the Lua scripts need (port, client ids, verifier, redirect URI).
+//!
+//! Codes are written straight into the store (the same record `/authorize` + consent would
+//! create): driving 300k interactive logins would measure argon2, not `/token`.
+//!
+//! Usage: `cargo run --release -p cimdgate-server --example bench_server -- OUT_DIR [CODES]`
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../../cimd/tests/common/keys.rs"]
+mod keys;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::http::header;
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::Digest;
+
+use cimdgate_server::Config;
+use cimdgate_store::{ClientKind, CodeRecord, TokenHash};
+use cimdgate_test_support::{HttpsHost, TestCa};
+use keys::TestKey;
+
+const VERIFIER: &str = "bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let out = PathBuf::from(args.next().expect("usage: bench_server OUT_DIR [CODES]"));
+    let n: usize = args
+        .next()
+        .map_or(200_000, |s| s.parse().expect("CODES is a number"));
+    std::fs::create_dir_all(&out).unwrap();
+
+    // The CIMD host (documents are filled in once the port is known).
+    let docs: Arc<std::sync::Mutex<HashMap<String, String>>> = Arc::default();
+    let served = docs.clone();
+    let router = Router::new().route(
+        "/{name}",
+        get(
+            move |axum::extract::Path(name): axum::extract::Path<String>| {
+                let body = served
+                    .lock()
+                    .unwrap()
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_default();
+                async move {
+                    (
+                        [
+                            (header::CONTENT_TYPE, "application/json"),
+                            (header::CACHE_CONTROL, "max-age=86400"),
+                        ],
+                        body,
+                    )
+                }
+            },
+        ),
+    );
+    let ca = TestCa::new();
+    let host = HttpsHost::start(&ca, &["cimd.test"], router).await;
+    let public_id = host.url("cimd.test", "/public.json");
+    let pkjwt_id = host.url("cimd.test", "/pkjwt.json");
+    let key = TestKey::es256("bench-es256");
+    {
+        let mut d = docs.lock().unwrap();
+        d.insert(
+            "public.json".into(),
+            serde_json::json!({"client_id": public_id, "client_name": "Bench Public",
+                "redirect_uris": [REDIRECT]})
+            .to_string(),
+        );
+        d.insert(
+            "pkjwt.json".into(),
+            serde_json::json!({"client_id": pkjwt_id, "client_name": "Bench PKJWT",
+                "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": keys::jwks_json(&[&key])})
+            .to_string(),
+        );
+    }
+    std::fs::write(out.join("ca.pem"), ca.cert_pem()).unwrap();
+
+    // cimdgate on a fixed loopback port chosen by the OS.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let data = out.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let config = Config::from_toml(&format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+[store]
+url = "embedded:{data}"
+[fetch]
+dev_allow_loopback = true
+extra_ca_file = "{ca}"
+resolve = {{ "cimd.test" = "127.0.0.1" }}
+[limits]
+per_ip_per_second = 0
+per_client_host_per_second = 0
+[[resources]]
+path = "/mcp"
+upstream = "builtin:demo"
+scopes = ["mcp"]
+"#,
+        data = data.display(),
+        ca = out.join("ca.pem").display(),
+    ))
+    .unwrap();
+    let server = cimdgate_server::serve(config, listener).await.unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let resource = format!("{base}/mcp");
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER.as_bytes()));
+
+    // Warm the document cache through the real endpoint.
+    let authorize = format!(
+        "/authorize?response_type=code&client_id={}&redirect_uri={}&state=s1&code_challenge={}&code_challenge_method=S256&resource={}&scope=mcp",
+        enc(&public_id),
+        enc(REDIRECT),
+        challenge,
+        enc(&resource)
+    );
+    let http = reqwest::Client::new();
+    for path in [&authorize] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert!(
+            r.status().is_success(),
+            "warm-up /authorize: {}",
+            r.status()
+        );
+    }
+    std::fs::write(out.join("authorize.path"), &authorize).unwrap();
+
+    // Single-use inputs.
+    let store = server.state.shared.store.clone();
+    let now = SystemTime::now();
+    let mint = |client_id: String| {
+        let store = store.clone();
+        let challenge = challenge.clone();
+        let resource = resource.clone();
+        async move {
+            let code = URL_SAFE_NO_PAD.encode(rand_bytes());
+            let record = CodeRecord {
+                client_id,
+                client_kind: ClientKind::Cimd,
+                redirect_uri: REDIRECT.into(),
+                code_challenge: challenge,
+                resource,
+                scope: "mcp".into(),
+                subject: "bench-user".into(),
+                family_id: URL_SAFE_NO_PAD.encode(rand_bytes()),
+                document_hash: None,
+                document_snapshot: None,
+                upstream_ref: None,
+                auth_time: now,
+                // Long enough for the whole load run; `/token` checks expiry, not issue time.
+                expires_at: now + Duration::from_secs(3600),
+            };
+            store
+                .put_code(&TokenHash::of(&code), &record)
+                .await
+                .unwrap();
+            code
+        }
+    };
+    for (file, id) in [
+        ("codes_public.txt", &public_id),
+        ("codes_pkjwt.txt", &pkjwt_id),
+    ] {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(out.join(file)).unwrap());
+        let mut set = tokio::task::JoinSet::new();
+        let mut codes = Vec::with_capacity(n);
+        for _ in 0..n {
+            set.spawn(mint(id.clone()));
+            if set.len() >= 256
+                && let Some(code) = set.join_next().await
+            {
+                codes.push(code.unwrap());
+            }
+        }
+        while let Some(code) = set.join_next().await {
+            codes.push(code.unwrap());
+        }
+        for c in codes {
+            writeln!(f, "{c}").unwrap();
+        }
+    }
+    {
+        let token_endpoint = format!("{base}/token");
+        let mut f =
+            std::io::BufWriter::new(std::fs::File::create(out.join("assertions.txt")).unwrap());
+        for _ in 0..n {
+            let mut claims = keys::claims(&pkjwt_id, &token_endpoint, SystemTime::now());
+            claims["exp"] = serde_json::json!(keys::unix(SystemTime::now()) + 280);
+            writeln!(f, "{}", key.sign(&claims)).unwrap();
+        }
+    }
+    std::fs::write(
+        out.join("env.sh"),
+        format!(
+            "export CIMDGATE_PORT={port}\nexport PUBLIC_CLIENT_ID='{}'\nexport PKJWT_CLIENT_ID='{}'\nexport REDIRECT_URI='{}'\nexport CODE_VERIFIER='{VERIFIER}'\nexport RESOURCE='{}'\nexport BENCH_DIR='{}'\n",
+            enc(&public_id),
+            enc(&pkjwt_id),
+            enc(REDIRECT),
+            enc(&resource),
+            out.display()
+        ),
+    )
+    .unwrap();
+    println!("READY {port}");
+    let _ = tokio::signal::ctrl_c().await;
+    drop(host);
+    server.shutdown().await;
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut b).expect("system randomness");
+    b
+}
+
+/// Percent-encode a query value (RFC 3986 unreserved characters kept).
+fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
