@@ -34,28 +34,7 @@ fn fixture_dir() -> PathBuf {
 
 /// Install the fixture's dependencies once per process (`npm ci` from the committed lockfile).
 fn ensure_installed() {
-    static ONCE: Mutex<bool> = Mutex::new(false);
-    let mut done = ONCE.lock().unwrap_or_else(|e| e.into_inner());
-    if *done {
-        return;
-    }
-    let dir = fixture_dir();
-    if !dir.join("node_modules/oidc-provider/package.json").exists() {
-        let out = Command::new("npm")
-            .args(["ci", "--prefix"])
-            .arg(&dir)
-            .args(["--no-audit", "--no-fund"])
-            .output()
-            .expect("npm must be installed for the upstream tests");
-        assert!(
-            out.status.success(),
-            "npm ci in {} failed:\n{}\n{}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    *done = true;
+    common::npm_ci_once(&fixture_dir(), "node_modules/oidc-provider/package.json");
 }
 
 /// A running `oidc-provider`; killed (by PID) on drop.

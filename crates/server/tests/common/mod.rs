@@ -20,6 +20,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -389,6 +391,39 @@ impl Drop for TestEnv {
             drop(s);
         }
     }
+}
+
+/// Install a node test fixture's dependencies (`npm ci --prefix DIR --no-audit --no-fund`, from
+/// its committed `package-lock.json`) unless `DIR/marker` already exists; at most once per
+/// fixture per test process. A failure (no npm, `npm ci` failing) fails the test — nothing is
+/// skipped. CI pre-installs the fixtures.
+pub fn npm_ci_once(dir: &Path, marker: &str) {
+    static DONE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if done.iter().any(|d| d == dir) {
+        return;
+    }
+    if !dir.join(marker).exists() {
+        let out = Command::new("npm")
+            .args(["ci", "--prefix"])
+            .arg(dir)
+            .args(["--no-audit", "--no-fund"])
+            .output()
+            .unwrap_or_else(|e| panic!("npm must be installed for {}: {e}", dir.display()));
+        assert!(
+            out.status.success(),
+            "npm ci in {} failed:\n{}\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            dir.join(marker).exists(),
+            "npm ci in {} did not produce {marker}",
+            dir.display()
+        );
+    }
+    done.push(dir.to_owned());
 }
 
 /// A plain HTTP client for non-browser calls (no redirects, no cookies, 10 s timeout).
