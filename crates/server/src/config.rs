@@ -214,6 +214,9 @@ impl std::fmt::Debug for UpstreamConfig {
 }
 
 /// `[cimd]`: trust policy (SPEC §3.6), profile, cache bounds (SPEC §3.4), redirect allow-list.
+///
+/// The policy keys repeat `cimd::policy::TrustPolicyConfig`'s fields because serde cannot
+/// combine `#[serde(flatten)]` with `deny_unknown_fields`; [`CimdConfig::policy`] maps them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CimdConfig {

@@ -27,20 +27,10 @@ pub(crate) const JWKS_TTL: Duration = Duration::from_secs(3600);
 /// Clock skew accepted on `exp`/`iat`/`nbf`, seconds.
 pub(crate) const ID_TOKEN_LEEWAY_SECS: u64 = 60;
 
-/// The id_token algorithms cimdgate accepts at all: asymmetric only. `none` cannot be
-/// represented and HS* (keyed with the client secret, or — the classic attack — with the public
-/// key) are never accepted.
-const ASYMMETRIC: [Algorithm; 9] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
+/// The id_token algorithms cimdgate accepts at all: the same asymmetric set as client
+/// assertions. `none` cannot be represented and HS* (keyed with the client secret, or — the
+/// classic attack — with the public key) are never accepted.
+const ASYMMETRIC: [Algorithm; 9] = cimd::assertion::ALLOWED_ALGORITHMS;
 
 /// The parts of the discovery document cimdgate uses.
 #[derive(Debug, Clone, Deserialize)]
