@@ -3,6 +3,8 @@
 //! This binary only parses arguments and wires library crates together; every rule lives in the
 //! `cimd` core crate. Commands: `serve`, `hash-password`, `cimd create`, `cimd validate` (SPEC §7).
 #![forbid(unsafe_code)]
+// Panics in request paths are bugs: no unwrap/expect outside tests (STYLE.md).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod cimd_create;
 mod cimd_validate;
