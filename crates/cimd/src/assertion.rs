@@ -18,6 +18,14 @@
 //!    the signature and every claim passed, so forged or invalid assertions cannot burn a
 //!    client's `jti` values.
 //!
+//! Step 7 can be left to the caller: the `*_deferred` methods run steps 1–6 and return an
+//! [`UnrecordedAssertion`] carrying the `jti` and how long to keep it. The caller **must**
+//! record that `jti` itself, atomically with whatever it does with the assertion, in the same
+//! replay namespace as the verifier's [`ReplayStore`], and refuse the request if it was already
+//! recorded. The authorization server does this at the code exchange, recording the `jti` in
+//! the same store transaction that redeems the code, so an exchange costs one durable write
+//! instead of two.
+//!
 //! Non-goals: issuing assertions, `client_secret_jwt` (shared secrets are forbidden for CIMD
 //! clients, SPEC §3.2), keys carried in the JWT header (`jwk`, `jku`, `x5c`, `x5u` are ignored).
 
@@ -131,7 +139,8 @@ impl<'a> ClientKeys<'a> {
 pub struct VerifiedAssertion {
     /// The authenticated client.
     pub client_id: String,
-    /// The assertion's `jti` (now recorded as used).
+    /// The assertion's `jti` (now recorded as used; for an [`UnrecordedAssertion`], still to
+    /// be recorded by the caller).
     pub jti: String,
     /// The assertion's `exp`.
     pub expires_at: SystemTime,
@@ -139,6 +148,30 @@ pub struct VerifiedAssertion {
     pub alg: Algorithm,
     /// The `kid` of the key that verified the signature (the header `kid` when the key has none).
     pub kid: Option<String>,
+}
+
+/// An assertion that passed every check except the single-use `jti` record (returned by the
+/// `*_deferred` methods of [`AssertionVerifier`]). It does not authenticate the client until
+/// the caller has recorded `(assertion.client_id, assertion.jti)` until `keep_until` — new,
+/// atomically, in the replay namespace of the verifier's [`ReplayStore`] — and it must refuse
+/// the request when the `jti` was already recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "the jti must be recorded before the assertion authenticates anything"]
+pub struct UnrecordedAssertion {
+    /// The verified assertion (its `jti` not yet recorded).
+    pub assertion: VerifiedAssertion,
+    /// Until when the `jti` must be remembered: `exp` + the allowed clock skew, the same time
+    /// the verifier itself records it until.
+    pub keep_until: SystemTime,
+}
+
+/// Whether the verifier records the `jti` itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplayMode {
+    /// Record through the [`ReplayStore`] as the last step.
+    Record,
+    /// Leave it to the caller ([`UnrecordedAssertion`]).
+    Deferred,
 }
 
 /// Verifies client assertions. Build one per authorization server and share it: it caches
@@ -199,6 +232,17 @@ impl AssertionVerifier {
         self.verify_at(assertion, client, SystemTime::now()).await
     }
 
+    /// [`Self::verify_at_deferred`] now: every check but the `jti` record, which the caller
+    /// **must** make atomically (see [`UnrecordedAssertion`]).
+    pub async fn verify_deferred(
+        &self,
+        assertion: &str,
+        client: &ClientDocument,
+    ) -> Result<UnrecordedAssertion, AssertionError> {
+        self.verify_at_deferred(assertion, client, SystemTime::now())
+            .await
+    }
+
     /// Verify `assertion` for the CIMD client described by `client`, at time `now`.
     pub async fn verify_at(
         &self,
@@ -206,12 +250,23 @@ impl AssertionVerifier {
         client: &ClientDocument,
         now: SystemTime,
     ) -> Result<VerifiedAssertion, AssertionError> {
-        if client.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt {
-            return Err(AssertionError::NotPrivateKeyJwtClient {
-                client_id: client.client_id.as_str().to_owned(),
-            });
-        }
+        check_declares_private_key_jwt(client)?;
         self.verify_keys_at(assertion, &ClientKeys::from_document(client), now)
+            .await
+    }
+
+    /// Like [`Self::verify_at`] but without recording the `jti`: every other check runs (a
+    /// forged or invalid assertion is rejected before anything is recorded, and the
+    /// [`ReplayStore`] is never touched). The caller **must** record the returned `jti`
+    /// atomically, see [`UnrecordedAssertion`].
+    pub async fn verify_at_deferred(
+        &self,
+        assertion: &str,
+        client: &ClientDocument,
+        now: SystemTime,
+    ) -> Result<UnrecordedAssertion, AssertionError> {
+        check_declares_private_key_jwt(client)?;
+        self.verify_keys_at_deferred(assertion, &ClientKeys::from_document(client), now)
             .await
     }
 
@@ -223,6 +278,31 @@ impl AssertionVerifier {
         client: &ClientKeys<'_>,
         now: SystemTime,
     ) -> Result<VerifiedAssertion, AssertionError> {
+        self.run(assertion, client, now, ReplayMode::Record)
+            .await
+            .map(|u| u.assertion)
+    }
+
+    /// Like [`Self::verify_keys_at`] but without recording the `jti` (see
+    /// [`Self::verify_at_deferred`]). The caller **must** record the returned `jti` atomically,
+    /// see [`UnrecordedAssertion`].
+    pub async fn verify_keys_at_deferred(
+        &self,
+        assertion: &str,
+        client: &ClientKeys<'_>,
+        now: SystemTime,
+    ) -> Result<UnrecordedAssertion, AssertionError> {
+        self.run(assertion, client, now, ReplayMode::Deferred).await
+    }
+
+    /// The pipeline of the module docs; step 7 only in [`ReplayMode::Record`].
+    async fn run(
+        &self,
+        assertion: &str,
+        client: &ClientKeys<'_>,
+        now: SystemTime,
+        mode: ReplayMode,
+    ) -> Result<UnrecordedAssertion, AssertionError> {
         if assertion.len() > MAX_ASSERTION_BYTES {
             return Err(AssertionError::TooLarge {
                 len: assertion.len(),
@@ -249,19 +329,23 @@ impl AssertionVerifier {
 
         // Last step: only a genuine, valid assertion may use up its jti.
         let keep_until = from_unix_secs(checked.exp) + self.cfg.skew;
-        if !self
-            .replay
-            .record_once(client.client_id, &checked.jti, keep_until)
-            .await?
+        if mode == ReplayMode::Record
+            && !self
+                .replay
+                .record_once(client.client_id, &checked.jti, keep_until)
+                .await?
         {
             return Err(AssertionError::Replayed { jti: checked.jti });
         }
-        Ok(VerifiedAssertion {
-            client_id: client.client_id.to_owned(),
-            jti: checked.jti,
-            expires_at: from_unix_secs(checked.exp),
-            alg: jws.alg,
-            kid,
+        Ok(UnrecordedAssertion {
+            assertion: VerifiedAssertion {
+                client_id: client.client_id.to_owned(),
+                jti: checked.jti,
+                expires_at: from_unix_secs(checked.exp),
+                alg: jws.alg,
+                kid,
+            },
+            keep_until,
         })
     }
 
@@ -278,6 +362,17 @@ impl AssertionVerifier {
                 client_id: client.client_id.to_owned(),
             }),
         }
+    }
+}
+
+/// Step 1: the document declares `private_key_jwt`.
+fn check_declares_private_key_jwt(client: &ClientDocument) -> Result<(), AssertionError> {
+    if client.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt {
+        Ok(())
+    } else {
+        Err(AssertionError::NotPrivateKeyJwtClient {
+            client_id: client.client_id.as_str().to_owned(),
+        })
     }
 }
 

@@ -510,3 +510,133 @@ async fn refresh_scope_may_narrow_but_not_widen_and_resource_must_match() {
     let r = refresh(&env, &id, &rt, &[("scope", "mcp")]).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// Whether the minted code is still unused (white-box read of the store).
+async fn code_unused(env: &TestEnv, m: &back_util::Minted) -> bool {
+    let got = env
+        .server()
+        .state
+        .shared
+        .store
+        .get_code(&cimdgate_store::TokenHash::of(&m.code), SystemTime::now())
+        .await
+        .unwrap();
+    matches!(got, Some((_, false)))
+}
+
+fn pkjwt_client(env: &TestEnv, key: &TestKey) -> String {
+    env.publish_client(
+        "pkjwt",
+        json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_json(&[key])}),
+    )
+}
+
+#[tokio::test]
+async fn replayed_jti_at_the_code_grant_is_401_and_does_not_consume_the_code() {
+    let env = TestEnv::start().await;
+    let key = TestKey::es256("k");
+    let id = pkjwt_client(&env, &key);
+    let token_ep = env.url("/token");
+
+    // A jti already used elsewhere (here: recorded in the store, as /revoke or a refresh would).
+    let c = claims(&id, &token_ep, SystemTime::now());
+    let used = key.sign(&c);
+    let keep = SystemTime::now() + Duration::from_secs(600);
+    let store = &env.server().state.shared.store;
+    assert!(
+        store
+            .record_jti(&id, c["jti"].as_str().unwrap(), keep)
+            .await
+            .unwrap()
+    );
+    let m = mint_code(&env, &id, &redirect(), |_| {}).await;
+    let r = post(&env, "/token", &assertion_form(&m, &used), None).await;
+    r.assert_error(401, "invalid_client");
+    assert!(
+        r.description().contains("already used"),
+        "{}",
+        r.description()
+    );
+    assert!(
+        code_unused(&env, &m).await,
+        "the replay did not consume the code"
+    );
+
+    // The code works with a fresh assertion; replaying THAT one at the now used code is a 401
+    // too, and does not count as code reuse (the first tokens stay valid).
+    let fresh = key.sign(&claims(&id, &token_ep, SystemTime::now()));
+    let ok = post(&env, "/token", &assertion_form(&m, &fresh), None).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let r = post(&env, "/token", &assertion_form(&m, &fresh), None).await;
+    r.assert_error(401, "invalid_client");
+    assert!(
+        verify(&env, ok.body["access_token"].as_str().unwrap())
+            .await
+            .is_ok(),
+        "a replayed assertion is not a code reuse"
+    );
+}
+
+#[tokio::test]
+async fn failed_checks_after_a_good_assertion_keep_the_code_and_use_up_the_jti() {
+    let env = TestEnv::start().await;
+    let key = TestKey::es256("k");
+    let id = pkjwt_client(&env, &key);
+    let token_ep = env.url("/token");
+    let m = mint_code(&env, &id, &redirect(), |_| {}).await;
+    let wrong_verifier = "x".repeat(43);
+    let other_redirect = format!("{}x", m.record.redirect_uri);
+    let cases: [(&str, &str, u16, &str); 3] = [
+        ("code_verifier", &wrong_verifier, 400, "invalid_grant"),
+        ("redirect_uri", &other_redirect, 400, "invalid_grant"),
+        ("code", "never-issued", 400, "invalid_grant"),
+    ];
+    for (field, value, status, error) in cases {
+        let a = key.sign(&claims(&id, &token_ep, SystemTime::now()));
+        let mut form = assertion_form(&m, &a);
+        form.retain(|(k, _)| *k != field);
+        form.push((field, value));
+        post(&env, "/token", &form, None)
+            .await
+            .assert_error(status, error);
+        assert!(code_unused(&env, &m).await, "{field}: code kept");
+        // The assertion is used up all the same (single-use whatever the outcome).
+        let r = post(&env, "/token", &assertion_form(&m, &a), None).await;
+        r.assert_error(401, "invalid_client");
+        assert!(
+            r.description().contains("already used"),
+            "{field}: {}",
+            r.description()
+        );
+        assert!(
+            code_unused(&env, &m).await,
+            "{field}: code kept after the replay"
+        );
+    }
+    let a = key.sign(&claims(&id, &token_ep, SystemTime::now()));
+    let r = post(&env, "/token", &assertion_form(&m, &a), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn concurrent_exchanges_of_one_code_issue_once_and_revoke_the_winner() {
+    let env = TestEnv::start().await;
+    let key = TestKey::es256("k");
+    let id = pkjwt_client(&env, &key);
+    let token_ep = env.url("/token");
+    let m = mint_code(&env, &id, &redirect(), |_| {}).await;
+    let assertions: Vec<String> = (0..8)
+        .map(|_| key.sign(&claims(&id, &token_ep, SystemTime::now())))
+        .collect();
+    let forms: Vec<_> = assertions.iter().map(|a| assertion_form(&m, a)).collect();
+    let responses =
+        futures_util::future::join_all(forms.iter().map(|f| post(&env, "/token", f, None))).await;
+    let winners: Vec<&back_util::Resp> = responses.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(winners.len(), 1, "exactly one exchange succeeds");
+    for r in responses.iter().filter(|r| r.status != 200) {
+        r.assert_error(400, "invalid_grant");
+    }
+    // The losers were code reuse: the winner's tokens are revoked (OAuth 2.1 §4.1.3).
+    let at = winners[0].body["access_token"].as_str().unwrap();
+    assert_eq!(verify(&env, at).await, Err(TokenError::Revoked));
+}

@@ -41,12 +41,12 @@ use redb::{
 use tokio::sync::oneshot;
 
 use crate::{
-    CodeRecord, CodeRedemption, ConsentRecord, RefreshRecord, RefreshRotation, RegisteredClient,
-    SeenClient, SigningKeyRecord, Store, StoreError, TokenHash,
+    CodeRecord, CodeRedeem, CodeRedeemOutcome, CodeRedemption, ConsentRecord, RefreshRecord,
+    RefreshRotation, RegisteredClient, SeenClient, SigningKeyRecord, Store, StoreError, TokenHash,
 };
 use codec::{
-    CLIENTS, CONSENTS, FAMILIES, REFRESH, SEEN, SIGNING_KEYS, StoredRefresh, StrTable, UPSTREAM,
-    UpstreamRecord, decode, from_hex, is_expired, pair_key, unavailable,
+    CLIENTS, CODES, CONSENTS, FAMILIES, REFRESH, SEEN, SIGNING_KEYS, StoredCode, StoredRefresh,
+    StrTable, UPSTREAM, UpstreamRecord, decode, from_hex, is_expired, pair_key, unavailable,
 };
 use writer::{ClosureJob, Counters, Job, Tables};
 
@@ -59,17 +59,26 @@ pub const URL_PREFIX: &str = "embedded:";
 /// How often expired rows are deleted (reads ignore them in between).
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Default size of redb's page cache (read cache plus write buffer). redb's own default is
+/// 1 GiB, which a busy server fills (the cache is never shrunk); the OS page cache keeps
+/// recently read pages anyway, so a small cache costs a `pread` on a miss, not a disk read.
+pub const DEFAULT_CACHE_SIZE: usize = 32 * 1024 * 1024;
+
 /// Tuning for [`EmbeddedStore::open_with`].
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
     /// Interval between expiry sweeps. Default [`DEFAULT_SWEEP_INTERVAL`].
     pub sweep_interval: Duration,
+    /// Bytes of memory for redb's page cache (at most half of it buffers a transaction's
+    /// writes). Default [`DEFAULT_CACHE_SIZE`].
+    pub cache_size: usize,
 }
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
         EmbeddedOptions {
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
+            cache_size: DEFAULT_CACHE_SIZE,
         }
     }
 }
@@ -133,6 +142,7 @@ impl EmbeddedStore {
         create_private_dir(dir)?;
         let path = dir.join(DB_FILE_NAME);
         let db = Database::builder()
+            .set_cache_size(options.cache_size)
             .create(&path)
             .map_err(|e| open_error(&path, e))?;
         init_tables(&db).map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
@@ -333,6 +343,29 @@ impl Store for EmbeddedStore {
     ) -> Result<CodeRedemption, StoreError> {
         let code = code.0.clone();
         self.write(move |t| ops::take_code(t, &code, now)).await
+    }
+
+    async fn get_code(
+        &self,
+        code: &TokenHash,
+        now: SystemTime,
+    ) -> Result<Option<(CodeRecord, bool)>, StoreError> {
+        self.read("reading a code", |txn| {
+            let stored: Option<StoredCode> =
+                ops::get_json(&open_table(txn, CODES)?, "code", code.as_str())?;
+            Ok(stored
+                .filter(|s| !is_expired(s.record.expires_at, now))
+                .map(|s| (s.record, s.redeemed)))
+        })
+    }
+
+    async fn redeem_code(
+        &self,
+        req: &CodeRedeem,
+        now: SystemTime,
+    ) -> Result<CodeRedeemOutcome, StoreError> {
+        let req = req.clone();
+        self.write(move |t| ops::redeem_code(t, req, now)).await
     }
 
     async fn put_refresh(

@@ -8,8 +8,9 @@
 //! ([`embedded::EmbeddedStore`], redb) lives here; the Redis backend comes later.
 //!
 //! Rules every backend must keep:
-//! - **Atomic single-use operations** ([`Store::take_code`], [`Store::rotate_refresh`],
-//!   [`Store::record_jti`], [`Store::init_secret`], [`Store::init_signing_key`]) use the
+//! - **Atomic single-use operations** ([`Store::take_code`], [`Store::redeem_code`],
+//!   [`Store::rotate_refresh`], [`Store::record_jti`], [`Store::init_secret`],
+//!   [`Store::init_signing_key`]) use the
 //!   backend's atomic primitive (one write transaction; `SET NX`/Lua in Redis), never
 //!   read-then-write across two transactions.
 //! - **Durability**: when a write call returns `Ok`, the data is on disk (or acknowledged by
@@ -62,6 +63,51 @@ pub enum CodeRedemption {
     NotFound,
 }
 
+/// A client-assertion `jti` to record as used (SPEC §3.7), as part of [`CodeRedeem`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JtiRecord {
+    /// The client the assertion authenticated (exact string).
+    pub client_id: String,
+    /// The assertion's `jti`.
+    pub jti: String,
+    /// Until when the `jti` is remembered (the assertion's `exp` plus the allowed clock skew).
+    pub expires_at: SystemTime,
+}
+
+/// Everything one `/token` code exchange writes, applied atomically by [`Store::redeem_code`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeRedeem {
+    /// The code to redeem.
+    pub code: TokenHash,
+    /// The client assertion's `jti` when the client authenticated with `private_key_jwt` and
+    /// the caller deferred recording it to this transaction. Checked first: a live record
+    /// refuses the whole redemption ([`CodeRedeemOutcome::JtiReplayed`]).
+    pub jti: Option<JtiRecord>,
+    /// The first refresh token of the family the code starts, stored when the code is
+    /// redeemed (and only then).
+    pub refresh: Option<(TokenHash, RefreshRecord)>,
+    /// When the code was already used, its family is revoked until this time: the longest
+    /// lifetime of anything the first redemption issued (normally `now` + refresh-token TTL).
+    pub family_revoke_until: SystemTime,
+}
+
+/// Result of [`Store::redeem_code`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum CodeRedeemOutcome {
+    /// First use: the code is now consumed, the `jti` (if any) recorded and the refresh token
+    /// (if any) stored. Holds the code's record.
+    Redeemed(CodeRecord),
+    /// The `jti` was already recorded and is still live: nothing was changed (the code is not
+    /// consumed).
+    JtiReplayed,
+    /// The code was already redeemed: the `jti` (if any) is now recorded and the code's family
+    /// (`record.family_id`) revoked until [`CodeRedeem::family_revoke_until`], in the same
+    /// transaction. The caller refuses (OAuth 2.1 §4.1.3) and audits.
+    AlreadyUsed(CodeRecord),
+    /// Unknown or expired code; the `jti` (if any) is now recorded.
+    NotFound,
+}
+
 /// Result of rotating a refresh token ([`Store::rotate_refresh`]).
 #[derive(Debug, Clone, PartialEq)]
 // Returned once per refresh request and matched immediately; boxing would only add an
@@ -98,6 +144,31 @@ pub trait Store: Send + Sync + 'static {
         code: &TokenHash,
         now: SystemTime,
     ) -> Result<CodeRedemption, StoreError>;
+    /// Read a code without redeeming it: its record and whether it was already redeemed, or
+    /// `None` when it is unknown or expired at `now`. Read-only; the caller checks the request
+    /// against the record and then redeems it with [`Store::redeem_code`].
+    async fn get_code(
+        &self,
+        code: &TokenHash,
+        now: SystemTime,
+    ) -> Result<Option<(CodeRecord, bool)>, StoreError>;
+    /// Redeem a code and apply everything a code exchange writes in ONE atomic write (one
+    /// transaction; one commit round in the embedded store):
+    ///
+    /// 1. if `req.jti` is given and already recorded (live at `now`) →
+    ///    [`CodeRedeemOutcome::JtiReplayed`], and nothing changes;
+    /// 2. otherwise the `jti` is recorded — it is used up even if the code turns out bad;
+    /// 3. the code: unknown or expired → [`CodeRedeemOutcome::NotFound`]; already redeemed →
+    ///    its family is revoked until `req.family_revoke_until` and
+    ///    [`CodeRedeemOutcome::AlreadyUsed`]; unused → marked redeemed, `req.refresh` stored,
+    ///    [`CodeRedeemOutcome::Redeemed`].
+    ///
+    /// Concurrent calls for one code: exactly one gets `Redeemed`.
+    async fn redeem_code(
+        &self,
+        req: &CodeRedeem,
+        now: SystemTime,
+    ) -> Result<CodeRedeemOutcome, StoreError>;
 
     // --- refresh-token families ------------------------------------------------------------
     /// Store a new refresh token (first of its family, issued at the code exchange).

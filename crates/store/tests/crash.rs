@@ -1,6 +1,6 @@
 //! Issue 5 / SPEC §6: the embedded store survives `kill -9` without losing an acknowledged
 //! write. The test re-runs this test binary as a child process that writes refresh tokens,
-//! rotations and jtis from several tasks and prints each key only after the write returned
+//! rotations, jtis and code redemptions (`redeem_code`) from several tasks and prints each key only after the write returned
 //! `Ok`; the parent `SIGKILL`s it mid-run, reopens the folder and checks every printed key.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cimdgate_store::embedded::EmbeddedStore;
-use cimdgate_store::{RefreshRotation, Store, TokenHash};
+use cimdgate_store::{CodeRedeem, CodeRedeemOutcome, JtiRecord, RefreshRotation, Store, TokenHash};
 use common::*;
 
 const CHILD_DIR_ENV: &str = "CIMDGATE_STORE_CRASH_CHILD_DIR";
@@ -34,6 +34,15 @@ fn rotated_hash(key: &str) -> TokenHash {
 }
 fn jti(key: &str) -> String {
     format!("jti-{key}")
+}
+fn code_hash(key: &str) -> TokenHash {
+    TokenHash::of(&format!("code-{key}"))
+}
+fn code_rt_hash(key: &str) -> TokenHash {
+    TokenHash::of(&format!("code-rt-{key}"))
+}
+fn code_jti(key: &str) -> String {
+    format!("code-jti-{key}")
 }
 
 /// The child: only does something when started by the parent test (env var set).
@@ -80,6 +89,25 @@ fn crash_child_writer() {
                         .unwrap()
                     {
                         println!("J {key}");
+                    }
+                    if i % 4 == 0 {
+                        store
+                            .put_code(&code_hash(&key), &code(&format!("cf-{key}"), future()))
+                            .await
+                            .unwrap();
+                        let req = CodeRedeem {
+                            code: code_hash(&key),
+                            jti: Some(JtiRecord {
+                                client_id: CLIENT.to_owned(),
+                                jti: code_jti(&key),
+                                expires_at: future(),
+                            }),
+                            refresh: Some((code_rt_hash(&key), refresh("cf", future()))),
+                            family_revoke_until: future(),
+                        };
+                        let r = store.redeem_code(&req, now()).await.unwrap();
+                        assert!(matches!(r, CodeRedeemOutcome::Redeemed(_)));
+                        println!("C {key}");
                     }
                 }
             });
@@ -147,15 +175,17 @@ fn kill_9_loses_no_acknowledged_write() {
     let mut puts = HashSet::new();
     let mut rotated = HashSet::new();
     let mut jtis = HashSet::new();
+    let mut codes = HashSet::new();
     for line in &lines {
         match line.split_once(' ') {
             Some(("R", k)) => puts.insert(k.to_owned()),
             Some(("X", k)) => rotated.insert(k.to_owned()),
             Some(("J", k)) => jtis.insert(k.to_owned()),
+            Some(("C", k)) => codes.insert(k.to_owned()),
             _ => continue, // test-harness chatter
         };
     }
-    assert!(!rotated.is_empty() && !jtis.is_empty());
+    assert!(!rotated.is_empty() && !jtis.is_empty() && !codes.is_empty());
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -187,6 +217,30 @@ fn kill_9_loses_no_acknowledged_write() {
                 "jti {k} lost"
             );
         }
+        for k in &codes {
+            // Every part of an acknowledged redemption is on disk: code used, jti recorded,
+            // refresh token stored.
+            let got = store.get_code(&code_hash(k), now()).await.unwrap();
+            assert!(
+                matches!(got, Some((_, true))),
+                "redemption of code {k} lost: {got:?}"
+            );
+            assert!(
+                !store
+                    .record_jti(CLIENT, &code_jti(k), future())
+                    .await
+                    .unwrap(),
+                "code-grant jti {k} lost"
+            );
+            assert!(
+                store
+                    .get_refresh(&code_rt_hash(k), now())
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "code-grant refresh token {k} lost"
+            );
+        }
         for k in &puts {
             // Present (active or already rotated): anything but NotFound.
             let r = store
@@ -201,10 +255,12 @@ fn kill_9_loses_no_acknowledged_write() {
             assert_ne!(r, RefreshRotation::NotFound, "refresh token {k} lost");
         }
         eprintln!(
-            "{} refresh tokens, {} rotations, {} jtis acknowledged before kill -9: all present",
+            "{} refresh tokens, {} rotations, {} jtis, {} code redemptions acknowledged before \
+             kill -9: all present",
             puts.len(),
             rotated.len(),
-            jtis.len()
+            jtis.len(),
+            codes.len()
         );
     });
 }

@@ -466,3 +466,121 @@ async fn rejects_bad_signature() {
     let err = verify(&v, &jwks, &parts.join(".")).await.unwrap_err();
     assert!(matches!(err, AssertionError::BadSignature { .. }), "{err}");
 }
+
+/// A replay store that counts calls (and records nothing), to prove the deferred mode never
+/// touches it.
+#[derive(Default)]
+struct CountingReplay(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl ReplayStore for CountingReplay {
+    async fn record_once(
+        &self,
+        _client_id: &str,
+        _jti: &str,
+        _expires_at: SystemTime,
+    ) -> Result<bool, ReplayStoreError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(true)
+    }
+}
+
+impl CountingReplay {
+    fn calls(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn deferred_mode_returns_the_jti_to_record_and_records_nothing() {
+    let key = TestKey::es256("k");
+    let jwks = jwk_set(&[&key]);
+    let counting = Arc::new(CountingReplay::default());
+    let v = verifier_with(counting.clone());
+    let c = claims_with(json!({}));
+    let token = key.sign(&c);
+    let now = SystemTime::now();
+    for _ in 0..2 {
+        let u = v
+            .verify_keys_at_deferred(&token, &client(CID, &jwks), now)
+            .await
+            .unwrap();
+        assert_eq!(u.assertion.client_id, CID);
+        assert_eq!(u.assertion.jti, c["jti"].as_str().unwrap());
+        let exp = SystemTime::UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(c["exp"].as_i64().unwrap()).unwrap());
+        assert_eq!(u.assertion.expires_at, exp);
+        assert_eq!(
+            u.keep_until,
+            exp + CLOCK_SKEW,
+            "kept as long as record mode keeps it"
+        );
+        assert_eq!(u.assertion.kid.as_deref(), Some("k"));
+    }
+    assert_eq!(counting.calls(), 0, "the replay store is never touched");
+    // The same verifier in record mode does record.
+    assert!(verify(&v, &jwks, &token).await.is_ok());
+    assert_eq!(counting.calls(), 1);
+}
+
+#[tokio::test]
+async fn deferred_mode_leaves_the_jti_usable_in_record_mode() {
+    let key = TestKey::ed25519("k");
+    let jwks = jwk_set(&[&key]);
+    let v = verifier();
+    let token = key.sign(&claims_with(json!({})));
+    let _ = v
+        .verify_keys_at_deferred(&token, &client(CID, &jwks), SystemTime::now())
+        .await
+        .unwrap();
+    assert!(verify(&v, &jwks, &token).await.is_ok(), "jti not burned");
+    // And a jti recorded already is not the deferred mode's business: it still verifies; the
+    // caller's atomic record is what refuses it.
+    assert!(
+        v.verify_keys_at_deferred(&token, &client(CID, &jwks), SystemTime::now())
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn deferred_mode_rejects_forged_and_invalid_assertions() {
+    let key = TestKey::es256("k");
+    let attacker = TestKey::es256("k");
+    let jwks = jwk_set(&[&key]);
+    let counting = Arc::new(CountingReplay::default());
+    let v = verifier_with(counting.clone());
+    let now = SystemTime::now();
+    let c = claims_with(json!({}));
+    let deferred = |token: String| {
+        let v = &v;
+        let jwks = &jwks;
+        async move {
+            v.verify_keys_at_deferred(&token, &client(CID, jwks), now)
+                .await
+        }
+    };
+    let err = deferred(attacker.sign(&c)).await.unwrap_err();
+    assert!(matches!(err, AssertionError::BadSignature { .. }), "{err}");
+    let cases = [
+        ("wrong aud", json!({"aud": "https://evil.example/token"})),
+        (
+            "expired",
+            json!({"exp": now_secs() - 3600, "iat": now_secs() - 3700}),
+        ),
+        ("other iss", json!({"iss": OTHER_CID})),
+        ("no jti", json!({"jti": null})),
+    ];
+    for (name, patch) in cases {
+        let err = deferred(key.sign(&claims_with(patch))).await;
+        assert!(err.is_err(), "{name}: {err:?}");
+    }
+    let hs = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &c,
+        &EncodingKey::from_secret(b"secret"),
+    )
+    .unwrap();
+    assert!(deferred(hs).await.is_err(), "HMAC refused");
+    assert_eq!(counting.calls(), 0);
+}

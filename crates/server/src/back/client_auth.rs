@@ -9,7 +9,10 @@
 //! 2. `resolve_client` — CIMD document (stale-if-error allowed) or DCR record;
 //! 3. `check_method` — the method the client registered, and nothing else: `private_key_jwt` is
 //!    **required** when the document declares it (an assertion verified by the core library,
-//!    `jti` single-use across replicas through the store); a CIMD client never uses a secret;
+//!    `jti` single-use across replicas through the store — recorded here, or, with
+//!    [`ReplayCheck::Deferred`] (the code grant), handed back as [`Authenticated::pending_jti`]
+//!    for the caller to record in the same store write as the rest of the exchange); a CIMD
+//!    client never uses a secret;
 //!    DCR confidential clients present their secret (Basic or form; compared as SHA-256 in
 //!    constant time).
 //!
@@ -25,7 +28,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use subtle::ConstantTimeEq;
 
 use cimd::assertion::{AssertionError, ReplayStore, ReplayStoreError};
-use cimdgate_store::{Store, TokenHash};
+use cimdgate_store::{JtiRecord, Store, TokenHash};
 
 use super::form::Params;
 use crate::audit;
@@ -79,12 +82,49 @@ fn invalid(msg: impl Into<String>) -> OAuthError {
     OAuthError::invalid_client(msg)
 }
 
-/// Authenticate the client of a `/token` or `/revoke` request (see the module doc).
+/// Who records a `private_key_jwt` assertion's `jti`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayCheck {
+    /// Authentication records it (one store write) before it returns.
+    Immediate,
+    /// Authentication checks everything else and returns the `jti` as
+    /// [`Authenticated::pending_jti`]; the caller **must** record it atomically with its own
+    /// write (`Store::redeem_code`) or with `Store::record_jti`, and refuse the request if it
+    /// was already recorded, before any token is handed out.
+    Deferred,
+}
+
+/// An authenticated client, and — in [`ReplayCheck::Deferred`] mode with a client assertion —
+/// the `jti` the caller must still record.
+#[derive(Debug)]
+#[must_use = "a pending jti must be recorded before the client counts as authenticated"]
+pub struct Authenticated {
+    /// The client.
+    pub client: Client,
+    /// The assertion `jti` still to record (only in [`ReplayCheck::Deferred`] mode).
+    pub pending_jti: Option<JtiRecord>,
+}
+
+/// Authenticate the client of a `/token` or `/revoke` request (see the module doc), recording
+/// an assertion's `jti` before returning.
 pub async fn authenticate_client(
     app: &AppState,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Client, OAuthError> {
+    let auth = authenticate_client_with(app, headers, params, ReplayCheck::Immediate).await?;
+    // Immediate mode records the jti itself and never returns one (see `check_method`).
+    Ok(auth.client)
+}
+
+/// Authenticate the client of a `/token` or `/revoke` request (see the module doc); `replay`
+/// says who records a client assertion's `jti`.
+pub async fn authenticate_client_with(
+    app: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    replay: ReplayCheck,
+) -> Result<Authenticated, OAuthError> {
     let creds = presented_credentials(headers, params)?;
     let Some(client_id) = creds.client_id.as_deref() else {
         return Err(invalid(
@@ -95,8 +135,11 @@ pub async fn authenticate_client(
     let client = resolve_client(&app.shared, client_id, Purpose::Token)
         .await
         .map_err(|e| e.to_oauth())?;
-    check_method(app, &client, &creds).await?;
-    Ok(client)
+    let pending_jti = check_method(app, &client, &creds, replay).await?;
+    Ok(Authenticated {
+        client,
+        pending_jti,
+    })
 }
 
 /// Step 1: collect credentials; one method at most; every client_id source agrees.
@@ -228,12 +271,14 @@ pub fn peek_assertion_client(assertion: &str) -> Result<String, OAuthError> {
         })
 }
 
-/// Step 3: the registered method, and nothing else.
+/// Step 3: the registered method, and nothing else. Returns the `jti` still to record
+/// ([`ReplayCheck::Deferred`] with an assertion only).
 async fn check_method(
     app: &AppState,
     client: &Client,
     creds: &Credentials<'_>,
-) -> Result<(), OAuthError> {
+    replay: ReplayCheck,
+) -> Result<Option<JtiRecord>, OAuthError> {
     let id = client.client_id();
     match client {
         Client::Cimd(c) => {
@@ -247,7 +292,7 @@ async fn check_method(
             let doc = &c.resolved.document;
             match (client.auth_method(), creds.assertion) {
                 ("private_key_jwt", Some(assertion)) => {
-                    verify_assertion(app, id, assertion, doc).await
+                    verify_assertion(app, id, assertion, doc, replay).await
                 }
                 ("private_key_jwt", None) => Err(invalid(format!(
                     "client {id} declares token_endpoint_auth_method private_key_jwt in its \
@@ -258,7 +303,7 @@ async fn check_method(
                     "client {id} declares token_endpoint_auth_method none; it cannot \
                      authenticate with a client assertion"
                 ))),
-                (_, None) => Ok(()),
+                (_, None) => Ok(None),
             }
         }
         Client::Dcr(c) => {
@@ -268,7 +313,7 @@ async fn check_method(
                      ID Metadata Document clients"
                 )));
             }
-            match (c.token_endpoint_auth_method.as_str(), &creds.secret) {
+            let checked = match (c.token_endpoint_auth_method.as_str(), &creds.secret) {
                 ("none", None) => Ok(()),
                 ("none", Some(_)) => Err(invalid(format!(
                     "client {id} registered token_endpoint_auth_method none; it has no secret"
@@ -277,7 +322,8 @@ async fn check_method(
                     "client {id} must authenticate with {method} (its client secret)"
                 ))),
                 (_, Some((secret, _))) => check_secret(id, c.secret_hash.as_deref(), secret),
-            }
+            };
+            checked.map(|()| None)
         }
     }
 }
@@ -298,21 +344,56 @@ async fn verify_assertion(
     id: &str,
     assertion: &str,
     doc: &cimd::ClientDocument,
-) -> Result<(), OAuthError> {
-    match app.back.verifier.verify(assertion, doc).await {
-        Ok(_) => Ok(()),
+    replay: ReplayCheck,
+) -> Result<Option<JtiRecord>, OAuthError> {
+    let verifier = &app.back.verifier;
+    let verified = match replay {
+        ReplayCheck::Immediate => verifier.verify(assertion, doc).await.map(|_| None),
+        ReplayCheck::Deferred => verifier.verify_deferred(assertion, doc).await.map(|u| {
+            Some(JtiRecord {
+                client_id: u.assertion.client_id,
+                jti: u.assertion.jti,
+                expires_at: u.keep_until,
+            })
+        }),
+    };
+    match verified {
+        Ok(pending) => Ok(pending),
         Err(AssertionError::ReplayStore(e)) => {
             tracing::error!(error = %e, "cannot record client assertion jti");
             Err(OAuthError::unavailable(
                 "the server cannot record the client assertion right now; retry shortly",
             ))
         }
-        Err(e) => {
-            if matches!(e, AssertionError::Replayed { .. }) {
-                audit!(event = "replay_blocked", client_id = %id);
-            }
-            Err(invalid(format!("client assertion rejected: {e}")))
-        }
+        Err(AssertionError::Replayed { jti }) => Err(jti_replayed(id, jti)),
+        Err(e) => Err(invalid(format!("client assertion rejected: {e}"))),
+    }
+}
+
+/// The refusal of an assertion whose `jti` was already used (audited `replay_blocked`), the
+/// same whether the verifier or the code exchange's store write found it.
+pub fn jti_replayed(client_id: &str, jti: String) -> OAuthError {
+    audit!(event = "replay_blocked", client_id = %client_id);
+    invalid(format!(
+        "client assertion rejected: {}",
+        AssertionError::Replayed { jti }
+    ))
+}
+
+/// Record a pending `jti` on its own (`Store::record_jti`) — for a code exchange that failed
+/// before its combined store write, so a verified assertion is used up whatever the outcome,
+/// as in [`ReplayCheck::Immediate`] mode. `Ok(())` when it was new; the replay refusal
+/// ([`jti_replayed`]) when it was already recorded.
+pub async fn record_pending_jti(app: &AppState, jti: &JtiRecord) -> Result<(), OAuthError> {
+    let fresh = app
+        .shared
+        .store
+        .record_jti(&jti.client_id, &jti.jti, jti.expires_at)
+        .await?;
+    if fresh {
+        Ok(())
+    } else {
+        Err(jti_replayed(&jti.client_id, jti.jti.clone()))
     }
 }
 

@@ -5,11 +5,20 @@
 //!
 //! ```text
 //! parse_form → check_grant_type → authenticate_client →
-//!   authorization_code: check_code_params → take_code → check_code_client →
-//!                       check_redirect_uri → check_pkce → check_resource →
-//!                       check_document_change → issue
+//!   authorization_code: check_code_params → get_code → [used: redeem (reuse)] →
+//!                       check_code_client → check_redirect_uri → check_pkce →
+//!                       check_resource → check_document_change → prepare_tokens →
+//!                       redeem → respond
 //!   refresh_token:      (see `refresh.rs`)
 //! ```
+//!
+//! The code exchange makes ONE durable store write (`Store::redeem_code`): the checks run on a
+//! read of the code (`get_code`), the access token is signed and the refresh token built, and
+//! then one atomic write records the client assertion's `jti` (authentication ran in
+//! [`ReplayCheck::Deferred`] mode), consumes the code and stores the refresh token. Tokens are
+//! sent only after that write says `Redeemed`. A request that fails before the write leaves the
+//! code unused, and still uses up a verified assertion's `jti` (a separate `record_jti`), as
+//! when authentication records it itself.
 //!
 //! Every response carries `Cache-Control: no-store` and `Pragma: no-cache`.
 
@@ -25,9 +34,13 @@ use serde_json::json;
 use sha2::Digest;
 use subtle::ConstantTimeEq;
 
-use cimdgate_store::{CodeRecord, CodeRedemption, RefreshRecord, TokenHash};
+use cimdgate_store::{
+    CodeRecord, CodeRedeem, CodeRedeemOutcome, JtiRecord, RefreshRecord, TokenHash,
+};
 
-use super::client_auth::authenticate_client;
+use super::client_auth::{
+    Authenticated, ReplayCheck, authenticate_client_with, jti_replayed, record_pending_jti,
+};
 use super::form::{Params, json_no_store, parse_form};
 use super::tokens::{
     AccessClaims, after, new_refresh_token, random_token, sign_access_token, unix,
@@ -57,10 +70,17 @@ pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes)
 async fn run(app: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
     let params = parse_form(headers, body)?;
     let grant = check_grant_type(&params)?;
-    let client = authenticate_client(app, headers, &params).await?;
     let issued = match grant {
-        Grant::AuthorizationCode => code_grant(app, &client, &params).await?,
-        Grant::RefreshToken => super::refresh::refresh_grant(app, &client, &params).await?,
+        Grant::AuthorizationCode => {
+            let auth =
+                authenticate_client_with(app, headers, &params, ReplayCheck::Deferred).await?;
+            code_grant(app, auth, &params).await?
+        }
+        Grant::RefreshToken => {
+            let auth =
+                authenticate_client_with(app, headers, &params, ReplayCheck::Immediate).await?;
+            super::refresh::refresh_grant(app, &auth.client, &params).await?
+        }
     };
     Ok(issued.into_response())
 }
@@ -77,13 +97,60 @@ pub fn check_grant_type(params: &Params) -> Result<Grant, OAuthError> {
     }
 }
 
+/// The authorization-code grant. `auth.pending_jti` is recorded by the exchange's store write
+/// or, when the exchange fails before it, on its own.
 async fn code_grant(
     app: &AppState,
+    auth: Authenticated,
+    params: &Params,
+) -> Result<Issued, OAuthError> {
+    let mut pending_jti = auth.pending_jti;
+    let result = exchange_code(app, &auth.client, &mut pending_jti, params).await;
+    match (result, pending_jti) {
+        // Failed before the combined write took the jti: use it up now, so a verified
+        // assertion is single-use whatever the outcome. A replayed one is refused as such.
+        (Err(e), Some(jti)) => Err(record_pending_jti(app, &jti).await.err().unwrap_or(e)),
+        (result, _) => result,
+    }
+}
+
+/// The checks and the combined write of the code exchange. Takes `pending_jti` (leaving
+/// `None`) once it is handed to the store write.
+async fn exchange_code(
+    app: &AppState,
     client: &Client,
+    pending_jti: &mut Option<JtiRecord>,
     params: &Params,
 ) -> Result<Issued, OAuthError> {
     let (code, verifier) = check_code_params(params)?;
-    let record = take_code(app, code).await?;
+    let code = TokenHash::of(code);
+    let now = SystemTime::now();
+    let tokens = &app.shared.config.tokens;
+    let family_revoke_until = after(
+        now,
+        tokens
+            .refresh_token_ttl_secs
+            .max(tokens.access_token_ttl_secs),
+    );
+    let record = match app.shared.store.get_code(&code, now).await? {
+        None => return Err(code_not_found()),
+        Some((record, true)) => {
+            // Reuse (OAuth 2.1 §4.1.3): whatever else the request says, the redemption write
+            // revokes the family the first use started.
+            let req = CodeRedeem {
+                code,
+                jti: pending_jti.take(),
+                refresh: None,
+                family_revoke_until,
+            };
+            let outcome = app.shared.store.redeem_code(&req, now).await?;
+            return Err(refused(req, outcome, &record));
+        }
+        Some((record, false)) => record,
+    };
+    if record.expires_at <= now {
+        return Err(OAuthError::invalid_grant("authorization code has expired"));
+    }
     check_code_client(&record, client)?;
     check_redirect_uri(&record.redirect_uri, params.get("redirect_uri"))?;
     check_pkce(verifier, &record.code_challenge)?;
@@ -95,16 +162,65 @@ async fn code_grant(
     };
     check_document_change(app, &approved, client)?;
     let grant = Approved {
-        subject: record.subject,
+        subject: record.subject.clone(),
         scope: record.scope.clone(),
-        refresh_scope: record.scope,
-        resource: record.resource,
-        family_id: record.family_id,
-        document_hash: record.document_hash,
-        document_snapshot: record.document_snapshot,
-        upstream_ref: record.upstream_ref,
+        refresh_scope: record.scope.clone(),
+        resource: record.resource.clone(),
+        family_id: record.family_id.clone(),
+        document_hash: record.document_hash.clone(),
+        document_snapshot: record.document_snapshot.clone(),
+        upstream_ref: record.upstream_ref.clone(),
     };
-    issue(app, client, grant, None).await
+    // Signed before the write, sent only once the write says Redeemed.
+    let mut prepared = prepare_tokens(app, client, &grant, now, true)?;
+    let req = CodeRedeem {
+        code,
+        jti: pending_jti.take(),
+        refresh: prepared.new_refresh.take(),
+        family_revoke_until,
+    };
+    match app.shared.store.redeem_code(&req, now).await? {
+        // The redeemed record is the one checked above: a code's record never changes after
+        // `put_code` (only its redeemed flag), and code values are 256-bit random.
+        CodeRedeemOutcome::Redeemed(_) => Ok(prepared.respond()),
+        outcome => Err(refused(req, outcome, &record)),
+    }
+}
+
+fn code_not_found() -> OAuthError {
+    OAuthError::invalid_grant("authorization code is unknown or has expired")
+}
+
+/// The refusal for a `redeem_code` outcome other than `Redeemed`.
+fn refused(req: CodeRedeem, outcome: CodeRedeemOutcome, read: &CodeRecord) -> OAuthError {
+    match outcome {
+        CodeRedeemOutcome::JtiReplayed => {
+            let (client_id, jti) = req
+                .jti
+                .map_or((read.client_id.clone(), String::new()), |j| {
+                    (j.client_id, j.jti)
+                });
+            jti_replayed(&client_id, jti)
+        }
+        CodeRedeemOutcome::AlreadyUsed(record) => {
+            // The store revoked `record.family_id` in the same transaction.
+            audit!(
+                event = "code_reuse_detected",
+                client_id = %record.client_id,
+                sub = %record.subject,
+                family_id = %record.family_id
+            );
+            OAuthError::invalid_grant(
+                "authorization code was already used; tokens issued with it have been revoked",
+            )
+        }
+        CodeRedeemOutcome::NotFound => code_not_found(),
+        CodeRedeemOutcome::Redeemed(_) => {
+            // Not a refusal; callers match `Redeemed` first. Refuse rather than panic.
+            tracing::error!("a redeemed code was handled as a refusal");
+            OAuthError::server_error("cannot complete the code exchange")
+        }
+    }
 }
 
 /// `check_code_params`: `code` and a well-formed `code_verifier` (RFC 7636 §4.1: 43–128
@@ -127,44 +243,6 @@ pub fn check_code_params(params: &Params) -> Result<(&str, &str), OAuthError> {
         ));
     }
     Ok((code, verifier))
-}
-
-/// `take_code`: atomic single use. A second use revokes the family the first use started
-/// (OAuth 2.1 §4.1.3).
-async fn take_code(app: &AppState, code: &str) -> Result<CodeRecord, OAuthError> {
-    let now = SystemTime::now();
-    match app
-        .shared
-        .store
-        .take_code(&TokenHash::of(code), now)
-        .await?
-    {
-        CodeRedemption::Redeemed(record) => {
-            if record.expires_at <= now {
-                return Err(OAuthError::invalid_grant("authorization code has expired"));
-            }
-            Ok(record)
-        }
-        CodeRedemption::AlreadyUsed(record) => {
-            let ttl = app.shared.config.tokens.refresh_token_ttl_secs;
-            app.shared
-                .store
-                .revoke_family(&record.family_id, after(now, ttl))
-                .await?;
-            audit!(
-                event = "code_reuse_detected",
-                client_id = %record.client_id,
-                sub = %record.subject,
-                family_id = %record.family_id
-            );
-            Err(OAuthError::invalid_grant(
-                "authorization code was already used; tokens issued with it have been revoked",
-            ))
-        }
-        CodeRedemption::NotFound => Err(OAuthError::invalid_grant(
-            "authorization code is unknown or has expired",
-        )),
-    }
 }
 
 /// `check_code_client`: the code was issued to exactly this client.
@@ -337,15 +415,28 @@ impl Approved {
     }
 }
 
-/// `issue`: sign the access token; store a new refresh token (code grant) unless the caller
-/// already stored one by rotation (`rotated`); audit.
-pub async fn issue(
+/// Tokens signed and built but not yet sent ([`prepare_tokens`] → store write →
+/// [`PreparedTokens::respond`]).
+#[derive(Debug)]
+pub struct PreparedTokens {
+    claims: AccessClaims,
+    access_token: String,
+    access_ttl: u64,
+    refresh_token: Option<String>,
+    /// The new refresh token's hash and record, for the caller's store write to store.
+    pub new_refresh: Option<(TokenHash, RefreshRecord)>,
+}
+
+/// Sign the access token and, when `mint_refresh` and the client may refresh, build a new
+/// refresh token and its record (not stored: the caller's write stores
+/// [`PreparedTokens::new_refresh`]).
+pub fn prepare_tokens(
     app: &AppState,
     client: &Client,
-    grant: Approved,
-    rotated: Option<String>,
-) -> Result<Issued, OAuthError> {
-    let now = SystemTime::now();
+    grant: &Approved,
+    now: SystemTime,
+    mint_refresh: bool,
+) -> Result<PreparedTokens, OAuthError> {
     let tokens = &app.shared.config.tokens;
     let claims = AccessClaims {
         iss: app.shared.issuer.clone(),
@@ -362,38 +453,67 @@ pub async fn issue(
         tracing::error!(error = %e, "cannot sign an access token");
         OAuthError::server_error("cannot sign the access token")
     })?;
-    let refresh_token = match rotated {
-        Some(t) => Some(t),
-        None if client.allows_refresh() => {
-            let t = new_refresh_token();
-            let record = grant.refresh_record(client, now, tokens.refresh_token_ttl_secs);
-            app.shared
-                .store
-                .put_refresh(&TokenHash::of(&t), &record)
-                .await?;
-            Some(t)
-        }
-        None => None,
+    let (refresh_token, new_refresh) = if mint_refresh && client.allows_refresh() {
+        let t = new_refresh_token();
+        let record = grant.refresh_record(client, now, tokens.refresh_token_ttl_secs);
+        let hash = TokenHash::of(&t);
+        (Some(t), Some((hash, record)))
+    } else {
+        (None, None)
     };
-    audit!(
-        event = "token_issued",
-        client_id = %claims.client_id,
-        sub = %claims.sub,
-        scope = %claims.scope,
-        aud = %claims.aud,
-        jti = %claims.jti,
-        refresh = refresh_token.is_some()
-    );
-    let mut body = json!({
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": tokens.access_token_ttl_secs,
-        "scope": claims.scope,
-    });
-    if let Some(t) = refresh_token {
-        body["refresh_token"] = json!(t);
+    Ok(PreparedTokens {
+        claims,
+        access_token,
+        access_ttl: tokens.access_token_ttl_secs,
+        refresh_token,
+        new_refresh,
+    })
+}
+
+impl PreparedTokens {
+    /// Audit `token_issued` and build the response. Call only once the tokens are stored.
+    pub fn respond(self) -> Issued {
+        let claims = self.claims;
+        audit!(
+            event = "token_issued",
+            client_id = %claims.client_id,
+            sub = %claims.sub,
+            scope = %claims.scope,
+            aud = %claims.aud,
+            jti = %claims.jti,
+            refresh = self.refresh_token.is_some()
+        );
+        let mut body = json!({
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.access_ttl,
+            "scope": claims.scope,
+        });
+        if let Some(t) = self.refresh_token {
+            body["refresh_token"] = json!(t);
+        }
+        Issued { body }
     }
-    Ok(Issued { body })
+}
+
+/// `issue`: sign the access token; store a new refresh token unless the caller already stored
+/// one by rotation (`rotated`); audit. (The code grant uses [`prepare_tokens`] and stores the
+/// refresh token in its single redemption write instead.)
+pub async fn issue(
+    app: &AppState,
+    client: &Client,
+    grant: Approved,
+    rotated: Option<String>,
+) -> Result<Issued, OAuthError> {
+    let now = SystemTime::now();
+    let mut prepared = prepare_tokens(app, client, &grant, now, rotated.is_none())?;
+    if let Some(t) = rotated {
+        prepared.refresh_token = Some(t);
+    }
+    if let Some((hash, record)) = prepared.new_refresh.take() {
+        app.shared.store.put_refresh(&hash, &record).await?;
+    }
+    Ok(prepared.respond())
 }
 
 #[cfg(test)]

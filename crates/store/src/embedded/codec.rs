@@ -31,7 +31,7 @@ pub(crate) const SIGNING_KEYS: TableDefinition<'static, u64, &'static [u8]> =
     TableDefinition::new("signing_keys");
 /// Server secrets by name → raw bytes.
 pub(crate) const SECRETS: StrTable = TableDefinition::new("secrets");
-/// Client-assertion replay records by `client_id\0jti` → [`JtiRecord`].
+/// Client-assertion replay records by `client_id\0jti` → [`StoredJti`].
 pub(crate) const JTIS: StrTable = TableDefinition::new("jtis");
 /// Sealed upstream tokens by id → [`UpstreamRecord`].
 pub(crate) const UPSTREAM: StrTable = TableDefinition::new("upstream_tokens");
@@ -69,7 +69,7 @@ pub(crate) struct FamilyRevocation {
 
 /// A recorded client-assertion `jti`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct JtiRecord {
+pub(crate) struct StoredJti {
     #[serde(with = "unix_secs")]
     pub expires_at: SystemTime,
 }

@@ -7,13 +7,13 @@ use std::time::SystemTime;
 use redb::{ReadableTable, ReadableTableMetadata, Table};
 
 use super::codec::{
-    FamilyRevocation, JtiRecord, StoredCode, StoredRefresh, UpstreamRecord, decode, encode,
+    FamilyRevocation, StoredCode, StoredJti, StoredRefresh, UpstreamRecord, decode, encode,
     is_expired, later, pair_key, to_hex, unavailable,
 };
 use super::writer::Tables;
 use crate::{
-    CodeRecord, CodeRedemption, ConsentRecord, RefreshRecord, RefreshRotation, RegisteredClient,
-    SeenClient, SigningKeyRecord, StoreError,
+    CodeRecord, CodeRedeem, CodeRedeemOutcome, CodeRedemption, ConsentRecord, RefreshRecord,
+    RefreshRotation, RegisteredClient, SeenClient, SigningKeyRecord, StoreError,
 };
 
 type StrTable<'txn> = Table<'txn, &'static str, &'static [u8]>;
@@ -90,6 +90,101 @@ pub(crate) fn take_code(
     Ok(CodeRedemption::Redeemed(stored.record))
 }
 
+/// [`crate::Store::redeem_code`]: every read first (jti, code, family revocation), then every
+/// value encoded, then the writes — so a corrupt record fails the op before it changed anything
+/// (a failing op does not abort the batch, see `writer.rs`).
+pub(crate) fn redeem_code(
+    t: &mut Tables<'_>,
+    req: CodeRedeem,
+    now: SystemTime,
+) -> Result<CodeRedeemOutcome, StoreError> {
+    // Reads.
+    let jti = match &req.jti {
+        Some(j) => {
+            let key = pair_key(&j.client_id, &j.jti);
+            let existing: Option<StoredJti> = get_json(&t.jtis, "jti", &key)?;
+            if existing.is_some_and(|r| !is_expired(r.expires_at, now)) {
+                return Ok(CodeRedeemOutcome::JtiReplayed);
+            }
+            let bytes = encode(
+                "jti",
+                &key,
+                &StoredJti {
+                    expires_at: j.expires_at,
+                },
+            )?;
+            Some((key, bytes))
+        }
+        None => None,
+    };
+    let code = req.code.as_str();
+    let stored: Option<StoredCode> = get_json(&t.codes, "code", code)?;
+    let stored = stored.filter(|s| !is_expired(s.record.expires_at, now));
+    // What the code needs written, encoded before anything is written.
+    enum Plan {
+        NotFound,
+        Reused(CodeRecord, Vec<u8>),
+        Redeem(CodeRecord, Vec<u8>, Option<(String, Vec<u8>)>),
+    }
+    let plan = match stored {
+        None => Plan::NotFound,
+        Some(stored) if stored.redeemed => {
+            let family = stored.record.family_id.as_str();
+            let until = revocation_until(&t.families, family, req.family_revoke_until)?;
+            let bytes = encode(
+                "family revocation",
+                family,
+                &FamilyRevocation { expires_at: until },
+            )?;
+            Plan::Reused(stored.record, bytes)
+        }
+        Some(mut stored) => {
+            stored.redeemed = true;
+            let code_bytes = encode("code", code, &stored)?;
+            let refresh = match req.refresh {
+                Some((token, record)) => {
+                    let bytes = encode(
+                        "refresh token",
+                        token.as_str(),
+                        &StoredRefresh {
+                            record,
+                            spent: false,
+                        },
+                    )?;
+                    Some((token.0, bytes))
+                }
+                None => None,
+            };
+            Plan::Redeem(stored.record, code_bytes, refresh)
+        }
+    };
+    // Writes.
+    let write = |e| unavailable("writing a code redemption", e);
+    if let Some((key, bytes)) = jti {
+        t.jtis
+            .insert(key.as_str(), bytes.as_slice())
+            .map_err(write)?;
+    }
+    match plan {
+        Plan::NotFound => Ok(CodeRedeemOutcome::NotFound),
+        Plan::Reused(record, bytes) => {
+            t.families
+                .insert(record.family_id.as_str(), bytes.as_slice())
+                .map_err(write)?;
+            Ok(CodeRedeemOutcome::AlreadyUsed(record))
+        }
+        Plan::Redeem(record, code_bytes, refresh) => {
+            t.codes.insert(code, code_bytes.as_slice()).map_err(write)?;
+            if let Some((token, bytes)) = refresh {
+                t.refresh
+                    .insert(token.as_str(), bytes.as_slice())
+                    .map_err(write)?;
+            }
+            Ok(CodeRedeemOutcome::Redeemed(record))
+        }
+    }
+}
+
 pub(crate) fn put_refresh(
     t: &mut Tables<'_>,
     token: &str,
@@ -147,14 +242,27 @@ pub(crate) fn revoke_family(
     family_id: &str,
     until: SystemTime,
 ) -> Result<(), StoreError> {
-    let existing: Option<FamilyRevocation> = get_json(&t.families, "family revocation", family_id)?;
-    let expires_at = existing.map_or(until, |e| later(e.expires_at, until));
+    let expires_at = revocation_until(&t.families, family_id, until)?;
     put_json(
         &mut t.families,
         "family revocation",
         family_id,
         &FamilyRevocation { expires_at },
     )
+}
+
+/// When a revocation of `family_id` until `until` should end, given any earlier one: never
+/// shortened.
+fn revocation_until<Tb>(
+    families: &Tb,
+    family_id: &str,
+    until: SystemTime,
+) -> Result<SystemTime, StoreError>
+where
+    Tb: ReadableTable<&'static str, &'static [u8]>,
+{
+    let existing: Option<FamilyRevocation> = get_json(families, "family revocation", family_id)?;
+    Ok(existing.map_or(until, |e| later(e.expires_at, until)))
 }
 
 pub(crate) fn put_consent(t: &mut Tables<'_>, record: ConsentRecord) -> Result<(), StoreError> {
@@ -231,11 +339,11 @@ pub(crate) fn record_jti(
     now: SystemTime,
 ) -> Result<bool, StoreError> {
     let key = pair_key(client_id, jti);
-    let existing: Option<JtiRecord> = get_json(&t.jtis, "jti", &key)?;
+    let existing: Option<StoredJti> = get_json(&t.jtis, "jti", &key)?;
     if existing.is_some_and(|r| !is_expired(r.expires_at, now)) {
         return Ok(false);
     }
-    put_json(&mut t.jtis, "jti", &key, &JtiRecord { expires_at })?;
+    put_json(&mut t.jtis, "jti", &key, &StoredJti { expires_at })?;
     Ok(true)
 }
 

@@ -275,3 +275,28 @@ async fn rejects_non_private_key_jwt_client() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn deferred_mode_with_client_document_checks_the_declared_method() {
+    let key = TestKey::ed25519("k");
+    let v = verifier();
+    let doc = document(
+        "private_key_jwt",
+        json!({"jwks": test_keys::jwks_json(&[&key])}),
+    );
+    let token = key.sign(&claims_with(json!({})));
+    let u = v.verify_deferred(&token, &doc).await.unwrap();
+    assert_eq!(u.assertion.client_id, CID);
+    // Not recorded: the record-mode call still accepts it once.
+    assert!(v.verify(&token, &doc).await.is_ok());
+    let mut public = document("none", json!({}));
+    public.jwks = Some(jwk_set(&[&key]));
+    let err = v
+        .verify_deferred(&key.sign(&claims_with(json!({}))), &public)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AssertionError::NotPrivateKeyJwtClient { .. }),
+        "{err}"
+    );
+}
