@@ -20,7 +20,10 @@
 //! that those backends implement.
 #![forbid(unsafe_code)]
 // Panics in request paths are bugs: no unwrap/expect outside tests (STYLE.md).
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 #![warn(missing_docs)]
 
 pub mod assertion;

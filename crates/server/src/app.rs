@@ -146,15 +146,47 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let shared = Arc::new(build_shared(config).await?);
     let front = Arc::new(crate::front::FrontState::new(&shared).await?);
     let back = Arc::new(crate::back::BackState::new(&shared).await?);
+    let gateway = Arc::new(build_gateway(&shared, &back)?);
     Ok(AppState {
         shared,
         front,
         back,
+        gateway,
     })
+}
+
+/// The gateway for `[[resources]]`: tokens verified with this server's own public keys (in
+/// process) and its store's revocations; each resource's scopes are advertised and required.
+fn build_gateway(
+    shared: &Shared,
+    back: &crate::back::BackState,
+) -> Result<cimdgate_gateway::Gateway, StartError> {
+    use cimdgate_gateway::{
+        Gateway, GatewayConfig, KeySource, ResourceSpec, TokenSource, Upstream,
+    };
+    let init = |reason: String| StartError::Init {
+        component: "gateway",
+        reason,
+    };
+    let mut config = GatewayConfig::new(
+        shared.config.server.public_url.clone(),
+        vec![shared.issuer.clone()],
+    );
+    for r in &shared.config.resources {
+        let upstream = Upstream::parse(&r.upstream).map_err(init)?;
+        config
+            .resources
+            .push(ResourceSpec::new(&r.path, upstream, r.scopes.clone()));
+    }
+    let keys = KeySource::local_jwks(&back.keys.jwks()).map_err(init)?;
+    let source = TokenSource::local(shared.issuer.clone(), keys, shared.store.clone());
+    Gateway::new(config, vec![source]).map_err(|e| init(e.to_string()))
 }
 
 /// The router with every endpoint.
 pub fn router(state: AppState) -> Router {
+    // The gateway routes carry their own body limit (`GatewayConfig::max_body_bytes`).
+    let gateway = state.gateway.router();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -164,6 +196,7 @@ pub fn router(state: AppState) -> Router {
             state.shared.config.limits.max_body_bytes,
         ))
         .with_state(state)
+        .merge(gateway)
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {

@@ -123,4 +123,6 @@ pub struct AppState {
     pub front: Arc<crate::front::FrontState>,
     /// Machine-facing endpoints' state.
     pub back: Arc<crate::back::BackState>,
+    /// The gateway (resource server + proxy) for `[[resources]]` (SPEC §5).
+    pub gateway: Arc<cimdgate_gateway::Gateway>,
 }

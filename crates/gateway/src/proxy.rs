@@ -1,0 +1,314 @@
+//! Reverse proxy to an upstream MCP server over Streamable HTTP (MCP 2025-11-25, "Transports":
+//! POST for client messages, GET for the server stream, DELETE to end a session; SPEC §5).
+//!
+//! - Response bodies — SSE included — are relayed chunk by chunk as they arrive, never buffered
+//!   whole; request bodies are read up to [`GatewayConfig::max_body_bytes`] (413 with a JSON
+//!   body beyond).
+//! - `Mcp-Session-Id` (and every other end-to-end header) passes through both ways.
+//! - Never forwarded upstream: the client's `Authorization` (MCP: "token passthrough" is
+//!   forbidden), `Cookie` (the authorization server's session lives on this origin), hop-by-hop
+//!   headers (RFC 9110 §7.6.1, plus any named in `Connection`), and client-sent identity headers.
+//!   Added: the identity headers of [`crate::layer`]; the user's upstream-IdP access token only
+//!   when the resource sets `forward_upstream_token` and an [`UpstreamTokens`] provider is given.
+//! - Never relayed back: hop-by-hop headers and `Set-Cookie` (an upstream must not set cookies
+//!   on the gateway's origin).
+//! - Timeouts: connect ([`GatewayConfig::connect_timeout`]), response headers
+//!   ([`GatewayConfig::response_timeout`]), then only an idle bound between body chunks
+//!   ([`GatewayConfig::idle_timeout`]) — an SSE stream may last as long as it keeps talking.
+//! - Upstream unreachable → 502 `{"error":"upstream_unavailable", …}` naming the upstream; no
+//!   response headers in time → 504 `upstream_timeout`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::header::{AUTHORIZATION, CONNECTION, COOKIE, HOST, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::json;
+use url::Url;
+
+use crate::config::GatewayConfig;
+use crate::layer::{json_response, set_identity_headers};
+use crate::verify::Verified;
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1 and the classic list), never forwarded either way.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Supplies the user's access token at the upstream IdP, for resources that forward it.
+#[async_trait::async_trait]
+pub trait UpstreamTokens: Send + Sync {
+    /// The upstream-IdP access token of the user `who`, if one is held.
+    async fn token_for(&self, who: &Verified) -> Option<String>;
+}
+
+/// The proxy for one resource.
+pub struct Proxy {
+    /// Resource path on the gateway (stripped before appending the rest to the upstream URL).
+    path: String,
+    upstream: Url,
+    client: reqwest::Client,
+    max_body_bytes: usize,
+    response_timeout: std::time::Duration,
+    upstream_tokens: Option<Arc<dyn UpstreamTokens>>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("path", &self.path)
+            .field("upstream", &self.upstream.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The HTTP client for upstreams: no redirects, no proxy from the environment, the configured
+/// connect timeout and idle (read) bound.
+pub fn upstream_client(config: &GatewayConfig) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(config.connect_timeout)
+        .read_timeout(config.idle_timeout)
+        .build()
+        .map_err(|e| format!("upstream HTTP client: {e}"))
+}
+
+impl Proxy {
+    /// A proxy from gateway `path` to `upstream`.
+    pub fn new(
+        path: &str,
+        upstream: Url,
+        client: reqwest::Client,
+        config: &GatewayConfig,
+        upstream_tokens: Option<Arc<dyn UpstreamTokens>>,
+    ) -> Self {
+        Proxy {
+            path: path.trim_end_matches('/').to_owned(),
+            upstream,
+            client,
+            max_body_bytes: config.max_body_bytes,
+            response_timeout: config.response_timeout,
+            upstream_tokens,
+        }
+    }
+
+    fn upstream_url(&self, path: &str, query: Option<&str>) -> Url {
+        let rest = path.strip_prefix(&self.path).unwrap_or("");
+        let mut url = self.upstream.clone();
+        if !rest.is_empty() && rest != "/" {
+            let joined = format!("{}{rest}", url.path().trim_end_matches('/'));
+            url.set_path(&joined);
+        }
+        url.set_query(query);
+        url
+    }
+
+    fn unavailable(&self, why: &str) -> Response<Body> {
+        tracing::warn!(upstream = %self.upstream, error = %why, "upstream unavailable");
+        json_response(
+            StatusCode::BAD_GATEWAY,
+            &json!({"error": "upstream_unavailable",
+                    "error_description": format!("the upstream MCP server {} is unavailable: {why}",
+                                                 self.upstream)}),
+        )
+    }
+
+    /// Forward one request (behind the resource layer, which put [`Verified`] in its
+    /// extensions) and relay the response.
+    pub async fn forward(&self, req: Request<Body>) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let Some(who) = parts.extensions.get::<Verified>().cloned() else {
+            // Only reachable if mounted without the resource layer: refuse, never forward.
+            return json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": "server_error",
+                        "error_description": "proxy mounted without the resource layer"}),
+            );
+        };
+        let body = match http_body_util::Limited::new(body, self.max_body_bytes)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return json_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &json!({"error": "request_too_large",
+                            "error_description": format!("the request body is larger than {} bytes",
+                                                         self.max_body_bytes)}),
+                );
+            }
+            Err(e) => {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": "invalid_request",
+                            "error_description": format!("cannot read the request body: {e}")}),
+                );
+            }
+        };
+        let mut headers = request_headers(&parts.headers);
+        set_identity_headers(&mut headers, &who);
+        if let Some(tokens) = &self.upstream_tokens
+            && let Some(t) = tokens.token_for(&who).await
+            && let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}"))
+        {
+            headers.insert(AUTHORIZATION, v);
+        }
+        let url = self.upstream_url(parts.uri.path(), parts.uri.query());
+        let send = self
+            .client
+            .request(parts.method, url)
+            .headers(headers)
+            .body(body)
+            .send();
+        let resp = match tokio::time::timeout(self.response_timeout, send).await {
+            Err(_) => {
+                return json_response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &json!({"error": "upstream_timeout",
+                            "error_description": format!(
+                                "the upstream MCP server {} did not answer within {} s",
+                                self.upstream, self.response_timeout.as_secs())}),
+                );
+            }
+            Ok(Err(e)) => return self.unavailable(&error_chain(&e)),
+            Ok(Ok(r)) => r,
+        };
+        let mut out = Response::builder().status(resp.status());
+        if let Some(h) = out.headers_mut() {
+            *h = response_headers(resp.headers());
+        }
+        let upstream = self.upstream.clone();
+        let stream = futures_util::StreamExt::inspect(resp.bytes_stream(), move |r| {
+            if let Err(e) = r {
+                tracing::debug!(upstream = %upstream, error = %e, "upstream body ended early");
+            }
+        });
+        out.body(Body::from_stream(stream))
+            .unwrap_or_else(|e| self.unavailable(&e.to_string()))
+    }
+}
+
+/// `e` and its sources, `: `-joined (reqwest's top-level message alone says little).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Names listed in `Connection` (RFC 9110 §7.6.1), lower-case.
+fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect()
+}
+
+fn is_hop_by_hop(name: &HeaderName, listed: &[HeaderName]) -> bool {
+    HOP_BY_HOP.contains(&name.as_str()) || listed.contains(name)
+}
+
+/// Headers to send upstream (identity headers are set by the caller afterwards).
+pub fn request_headers(incoming: &HeaderMap) -> HeaderMap {
+    let listed = connection_listed(incoming);
+    let mut out = HeaderMap::with_capacity(incoming.len());
+    for (name, value) in incoming {
+        if is_hop_by_hop(name, &listed)
+            || name == AUTHORIZATION
+            || name == COOKIE
+            || name == HOST
+            || name == axum::http::header::CONTENT_LENGTH
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// Headers to relay back to the client.
+pub fn response_headers(upstream: &HeaderMap) -> HeaderMap {
+    let listed = connection_listed(upstream);
+    let mut out = HeaderMap::with_capacity(upstream.len());
+    for (name, value) in upstream {
+        if is_hop_by_hop(name, &listed) || name == SET_COOKIE {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_and_hop_by_hop_headers_are_not_forwarded() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer secret"),
+            ("cookie", "__Host-session=x"),
+            ("connection", "keep-alive, x-private"),
+            ("x-private", "1"),
+            ("te", "trailers"),
+            ("host", "gw"),
+            ("mcp-session-id", "abc"),
+            ("accept", "text/event-stream"),
+        ] {
+            h.append(k, HeaderValue::from_static(v));
+        }
+        let out = request_headers(&h);
+        let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, vec!["mcp-session-id", "accept"]);
+    }
+
+    #[test]
+    fn set_cookie_is_not_relayed_but_session_id_is() {
+        let mut h = HeaderMap::new();
+        h.append("set-cookie", HeaderValue::from_static("a=b"));
+        h.append("mcp-session-id", HeaderValue::from_static("abc"));
+        h.append("transfer-encoding", HeaderValue::from_static("chunked"));
+        let out = response_headers(&h);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out["mcp-session-id"], "abc");
+    }
+
+    #[test]
+    fn upstream_url_keeps_the_upstream_path_and_appends_the_rest() {
+        let cfg = GatewayConfig::new(Url::parse("http://gw/").unwrap(), vec![]);
+        let p = Proxy::new(
+            "/mcp",
+            Url::parse("http://up:9/base/mcp").unwrap(),
+            reqwest::Client::new(),
+            &cfg,
+            None,
+        );
+        assert_eq!(
+            p.upstream_url("/mcp", None).as_str(),
+            "http://up:9/base/mcp"
+        );
+        assert_eq!(
+            p.upstream_url("/mcp/x", Some("a=1")).as_str(),
+            "http://up:9/base/mcp/x?a=1"
+        );
+    }
+}
