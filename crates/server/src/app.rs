@@ -246,6 +246,16 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<RunningServe
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let sweeper = state.clone();
+    // Small responses (MCP JSON-RPC, SSE events) must not wait for Nagle + delayed ACK
+    // (~40 ms per round trip without this).
+    let listener = {
+        use axum::serve::ListenerExt;
+        listener.tap_io(|stream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        })
+    };
     let task = tokio::spawn(async move {
         let sweep = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
