@@ -1,14 +1,21 @@
 //! `cimdgate` — the command-line front end.
 //!
 //! This binary only parses arguments and wires library crates together; every rule lives in the
-//! `cimd` core crate. Commands: `serve`, `hash-password`, `cimd create`, `cimd validate` (SPEC §7).
+//! `cimd` core crate. Commands: `serve`, `demo`, `login`, `hash-password`, `cimd create`,
+//! `cimd validate` (SPEC §7).
 #![forbid(unsafe_code)]
 // Panics in request paths are bugs: no unwrap/expect outside tests (STYLE.md).
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod cimd_create;
 mod cimd_validate;
+mod demo;
+mod login;
 mod serve;
+mod zero_config;
 
 use std::process::ExitCode;
 
@@ -39,8 +46,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the authorization server (and, later, the gateway).
+    /// Run the authorization server and the MCP gateway (no config file: zero-config dev mode).
     Serve(serve::ServeArgs),
+    /// Walk one full CIMD login and MCP tool call in this process, printing each step.
+    Demo,
+    /// Log in to an MCP server as a client (discovery, PKCE, loopback callback, token storage).
+    Login(login::LoginArgs),
     /// Create and check Client ID Metadata Documents.
     #[command(subcommand)]
     Cimd(CimdCommand),
@@ -60,11 +71,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Serve(args) => init_logging("info", args.json_logs()),
+        // The demo's own config turns on the fetch dev hooks, which warn; the steps say enough.
+        Command::Demo => init_logging("error", false),
         _ => init_logging("warn", false),
     }
     match cli.command {
         Command::Serve(args) => ExitCode::from(serve::run(args)),
         Command::HashPassword => ExitCode::from(serve::hash_password()),
+        Command::Demo => ExitCode::from(demo::run()),
+        Command::Login(args) => ExitCode::from(login::run(args)),
         Command::Cimd(CimdCommand::Create(args)) => ExitCode::from(cimd_create::run(args)),
         Command::Cimd(CimdCommand::Validate(args)) => ExitCode::from(cimd_validate::run(args)),
     }

@@ -8,14 +8,20 @@ use clap::Args;
 
 use cimdgate_server::Config;
 
-use crate::{EXIT_INVALID, EXIT_USAGE_OR_FETCH, EXIT_VALID};
+use crate::{EXIT_INVALID, EXIT_USAGE_OR_FETCH, EXIT_VALID, zero_config};
+
+/// The environment variable naming the config file.
+pub const CONFIG_ENV: &str = "CIMDGATE_CONFIG";
 
 /// Arguments of `cimdgate serve`.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Configuration: one TOML file (see docs/cimdgate.example.toml). Every key \
 can be overridden by an environment variable CIMDGATE_<SECTION>__<KEY>, e.g. \
-CIMDGATE_SERVER__LISTEN=0.0.0.0:8080 or CIMDGATE_STORE__URL=embedded:/var/lib/cimdgate."
+CIMDGATE_SERVER__LISTEN=0.0.0.0:8080 or CIMDGATE_STORE__URL=embedded:/var/lib/cimdgate.\n\n\
+Without a config file (zero-config): 127.0.0.1:8080, store in ./cimdgate-data, the demo MCP \
+server at /mcp, and a generated dev user `dev` whose password is printed on the first start \
+only. These defaults never apply when a config file is given."
 )]
 pub struct ServeArgs {
     /// TOML configuration file (relative paths inside resolve against its folder).
@@ -38,7 +44,9 @@ impl ServeArgs {
 
 /// Run the server until Ctrl-C / SIGTERM.
 pub fn run(args: ServeArgs) -> u8 {
-    let mut config = match Config::load(args.config.as_deref(), std::env::vars()) {
+    // `CIMDGATE_CONFIG` names the file (clap reads it); it is not a config key override.
+    let env = std::env::vars().filter(|(k, _)| k != CONFIG_ENV);
+    let mut config = match Config::load(args.config.as_deref(), env) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -48,6 +56,7 @@ pub fn run(args: ServeArgs) -> u8 {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
+    let zero_config = args.config.is_none();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -59,7 +68,25 @@ pub fn run(args: ServeArgs) -> u8 {
         }
     };
     runtime.block_on(async move {
+        let dev = if zero_config {
+            match zero_config::apply(&mut config, args.listen.is_some()).await {
+                Ok(dev) => Some(dev),
+                Err(e) => {
+                    eprintln!("error: zero-config setup: {e}");
+                    return EXIT_INVALID;
+                }
+            }
+        } else {
+            None
+        };
+        if let Err(e) = config.check() {
+            eprintln!("error: {e}");
+            return EXIT_INVALID;
+        }
         let issuer = config.issuer();
+        let banner = dev
+            .as_ref()
+            .map(|d| zero_config::banner(&config, d.as_ref()));
         let server = match cimdgate_server::start(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -72,6 +99,12 @@ pub fn run(args: ServeArgs) -> u8 {
             server.addr
         );
         eprintln!("  metadata: {issuer}/.well-known/oauth-authorization-server");
+        if let Some(b) = banner {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{b}");
+            let _ = out.flush();
+        }
         shutdown_signal().await;
         eprintln!("shutting down");
         server.shutdown().await;
