@@ -5,7 +5,8 @@
 //! refresh-token families, revocations, consent decisions, DCR clients, signing keys, server
 //! secrets, client-assertion `jti` replay records, encrypted upstream tokens and the inventory
 //! of CIMD clients seen. SPEC §6: "one storage trait; two backends" — the embedded backend
-//! ([`embedded::EmbeddedStore`], redb) lives here; the Redis backend comes later.
+//! ([`embedded::EmbeddedStore`], redb) and the Redis backend ([`redis::RedisStore`]) for
+//! several instances.
 //!
 //! Rules every backend must keep:
 //! - **Atomic single-use operations** ([`Store::take_code`], [`Store::redeem_code`],
@@ -23,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod embedded;
+pub mod redis;
 mod types;
 
 pub use types::*;
@@ -128,7 +130,8 @@ pub enum RefreshRotation {
     NotFound,
 }
 
-/// The storage trait. Implementations: [`embedded::EmbeddedStore`] (redb); Redis later.
+/// The storage trait. Implementations: [`embedded::EmbeddedStore`] (redb) and
+/// [`redis::RedisStore`].
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap liveness check for `/readyz`.

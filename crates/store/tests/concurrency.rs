@@ -1,6 +1,7 @@
 //! Atomic operations stay atomic under concurrency, and group commit really batches.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -11,10 +12,10 @@ use common::*;
 use tokio::task::JoinSet;
 
 /// Run `n` copies of `f(store, i)` at once and collect their results.
-async fn race<T, F, Fut>(store: &Arc<EmbeddedStore>, n: usize, f: F) -> Vec<T>
+async fn race<T, F, Fut>(store: &Arc<dyn Store>, n: usize, f: F) -> Vec<T>
 where
     T: Send + 'static,
-    F: Fn(Arc<EmbeddedStore>, usize) -> Fut,
+    F: Fn(Arc<dyn Store>, usize) -> Fut,
     Fut: Future<Output = T> + Send + 'static,
 {
     let mut set = JoinSet::new();
@@ -33,9 +34,7 @@ fn open_shared() -> (tempfile::TempDir, Arc<EmbeddedStore>) {
     (dir, Arc::new(s))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn hundred_concurrent_redemptions_of_one_code_redeem_once() {
-    let (_dir, s) = open_shared();
+async fn hundred_concurrent_redemptions_of_one_code_redeem_once(s: Arc<dyn Store>) {
     s.put_code(&hash("code"), &code("fam", future()))
         .await
         .unwrap();
@@ -54,9 +53,7 @@ async fn hundred_concurrent_redemptions_of_one_code_redeem_once() {
     assert_eq!((redeemed, used), (1, 99));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn hundred_concurrent_records_of_one_jti_accept_once() {
-    let (_dir, s) = open_shared();
+async fn hundred_concurrent_records_of_one_jti_accept_once(s: Arc<dyn Store>) {
     let results = race(&s, 100, |s, _| async move {
         s.record_jti("https://c/x", "jti-1", future())
             .await
@@ -66,9 +63,7 @@ async fn hundred_concurrent_records_of_one_jti_accept_once() {
     assert_eq!(results.iter().filter(|new| **new).count(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_rotations_of_one_token_rotate_once_and_revoke_the_family() {
-    let (_dir, s) = open_shared();
+async fn concurrent_rotations_of_one_token_rotate_once_and_revoke_the_family(s: Arc<dyn Store>) {
     s.put_refresh(&hash("rt"), &refresh("fam", future()))
         .await
         .unwrap();
@@ -97,9 +92,7 @@ async fn concurrent_rotations_of_one_token_rotate_once_and_revoke_the_family() {
     assert!(s.is_family_revoked("fam", now()).await.unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_secret_and_key_initialisation_agree_on_one_value() {
-    let (_dir, s) = open_shared();
+async fn concurrent_secret_and_key_initialisation_agree_on_one_value(s: Arc<dyn Store>) {
     let secrets = race(&s, 2, |s, i| async move {
         s.init_secret("cookie", format!("candidate-{i}").as_bytes())
             .await
@@ -121,7 +114,8 @@ async fn concurrent_secret_and_key_initialisation_agree_on_one_value() {
 async fn group_commit_batches_concurrent_writes() {
     let (_dir, s) = open_shared();
     let before = s.stats();
-    race(&s, 200, |s, i| async move {
+    let dyn_s: Arc<dyn Store> = s.clone();
+    race(&dyn_s, 200, |s, i| async move {
         s.put_refresh(&hash(&format!("rt-{i}")), &refresh("fam", future()))
             .await
             .unwrap()
@@ -145,3 +139,10 @@ async fn group_commit_batches_concurrent_writes() {
         );
     }
 }
+
+both_backends!(
+    hundred_concurrent_redemptions_of_one_code_redeem_once,
+    hundred_concurrent_records_of_one_jti_accept_once,
+    concurrent_rotations_of_one_token_rotate_once_and_revoke_the_family,
+    concurrent_secret_and_key_initialisation_agree_on_one_value,
+);

@@ -3,17 +3,17 @@
 //! records, persistence across reopen, and a clear error when the file is in use.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use cimdgate_store::embedded::{DB_FILE_NAME, EmbeddedStore};
 use cimdgate_store::{CodeRedemption, RefreshRotation, Store, StoreError};
 use common::*;
 
-#[tokio::test]
-async fn code_is_redeemed_once_then_already_used() {
-    let (_dir, s) = open_temp();
+async fn code_is_redeemed_once_then_already_used(s: Arc<dyn Store>) {
     let rec = code("fam-1", future());
     s.put_code(&hash("c1"), &rec).await.unwrap();
     assert_eq!(
@@ -28,9 +28,7 @@ async fn code_is_redeemed_once_then_already_used() {
     }
 }
 
-#[tokio::test]
-async fn code_unknown_or_expired_is_not_found() {
-    let (_dir, s) = open_temp();
+async fn code_unknown_or_expired_is_not_found(s: Arc<dyn Store>) {
     s.put_code(&hash("old"), &code("f", past())).await.unwrap();
     s.put_code(
         &hash("used-then-expired"),
@@ -59,9 +57,7 @@ async fn code_unknown_or_expired_is_not_found() {
     }
 }
 
-#[tokio::test]
-async fn refresh_rotation_spends_the_old_token_and_stores_the_new() {
-    let (_dir, s) = open_temp();
+async fn refresh_rotation_spends_the_old_token_and_stores_the_new(s: Arc<dyn Store>) {
     let (a, b, c) = (hash("rt-a"), hash("rt-b"), hash("rt-c"));
     let rec_a = refresh("fam", future());
     s.put_refresh(&a, &rec_a).await.unwrap();
@@ -85,9 +81,7 @@ async fn refresh_rotation_spends_the_old_token_and_stores_the_new() {
     assert!(!s.is_family_revoked("fam", now()).await.unwrap());
 }
 
-#[tokio::test]
-async fn refresh_reuse_revokes_the_whole_family() {
-    let (_dir, s) = open_temp();
+async fn refresh_reuse_revokes_the_whole_family(s: Arc<dyn Store>) {
     let (a, b, c) = (hash("a"), hash("b"), hash("c"));
     s.put_refresh(&a, &refresh("fam", future())).await.unwrap();
     s.put_refresh(&hash("other"), &refresh("other-fam", future()))
@@ -131,9 +125,7 @@ async fn refresh_reuse_revokes_the_whole_family() {
     assert!(!s.is_family_revoked("other-fam", now()).await.unwrap());
 }
 
-#[tokio::test]
-async fn reuse_revocation_outlives_the_newest_family_member() {
-    let (_dir, s) = open_temp();
+async fn reuse_revocation_outlives_the_newest_family_member(s: Arc<dyn Store>) {
     // `a` lives 1 h; the token issued from it lives 3 h.
     s.put_refresh(&hash("a"), &refresh("fam", future()))
         .await
@@ -161,9 +153,7 @@ async fn reuse_revocation_outlives_the_newest_family_member() {
     );
 }
 
-#[tokio::test]
-async fn refresh_unknown_or_expired_is_not_found() {
-    let (_dir, s) = open_temp();
+async fn refresh_unknown_or_expired_is_not_found(s: Arc<dyn Store>) {
     s.put_refresh(&hash("expired"), &refresh("fam", past()))
         .await
         .unwrap();
@@ -177,9 +167,7 @@ async fn refresh_unknown_or_expired_is_not_found() {
     assert_eq!(s.get_refresh(&hash("new"), now()).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn revoke_family_until_a_time_and_keep_the_longest() {
-    let (_dir, s) = open_temp();
+async fn revoke_family_until_a_time_and_keep_the_longest(s: Arc<dyn Store>) {
     assert!(!s.is_family_revoked("f", now()).await.unwrap());
     s.put_refresh(&hash("t"), &refresh("f", future()))
         .await
@@ -209,9 +197,7 @@ async fn revoke_family_until_a_time_and_keep_the_longest() {
     assert_eq!(r.unwrap(), RefreshRotation::FamilyRevoked);
 }
 
-#[tokio::test]
-async fn consent_is_per_subject_and_client_and_expires() {
-    let (_dir, s) = open_temp();
+async fn consent_is_per_subject_and_client_and_expires(s: Arc<dyn Store>) {
     let rec = consent("alice", "https://c.example/a", future());
     s.put_consent(&rec).await.unwrap();
     s.put_consent(&consent("bob", "https://c.example/b", past()))
@@ -244,9 +230,7 @@ async fn consent_is_per_subject_and_client_and_expires() {
     );
 }
 
-#[tokio::test]
-async fn registered_clients_round_trip() {
-    let (_dir, s) = open_temp();
+async fn registered_clients_round_trip(s: Arc<dyn Store>) {
     assert_eq!(s.get_client("dcr-1").await.unwrap(), None);
     s.put_client(&dcr_client("dcr-1")).await.unwrap();
     assert_eq!(
@@ -255,9 +239,7 @@ async fn registered_clients_round_trip() {
     );
 }
 
-#[tokio::test]
-async fn first_signing_key_wins_and_is_listed() {
-    let (_dir, s) = open_temp();
+async fn first_signing_key_wins_and_is_listed(s: Arc<dyn Store>) {
     assert!(s.signing_keys().await.unwrap().is_empty());
     assert_eq!(
         s.init_signing_key(&signing_key("k1")).await.unwrap(),
@@ -270,9 +252,7 @@ async fn first_signing_key_wins_and_is_listed() {
     assert_eq!(s.signing_keys().await.unwrap(), vec![signing_key("k1")]);
 }
 
-#[tokio::test]
-async fn init_secret_returns_the_first_value_stored() {
-    let (_dir, s) = open_temp();
+async fn init_secret_returns_the_first_value_stored(s: Arc<dyn Store>) {
     assert_eq!(s.init_secret("cookie", b"first").await.unwrap(), b"first");
     assert_eq!(s.init_secret("cookie", b"second").await.unwrap(), b"first");
     assert_eq!(
@@ -281,9 +261,7 @@ async fn init_secret_returns_the_first_value_stored() {
     );
 }
 
-#[tokio::test]
-async fn jti_is_recorded_once_per_client_until_it_expires() {
-    let (_dir, s) = open_temp();
+async fn jti_is_recorded_once_per_client_until_it_expires(s: Arc<dyn Store>) {
     let cases = [
         ("https://a/c", "j1", future(), true),
         ("https://a/c", "j1", future(), false), // replay
@@ -301,9 +279,7 @@ async fn jti_is_recorded_once_per_client_until_it_expires() {
     }
 }
 
-#[tokio::test]
-async fn upstream_tokens_round_trip_and_expire() {
-    let (_dir, s) = open_temp();
+async fn upstream_tokens_round_trip_and_expire(s: Arc<dyn Store>) {
     let blob: Vec<u8> = (0..=255).collect();
     s.put_upstream_tokens("u1", &blob, future()).await.unwrap();
     s.put_upstream_tokens("u2", b"x", past()).await.unwrap();
@@ -316,9 +292,7 @@ async fn upstream_tokens_round_trip_and_expire() {
     assert_eq!(s.get_upstream_tokens("none", now()).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn client_seen_is_new_once_and_tracks_last_seen() {
-    let (_dir, s) = open_temp();
+async fn client_seen_is_new_once_and_tracks_last_seen(s: Arc<dyn Store>) {
     let (t0, t1) = (past(), now());
     assert!(
         s.record_client_seen(&seen("https://a/c", Some("A"), t0))
@@ -470,8 +444,24 @@ fn store_folder_is_private() {
     assert_eq!(mode, 0o700);
 }
 
-#[tokio::test]
-async fn health_is_ok_when_open() {
-    let (_dir, s) = open_temp();
+async fn health_is_ok_when_open(s: Arc<dyn Store>) {
     s.health().await.unwrap();
 }
+
+both_backends!(
+    code_is_redeemed_once_then_already_used,
+    code_unknown_or_expired_is_not_found,
+    refresh_rotation_spends_the_old_token_and_stores_the_new,
+    refresh_reuse_revokes_the_whole_family,
+    reuse_revocation_outlives_the_newest_family_member,
+    refresh_unknown_or_expired_is_not_found,
+    revoke_family_until_a_time_and_keep_the_longest,
+    consent_is_per_subject_and_client_and_expires,
+    registered_clients_round_trip,
+    first_signing_key_wins_and_is_listed,
+    init_secret_returns_the_first_value_stored,
+    jti_is_recorded_once_per_client_until_it_expires,
+    upstream_tokens_round_trip_and_expire,
+    client_seen_is_new_once_and_tracks_last_seen,
+    health_is_ok_when_open,
+);

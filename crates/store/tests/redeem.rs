@@ -2,6 +2,7 @@
 //! token, reuse revocation) in one atomic write, with every outcome and under concurrency.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -33,13 +34,11 @@ fn redeem(code: &str, jti_id: Option<&str>, rt: Option<&str>) -> CodeRedeem {
 }
 
 /// Whether `id` is recorded (and live): recording it again is refused.
-async fn jti_recorded(s: &impl Store, id: &str) -> bool {
+async fn jti_recorded(s: &dyn Store, id: &str) -> bool {
     !s.record_jti(CLIENT, id, future()).await.unwrap()
 }
 
-#[tokio::test]
-async fn get_code_reads_without_redeeming() {
-    let (_dir, s) = open_temp();
+async fn get_code_reads_without_redeeming(s: Arc<dyn Store>) {
     let rec = code("fam", future());
     s.put_code(&hash("c"), &rec).await.unwrap();
     for _ in 0..2 {
@@ -63,9 +62,7 @@ async fn get_code_reads_without_redeeming() {
     assert_eq!(s.get_code(&hash("old"), now()).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn redeemed_marks_the_code_records_the_jti_and_stores_the_refresh_token() {
-    let (_dir, s) = open_temp();
+async fn redeemed_marks_the_code_records_the_jti_and_stores_the_refresh_token(s: Arc<dyn Store>) {
     let rec = code("fam", future());
     s.put_code(&hash("c"), &rec).await.unwrap();
     assert_eq!(
@@ -82,13 +79,11 @@ async fn redeemed_marks_the_code_records_the_jti_and_stores_the_refresh_token() 
         s.get_refresh(&hash("rt"), now()).await.unwrap(),
         Some(refresh("fam", future()))
     );
-    assert!(jti_recorded(&s, "j1").await);
+    assert!(jti_recorded(&*s, "j1").await);
     assert!(!s.is_family_revoked("fam", now()).await.unwrap());
 }
 
-#[tokio::test]
-async fn redeemed_without_jti_or_refresh_token() {
-    let (_dir, s) = open_temp();
+async fn redeemed_without_jti_or_refresh_token(s: Arc<dyn Store>) {
     let rec = code("fam", future());
     s.put_code(&hash("c"), &rec).await.unwrap();
     assert_eq!(
@@ -103,9 +98,7 @@ async fn redeemed_without_jti_or_refresh_token() {
     );
 }
 
-#[tokio::test]
-async fn replayed_jti_changes_nothing_and_leaves_the_code_unused() {
-    let (_dir, s) = open_temp();
+async fn replayed_jti_changes_nothing_and_leaves_the_code_unused(s: Arc<dyn Store>) {
     let rec = code("fam", future());
     s.put_code(&hash("c"), &rec).await.unwrap();
     assert!(s.record_jti(CLIENT, "j1", future()).await.unwrap());
@@ -152,9 +145,7 @@ async fn replayed_jti_changes_nothing_and_leaves_the_code_unused() {
     ));
 }
 
-#[tokio::test]
-async fn an_expired_jti_record_does_not_block() {
-    let (_dir, s) = open_temp();
+async fn an_expired_jti_record_does_not_block(s: Arc<dyn Store>) {
     s.put_code(&hash("c"), &code("fam", future()))
         .await
         .unwrap();
@@ -167,9 +158,7 @@ async fn an_expired_jti_record_does_not_block() {
     ));
 }
 
-#[tokio::test]
-async fn already_used_revokes_the_family_and_burns_the_jti() {
-    let (_dir, s) = open_temp();
+async fn already_used_revokes_the_family_and_burns_the_jti(s: Arc<dyn Store>) {
     let rec = code("fam", future());
     s.put_code(&hash("c"), &rec).await.unwrap();
     assert!(matches!(
@@ -185,7 +174,7 @@ async fn already_used_revokes_the_family_and_burns_the_jti() {
             .unwrap(),
         CodeRedeemOutcome::AlreadyUsed(rec)
     );
-    assert!(jti_recorded(&s, "j2").await, "the jti is used up");
+    assert!(jti_recorded(&*s, "j2").await, "the jti is used up");
     assert_eq!(
         s.get_refresh(&hash("rt2"), now()).await.unwrap(),
         None,
@@ -202,9 +191,7 @@ async fn already_used_revokes_the_family_and_burns_the_jti() {
     assert_eq!(s.get_refresh(&hash("rt"), now()).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn reuse_never_shortens_an_earlier_revocation() {
-    let (_dir, s) = open_temp();
+async fn reuse_never_shortens_an_earlier_revocation(s: Arc<dyn Store>) {
     s.put_code(&hash("c"), &code("fam", future()))
         .await
         .unwrap();
@@ -224,9 +211,7 @@ async fn reuse_never_shortens_an_earlier_revocation() {
     );
 }
 
-#[tokio::test]
-async fn unknown_or_expired_code_is_not_found_and_burns_the_jti() {
-    let (_dir, s) = open_temp();
+async fn unknown_or_expired_code_is_not_found_and_burns_the_jti(s: Arc<dyn Store>) {
     s.put_code(&hash("old"), &code("fam", past()))
         .await
         .unwrap();
@@ -238,7 +223,7 @@ async fn unknown_or_expired_code_is_not_found_and_burns_the_jti() {
             CodeRedeemOutcome::NotFound,
             "{c}"
         );
-        assert!(jti_recorded(&s, j).await, "{c}: jti used up");
+        assert!(jti_recorded(&*s, j).await, "{c}: jti used up");
     }
     assert_eq!(s.get_refresh(&hash("rt"), now()).await.unwrap(), None);
     // Judged at `now`: a code live now but expired at a later `now` is not found then.
@@ -254,9 +239,7 @@ async fn unknown_or_expired_code_is_not_found_and_burns_the_jti() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn hundred_concurrent_redeem_code_of_one_code_redeem_once() {
-    let (_dir, s) = open_temp();
+async fn hundred_concurrent_redeem_code_of_one_code_redeem_once(s: Arc<dyn Store>) {
     let s = Arc::new(s);
     s.put_code(&hash("code"), &code("fam", future()))
         .await
@@ -300,9 +283,7 @@ async fn hundred_concurrent_redeem_code_of_one_code_redeem_once() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn hundred_concurrent_redeem_code_with_one_jti_accept_once() {
-    let (_dir, s) = open_temp();
+async fn hundred_concurrent_redeem_code_with_one_jti_accept_once(s: Arc<dyn Store>) {
     let s = Arc::new(s);
     for i in 0..100 {
         s.put_code(&hash(&format!("c{i}")), &code(&format!("f{i}"), future()))
@@ -328,3 +309,16 @@ async fn hundred_concurrent_redeem_code_with_one_jti_accept_once() {
     }
     assert_eq!((redeemed, replayed), (1, 99));
 }
+
+both_backends!(
+    get_code_reads_without_redeeming,
+    redeemed_marks_the_code_records_the_jti_and_stores_the_refresh_token,
+    redeemed_without_jti_or_refresh_token,
+    replayed_jti_changes_nothing_and_leaves_the_code_unused,
+    an_expired_jti_record_does_not_block,
+    already_used_revokes_the_family_and_burns_the_jti,
+    reuse_never_shortens_an_earlier_revocation,
+    unknown_or_expired_code_is_not_found_and_burns_the_jti,
+    hundred_concurrent_redeem_code_of_one_code_redeem_once,
+    hundred_concurrent_redeem_code_with_one_jti_accept_once,
+);

@@ -15,6 +15,9 @@
 #![warn(missing_docs)]
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test fixtures: failing loudly is the point
 
+mod redis_server;
+pub use redis_server::RedisServer;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};

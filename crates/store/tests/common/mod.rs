@@ -114,3 +114,55 @@ pub fn seen(client_id: &str, name: Option<&str>, at: SystemTime) -> SeenClient {
         last_seen: at,
     }
 }
+
+/// An embedded store in a temporary folder, as a trait object.
+pub fn open_embedded_dyn() -> (tempfile::TempDir, std::sync::Arc<dyn cimdgate_store::Store>) {
+    let (dir, s) = open_temp();
+    (dir, std::sync::Arc::new(s))
+}
+
+/// A Redis store on a private `redis-server` (killed when the guard drops).
+pub async fn open_redis_dyn() -> (
+    cimdgate_test_support::RedisServer,
+    std::sync::Arc<dyn cimdgate_store::Store>,
+) {
+    let (server, s) = open_redis().await;
+    (server, std::sync::Arc::new(s))
+}
+
+/// A Redis store on a private `redis-server`.
+pub async fn open_redis() -> (
+    cimdgate_test_support::RedisServer,
+    cimdgate_store::redis::RedisStore,
+) {
+    let server = cimdgate_test_support::RedisServer::start();
+    let store = cimdgate_store::redis::RedisStore::open(&server.url())
+        .await
+        .unwrap();
+    (server, store)
+}
+
+/// Generate one test per backend for each shared test `async fn name(s: Arc<dyn Store>)`.
+#[allow(unused_macros)]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let (_dir, s) = super::common::open_embedded_dyn();
+                    super::$name(s).await;
+                }
+            )*
+        }
+        mod on_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let (_redis, s) = super::common::open_redis_dyn().await;
+                    super::$name(s).await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,617 @@
+//! [`Store`] for [`RedisStore`]: every operation with the embedded store's semantics (see
+//! `embedded/ops.rs`), atomic ones as one Lua script each (`scripts.rs`).
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use super::codec::{
+    UpstreamValue, corrupt_status, decode, encode, from_hex, is_expired, pair_hash, parse_secs,
+};
+use super::{RedisStore, pxat, scripts, unix_ms, unix_secs};
+use crate::{
+    CodeRecord, CodeRedeem, CodeRedeemOutcome, CodeRedemption, ConsentRecord, RefreshRecord,
+    RefreshRotation, RegisteredClient, SeenClient, SigningKeyRecord, Store, StoreError, TokenHash,
+    hex,
+};
+
+impl RedisStore {
+    /// Follow a pointer (`code:<h>` / `rt:<h>`) to its family id.
+    async fn family_of(&self, kind: &str, hash: &str) -> Result<Option<String>, StoreError> {
+        let key = self.key(&[kind, hash]);
+        let mut c = self.conn();
+        self.run("pointer read", async move {
+            ::redis::cmd("GET").arg(&key).query_async(&mut c).await
+        })
+        .await
+    }
+
+    async fn set_pointer(
+        &self,
+        kind: &str,
+        hash: &str,
+        family: &str,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        let key = self.key(&[kind, hash]);
+        let mut c = self.conn();
+        self.run("pointer write", async move {
+            ::redis::cmd("SET")
+                .arg(&key)
+                .arg(family)
+                .arg("PXAT")
+                .arg(pxat(expires_at))
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// Store a hash record (`rec`, `exp`, flag=0) with its TTL, in one MULTI.
+    async fn put_hash_record(
+        &self,
+        key: String,
+        rec: String,
+        flag: &str,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn();
+        self.run("record write", async move {
+            ::redis::pipe()
+                .atomic()
+                .cmd("DEL")
+                .arg(&key)
+                .ignore()
+                .cmd("HSET")
+                .arg(&key)
+                .arg("rec")
+                .arg(rec)
+                .arg("exp")
+                .arg(unix_secs(expires_at))
+                .arg(flag)
+                .arg("0")
+                .ignore()
+                .cmd("PEXPIREAT")
+                .arg(&key)
+                .arg(pxat(expires_at))
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// `rec`, `exp`, flag of a hash record.
+    async fn get_hash_record(
+        &self,
+        key: String,
+        flag: &'static str,
+    ) -> Result<(Option<String>, Option<String>, Option<String>), StoreError> {
+        let mut c = self.conn();
+        self.run("record read", async move {
+            ::redis::cmd("HMGET")
+                .arg(&key)
+                .arg("rec")
+                .arg("exp")
+                .arg(flag)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn jti_script(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let key = self.key(&["jti:", &pair_hash(client_id, jti)]);
+        let mut c = self.conn();
+        let n: i64 = self
+            .run("jti record", async move {
+                scripts::RECORD_JTI
+                    .key(&key)
+                    .arg(unix_secs(now))
+                    .arg(unix_secs(expires_at))
+                    .arg(pxat(expires_at))
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn get_string(&self, key: String, what: &str) -> Result<Option<String>, StoreError> {
+        let mut c = self.conn();
+        self.run(what, async move {
+            ::redis::cmd("GET").arg(&key).query_async(&mut c).await
+        })
+        .await
+    }
+
+    async fn set_string(
+        &self,
+        key: String,
+        value: String,
+        expires_at: Option<SystemTime>,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn();
+        self.run(what, async move {
+            let mut cmd = ::redis::cmd("SET");
+            cmd.arg(&key).arg(value);
+            if let Some(t) = expires_at {
+                cmd.arg("PXAT").arg(pxat(t));
+            }
+            cmd.query_async(&mut c).await
+        })
+        .await
+    }
+
+    fn revocation_key(&self, family: &str) -> String {
+        self.family_key(family, "revoked", "")
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn health(&self) -> Result<(), StoreError> {
+        let mut c = self.conn();
+        let pong: String = self
+            .run("health check", async move {
+                ::redis::cmd("PING").query_async(&mut c).await
+            })
+            .await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "redis health check: unexpected reply {pong:?}"
+            )))
+        }
+    }
+
+    async fn put_code(&self, code: &TokenHash, record: &CodeRecord) -> Result<(), StoreError> {
+        let family = record.family_id.as_str();
+        let key = self.family_key(family, "code:", code.as_str());
+        self.put_hash_record(key, encode("code", record)?, "used", record.expires_at)
+            .await?;
+        self.set_pointer("code:", code.as_str(), family, record.expires_at)
+            .await
+    }
+
+    async fn take_code(
+        &self,
+        code: &TokenHash,
+        now: SystemTime,
+    ) -> Result<CodeRedemption, StoreError> {
+        let Some(family) = self.family_of("code:", code.as_str()).await? else {
+            return Ok(CodeRedemption::NotFound);
+        };
+        let key = self.family_key(&family, "code:", code.as_str());
+        let mut c = self.conn();
+        let (status, rec): (i64, Option<String>) = self
+            .run("code redemption", async move {
+                scripts::TAKE_CODE
+                    .key(&key)
+                    .arg(unix_secs(now))
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let record = |rec: Option<String>| -> Result<CodeRecord, StoreError> {
+            decode("code", rec.as_deref().unwrap_or_default())
+        };
+        match status {
+            0 => Ok(CodeRedemption::NotFound),
+            1 => Ok(CodeRedemption::Redeemed(record(rec)?)),
+            2 => Ok(CodeRedemption::AlreadyUsed(record(rec)?)),
+            s => Err(corrupt_status("code", s)),
+        }
+    }
+
+    async fn get_code(
+        &self,
+        code: &TokenHash,
+        now: SystemTime,
+    ) -> Result<Option<(CodeRecord, bool)>, StoreError> {
+        let Some(family) = self.family_of("code:", code.as_str()).await? else {
+            return Ok(None);
+        };
+        let key = self.family_key(&family, "code:", code.as_str());
+        let (rec, exp, used) = self.get_hash_record(key, "used").await?;
+        let (Some(rec), Some(exp)) = (rec, exp) else {
+            return Ok(None);
+        };
+        if is_expired(parse_secs("code", &exp)?, now) {
+            return Ok(None);
+        }
+        Ok(Some((decode("code", &rec)?, used.as_deref() == Some("1"))))
+    }
+
+    async fn redeem_code(
+        &self,
+        req: &CodeRedeem,
+        now: SystemTime,
+    ) -> Result<CodeRedeemOutcome, StoreError> {
+        // 1–2: the jti, in its own slot, first (see the module docs for the ordering argument).
+        if let Some(j) = &req.jti
+            && !self
+                .jti_script(&j.client_id, &j.jti, j.expires_at, now)
+                .await?
+        {
+            return Ok(CodeRedeemOutcome::JtiReplayed);
+        }
+        // 3: the code, its family revocation and the first refresh token in one script.
+        let code = req.code.as_str();
+        let Some(family) = self.family_of("code:", code).await? else {
+            return Ok(CodeRedeemOutcome::NotFound);
+        };
+        let mut keys = vec![
+            self.family_key(&family, "code:", code),
+            self.revocation_key(&family),
+        ];
+        let (mut rt_rec, mut rt_exp, mut rt_pxat) = (String::new(), 0u64, 0u64);
+        if let Some((token, record)) = &req.refresh {
+            // Stored under the code's family tag (one slot with the code); reads judge
+            // revocation by the record's own `family_id`, like the embedded store.
+            self.set_pointer("rt:", token.as_str(), &family, record.expires_at)
+                .await?;
+            keys.push(self.family_key(&family, "rt:", token.as_str()));
+            rt_rec = encode("refresh token", record)?;
+            rt_exp = unix_secs(record.expires_at);
+            rt_pxat = pxat(record.expires_at);
+        }
+        let until = req.family_revoke_until;
+        let mut c = self.conn();
+        let (status, rec): (i64, Option<String>) = self
+            .run("code redemption", async move {
+                let mut inv = scripts::REDEEM_CODE.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(unix_secs(now))
+                    .arg(unix_secs(until))
+                    .arg(pxat(until))
+                    .arg(rt_rec)
+                    .arg(rt_exp)
+                    .arg(rt_pxat);
+                inv.invoke_async(&mut c).await
+            })
+            .await?;
+        let record = |rec: Option<String>| -> Result<CodeRecord, StoreError> {
+            decode("code", rec.as_deref().unwrap_or_default())
+        };
+        match status {
+            0 => Ok(CodeRedeemOutcome::NotFound),
+            1 => Ok(CodeRedeemOutcome::Redeemed(record(rec)?)),
+            2 => Ok(CodeRedeemOutcome::AlreadyUsed(record(rec)?)),
+            s => Err(corrupt_status("code", s)),
+        }
+    }
+
+    async fn put_refresh(
+        &self,
+        token: &TokenHash,
+        record: &RefreshRecord,
+    ) -> Result<(), StoreError> {
+        let family = record.family_id.as_str();
+        let key = self.family_key(family, "rt:", token.as_str());
+        self.put_hash_record(
+            key,
+            encode("refresh token", record)?,
+            "spent",
+            record.expires_at,
+        )
+        .await?;
+        self.set_pointer("rt:", token.as_str(), family, record.expires_at)
+            .await
+    }
+
+    /// The new token is kept under the old token's family tag (one slot for the script);
+    /// reads judge revocation by the record's own `family_id`, like the embedded store.
+    async fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        new: &TokenHash,
+        new_record: &RefreshRecord,
+        now: SystemTime,
+    ) -> Result<RefreshRotation, StoreError> {
+        let Some(family) = self.family_of("rt:", old.as_str()).await? else {
+            return Ok(RefreshRotation::NotFound);
+        };
+        self.set_pointer("rt:", new.as_str(), &family, new_record.expires_at)
+            .await?;
+        let keys = [
+            self.family_key(&family, "rt:", old.as_str()),
+            self.family_key(&family, "rt:", new.as_str()),
+            self.revocation_key(&family),
+        ];
+        let rec = encode("refresh token", new_record)?;
+        let exp = new_record.expires_at;
+        let floor = unix_ms(SystemTime::now()).saturating_add(1000);
+        let mut c = self.conn();
+        let (status, old_rec): (i64, Option<String>) = self
+            .run("refresh rotation", async move {
+                scripts::ROTATE_REFRESH
+                    .key(&keys[0])
+                    .key(&keys[1])
+                    .key(&keys[2])
+                    .arg(unix_secs(now))
+                    .arg(rec)
+                    .arg(unix_secs(exp))
+                    .arg(pxat(exp))
+                    .arg(floor)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        match status {
+            0 => Ok(RefreshRotation::NotFound),
+            1 => Ok(RefreshRotation::Rotated(decode(
+                "refresh token",
+                old_rec.as_deref().unwrap_or_default(),
+            )?)),
+            2 => Ok(RefreshRotation::Reused { family_id: family }),
+            3 => Ok(RefreshRotation::FamilyRevoked),
+            s => Err(corrupt_status("refresh token", s)),
+        }
+    }
+
+    async fn get_refresh(
+        &self,
+        token: &TokenHash,
+        now: SystemTime,
+    ) -> Result<Option<RefreshRecord>, StoreError> {
+        let Some(family) = self.family_of("rt:", token.as_str()).await? else {
+            return Ok(None);
+        };
+        let key = self.family_key(&family, "rt:", token.as_str());
+        let (rec, exp, spent) = self.get_hash_record(key, "spent").await?;
+        let (Some(rec), Some(exp)) = (rec, exp) else {
+            return Ok(None);
+        };
+        if spent.as_deref() == Some("1") || is_expired(parse_secs("refresh token", &exp)?, now) {
+            return Ok(None);
+        }
+        let record: RefreshRecord = decode("refresh token", &rec)?;
+        if self.is_family_revoked(&record.family_id, now).await? {
+            return Ok(None);
+        }
+        Ok(Some(record))
+    }
+
+    async fn revoke_family(&self, family_id: &str, until: SystemTime) -> Result<(), StoreError> {
+        let key = self.revocation_key(family_id);
+        let mut c = self.conn();
+        self.run("family revocation", async move {
+            scripts::REVOKE_FAMILY
+                .key(&key)
+                .arg(unix_secs(until))
+                .arg(pxat(until))
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn is_family_revoked(
+        &self,
+        family_id: &str,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let v = self
+            .get_string(self.revocation_key(family_id), "family revocation read")
+            .await?;
+        match v {
+            Some(s) => Ok(!is_expired(parse_secs("family revocation", &s)?, now)),
+            None => Ok(false),
+        }
+    }
+
+    async fn get_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+        now: SystemTime,
+    ) -> Result<Option<ConsentRecord>, StoreError> {
+        let key = self.key(&["consent:", &pair_hash(subject, client_id)]);
+        let Some(s) = self.get_string(key, "consent read").await? else {
+            return Ok(None);
+        };
+        let rec: ConsentRecord = decode("consent", &s)?;
+        Ok((!is_expired(rec.expires_at, now)).then_some(rec))
+    }
+
+    async fn put_consent(&self, record: &ConsentRecord) -> Result<(), StoreError> {
+        let key = self.key(&["consent:", &pair_hash(&record.subject, &record.client_id)]);
+        let value = encode("consent", record)?;
+        self.set_string(key, value, Some(record.expires_at), "consent write")
+            .await
+    }
+
+    async fn put_client(&self, client: &RegisteredClient) -> Result<(), StoreError> {
+        let key = self.key(&["client:", TokenHash::of(&client.client_id).as_str()]);
+        let value = encode("registered client", client)?;
+        self.set_string(key, value, None, "client write").await
+    }
+
+    async fn get_client(&self, client_id: &str) -> Result<Option<RegisteredClient>, StoreError> {
+        let key = self.key(&["client:", TokenHash::of(client_id).as_str()]);
+        match self.get_string(key, "client read").await? {
+            Some(s) => decode("registered client", &s).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let key = self.key(&["signing_keys"]);
+        let mut c = self.conn();
+        let rows: Vec<String> = self
+            .run("signing keys read", async move {
+                ::redis::cmd("LRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        rows.iter().map(|r| decode("signing key", r)).collect()
+    }
+
+    async fn init_signing_key(
+        &self,
+        candidate: &SigningKeyRecord,
+    ) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let key = self.key(&["signing_keys"]);
+        let value = encode("signing key", candidate)?;
+        let mut c = self.conn();
+        let rows: Vec<String> = self
+            .run("signing key init", async move {
+                scripts::INIT_SIGNING_KEY
+                    .key(&key)
+                    .arg(value)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        rows.iter().map(|r| decode("signing key", r)).collect()
+    }
+
+    async fn init_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let key = self.key(&["secret:", name]);
+        let mut c = self.conn();
+        self.run("secret init", async move {
+            scripts::INIT_SECRET
+                .key(&key)
+                .arg(candidate)
+                .invoke_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// "Live" is judged against the wall clock when the call is made.
+    async fn record_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.jti_script(client_id, jti, expires_at, SystemTime::now())
+            .await
+    }
+
+    async fn put_upstream_tokens(
+        &self,
+        id: &str,
+        sealed: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        let key = self.key(&["up:", TokenHash::of(id).as_str()]);
+        let value = encode(
+            "upstream tokens",
+            &UpstreamValue {
+                sealed_hex: hex(sealed),
+                expires_at,
+            },
+        )?;
+        self.set_string(key, value, Some(expires_at), "upstream tokens write")
+            .await
+    }
+
+    async fn get_upstream_tokens(
+        &self,
+        id: &str,
+        now: SystemTime,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self.key(&["up:", TokenHash::of(id).as_str()]);
+        let Some(s) = self.get_string(key, "upstream tokens read").await? else {
+            return Ok(None);
+        };
+        let v: UpstreamValue = decode("upstream tokens", &s)?;
+        if is_expired(v.expires_at, now) {
+            return Ok(None);
+        }
+        from_hex(&v.sealed_hex)
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt {
+                key: "upstream tokens".to_owned(),
+                reason: "sealed blob is not hex".to_owned(),
+            })
+    }
+
+    async fn record_client_seen(&self, client: &SeenClient) -> Result<bool, StoreError> {
+        let keys = [
+            self.key(&["{seen}:first"]),
+            self.key(&["{seen}:last"]),
+            self.key(&["{seen}:name"]),
+        ];
+        let first = encode("seen client", client)?;
+        let (id, last) = (client.client_id.clone(), unix_secs(client.last_seen));
+        let name = client.client_name.clone().unwrap_or_default();
+        let mut c = self.conn();
+        let n: i64 = self
+            .run("inventory write", async move {
+                scripts::RECORD_SEEN
+                    .key(&keys[0])
+                    .key(&keys[1])
+                    .key(&keys[2])
+                    .arg(id)
+                    .arg(first)
+                    .arg(last)
+                    .arg(name)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn list_clients_seen(&self) -> Result<Vec<SeenClient>, StoreError> {
+        let keys = [
+            self.key(&["{seen}:first"]),
+            self.key(&["{seen}:last"]),
+            self.key(&["{seen}:name"]),
+        ];
+        type Maps = (
+            std::collections::HashMap<String, String>,
+            std::collections::HashMap<String, String>,
+            std::collections::HashMap<String, String>,
+        );
+        let mut c = self.conn();
+        let (first, last, names): Maps = self
+            .run("inventory read", async move {
+                ::redis::pipe()
+                    .cmd("HGETALL")
+                    .arg(&keys[0])
+                    .cmd("HGETALL")
+                    .arg(&keys[1])
+                    .cmd("HGETALL")
+                    .arg(&keys[2])
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let mut out = Vec::with_capacity(first.len());
+        for (id, json) in first {
+            let mut seen: SeenClient = decode("seen client", &json)?;
+            if let Some(l) = last.get(&id) {
+                let l = parse_secs("seen client", l)?;
+                if l > seen.last_seen {
+                    seen.last_seen = l;
+                }
+            }
+            if seen.client_name.is_none() {
+                seen.client_name = names.get(&id).cloned();
+            }
+            out.push(seen);
+        }
+        out.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(out)
+    }
+}
