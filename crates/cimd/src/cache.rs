@@ -50,7 +50,10 @@ mod resolver;
 mod store;
 
 pub use resolver::{Resolver, ResolverStats};
-pub use store::{DocumentStore, MemoryDocumentStore, NegativeEntry, StoreError, StoredDocument};
+pub use store::{
+    DocumentStore, MemoryDocumentStore, NegativeEntry, StoreError, StoredDocument, StoredFailure,
+    StoredNegative,
+};
 
 /// Default freshness lifetime when the response carries no `max-age`, `Expires` or
 /// `no-cache`: 1 hour (SPEC §3.4; FastMCP's `DEFAULT_CACHE_TTL_SECONDS = 3600`).

@@ -95,7 +95,7 @@ impl fmt::Display for AuthMethod {
 }
 
 /// Severity of a [`Problem`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The document is rejected.
@@ -112,6 +112,8 @@ pub struct Problem {
     /// JSON field path, e.g. `redirect_uris[1]` or `jwks.keys[0].d`.
     pub field: String,
     /// Stable rule identifier, e.g. `forbidden-auth-method` (see the module table).
+    /// Deserialised back to the known rule id (`unknown-rule` for one this version lacks), so a
+    /// report kept in a shared negative cache reads the same.
     pub rule: &'static str,
     /// Human explanation.
     pub message: String,
@@ -146,6 +148,12 @@ impl Problem {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Problem {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        validate::StoredProblem::deserialize(d).map(Problem::from)
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {} [{}]", self.field, self.message, self.rule)
@@ -154,7 +162,7 @@ impl fmt::Display for Problem {
 
 /// Every problem found in a document (errors and warnings). Returned as the error of
 /// [`validate_document`] when at least one problem is an error.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 pub struct ValidationReport {
     /// All findings, in document order.
     pub problems: Vec<Problem>,

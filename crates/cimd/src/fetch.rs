@@ -277,6 +277,13 @@ pub enum FetchError {
         /// Description.
         message: String,
     },
+    /// A failure remembered by a shared negative cache (another instance's fetch failed):
+    /// the original error's message, word for word.
+    #[error("{message}")]
+    Remembered {
+        /// The original error's `Display`.
+        message: String,
+    },
 }
 
 /// The SSRF-safe fetcher. Cheap to share (`Arc<Fetcher>`); holds one `reqwest::Client`.

@@ -126,7 +126,11 @@ impl Resolver {
         let now = SystemTime::now();
         let cached = self.inner.load(id.as_str(), now).await?;
         if now < cached.fresh_until {
-            cached.resolved.clone()
+            match &cached.resolved {
+                Some(r) => Some(Arc::clone(r)),
+                // A shared backend without the memo: validate the stored body (no I/O).
+                None => self.inner.materialise(id, &cached).ok(),
+            }
         } else {
             None
         }

@@ -11,6 +11,8 @@ use moka::Expiry;
 use moka::future::Cache;
 
 use super::{CacheConfig, ResolveError, ResolvedClient};
+use crate::document::ValidationReport;
+use crate::fetch::FetchError;
 
 /// Approximate per-entry overhead beyond the body: the key, the `CachePolicy` (two header maps,
 /// URI, options) and the parsed document. A deliberate over-estimate so the byte bound holds.
@@ -50,14 +52,72 @@ impl StoredDocument {
 
 /// A remembered failure (SPEC §3.3 negative cache): the exact error, until when it holds.
 ///
-/// Not serialisable yet: a shared backend needs serde on [`crate::fetch::FetchError`] and
-/// [`crate::document::ValidationReport`].
+/// A shared backend stores it as [`StoredNegative`] ([`NegativeEntry::to_stored`]).
 #[derive(Debug, Clone)]
 pub struct NegativeEntry {
     /// The failure to return again.
     pub error: ResolveError,
     /// Remembered until this time.
     pub until: SystemTime,
+}
+
+/// The serialisable form of a [`NegativeEntry`]. A validation report is kept whole; a fetch
+/// failure keeps its message (it comes back as [`FetchError::Remembered`], still a
+/// [`ResolveError::Fetch`], so stale-if-error and the error page behave the same).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StoredNegative {
+    /// The failure.
+    pub error: StoredFailure,
+    /// Remembered until this time.
+    pub until: SystemTime,
+}
+
+/// The failure inside a [`StoredNegative`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum StoredFailure {
+    /// [`ResolveError::Fetch`]: the error's message.
+    Fetch {
+        /// `Display` of the [`FetchError`].
+        message: String,
+    },
+    /// [`ResolveError::Invalid`]: the whole report.
+    Invalid {
+        /// The validation report.
+        report: ValidationReport,
+    },
+}
+
+impl NegativeEntry {
+    /// The serialisable form.
+    pub fn to_stored(&self) -> StoredNegative {
+        let error = match &self.error {
+            ResolveError::Fetch(e) => StoredFailure::Fetch {
+                message: e.to_string(),
+            },
+            ResolveError::Invalid(report) => StoredFailure::Invalid {
+                report: report.clone(),
+            },
+        };
+        StoredNegative {
+            error,
+            until: self.until,
+        }
+    }
+
+    /// Rebuild from the serialisable form.
+    pub fn from_stored(stored: StoredNegative) -> NegativeEntry {
+        let error = match stored.error {
+            StoredFailure::Fetch { message } => {
+                ResolveError::Fetch(FetchError::Remembered { message })
+            }
+            StoredFailure::Invalid { report } => ResolveError::Invalid(report),
+        };
+        NegativeEntry {
+            error,
+            until: stored.until,
+        }
+    }
 }
 
 /// Backend failure. The resolver degrades (treats it as a miss, logs a warning); it never turns
@@ -329,6 +389,36 @@ mod tests {
             .unwrap();
         store.remove("https://a.example/c").await.unwrap();
         assert!(store.get("https://a.example/c").await.unwrap().is_none());
+    }
+
+    #[test]
+    fn negative_entries_round_trip_with_the_same_message() {
+        use crate::document::Problem;
+        let until = SystemTime::now();
+        let cases = [
+            ResolveError::Fetch(FetchError::HttpStatus { status: 404 }),
+            ResolveError::Invalid(ValidationReport {
+                problems: vec![
+                    Problem::error("redirect_uris", "empty-redirect-uris", "must not be empty"),
+                    Problem::warning("x", "no-such-rule-yet", "later"),
+                ],
+            }),
+        ];
+        for error in cases {
+            let entry = NegativeEntry {
+                error: error.clone(),
+                until,
+            };
+            let json = serde_json::to_string(&entry.to_stored()).unwrap();
+            let back = NegativeEntry::from_stored(serde_json::from_str(&json).unwrap());
+            assert_eq!(back.until, until);
+            assert_eq!(
+                std::mem::discriminant(&back.error),
+                std::mem::discriminant(&error)
+            );
+            let (was, now) = (error.to_string(), back.error.to_string());
+            assert_eq!(now, was.replace("no-such-rule-yet", "unknown-rule"));
+        }
     }
 
     #[test]

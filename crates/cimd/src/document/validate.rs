@@ -36,6 +36,61 @@ pub(super) mod rule {
     pub const UNSAFE_FETCH_URL: &str = "unsafe-fetch-url";
     pub const UNSUPPORTED_VALUE: &str = "unsupported-value";
     pub const CODE_FLOW_REQUIRED: &str = "authorization-code-required";
+    /// Every rule id above.
+    pub const ALL: &[&str] = &[
+        TOO_LARGE,
+        INVALID_UTF8,
+        INVALID_JSON,
+        NOT_AN_OBJECT,
+        WRONG_TYPE,
+        REQUIRED,
+        INVALID_CLIENT_ID,
+        CLIENT_ID_MISMATCH,
+        CLIENT_ID_QUERY,
+        EMPTY_REDIRECT_URIS,
+        INVALID_REDIRECT_URI,
+        FORBIDDEN_AUTH_METHOD,
+        AUTH_METHODS_CONFLICT,
+        CLIENT_SECRET,
+        PRIVATE_KEY,
+        SYMMETRIC_KEY,
+        INVALID_JWKS,
+        JWKS_CONFLICT,
+        MISSING_KEYS,
+        SIGNING_ALG,
+        URI_NOT_HTTPS,
+        UNSAFE_FETCH_URL,
+        UNSUPPORTED_VALUE,
+        CODE_FLOW_REQUIRED,
+    ];
+    /// What a stored report's rule id becomes when this version does not know it.
+    pub const UNKNOWN: &str = "unknown-rule";
+}
+
+/// The deserialisable shape of a [`Problem`] (its rule id is an owned string).
+#[derive(serde::Deserialize)]
+pub(super) struct StoredProblem {
+    severity: super::Severity,
+    field: String,
+    rule: String,
+    message: String,
+}
+
+impl From<StoredProblem> for Problem {
+    /// Map the stored rule id back to its `'static` constant.
+    fn from(p: StoredProblem) -> Problem {
+        let rule = rule::ALL
+            .iter()
+            .copied()
+            .find(|r| *r == p.rule)
+            .unwrap_or(rule::UNKNOWN);
+        Problem {
+            severity: p.severity,
+            field: p.field,
+            rule,
+            message: p.message,
+        }
+    }
 }
 
 /// Shared-secret methods named by draft §4.1.
