@@ -4,7 +4,8 @@
 #   2. POST /token code exchange (public client + PKCE)
 #   3. POST /token code exchange with an ES256 private_key_jwt assertion (fresh jti each)
 # Needs wrk (Debian: apt-get install -y wrk). Figures go to docs/benchmarks.md.
-# Knobs: DURATION (10s), CONNS (16), CODES (300000 single-use codes per token scenario).
+# Knobs: DURATION (10s), CONNS (16), CODES (300000 single-use codes per token scenario),
+# BENCH_STORE_URL (default: an embedded store in a temp folder; e.g. redis://127.0.0.1:6379/0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}

@@ -101,13 +101,16 @@ async fn main() {
     let port = listener.local_addr().unwrap().port();
     let data = out.join("data");
     let _ = std::fs::remove_dir_all(&data);
+    // BENCH_STORE_URL=redis://127.0.0.1:6379/0 benchmarks the Redis backend instead.
+    let store_url =
+        std::env::var("BENCH_STORE_URL").unwrap_or_else(|_| format!("embedded:{}", data.display()));
     let config = Config::from_toml(&format!(
         r#"
 [server]
 listen = "127.0.0.1:{port}"
 public_url = "http://127.0.0.1:{port}"
 [store]
-url = "embedded:{data}"
+url = "{store_url}"
 [fetch]
 dev_allow_loopback = true
 extra_ca_file = "{ca}"
@@ -120,7 +123,6 @@ path = "/mcp"
 upstream = "builtin:demo"
 scopes = ["mcp"]
 "#,
-        data = data.display(),
         ca = out.join("ca.pem").display(),
     ))
     .unwrap();

@@ -15,15 +15,17 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use cimd::cache::{MemoryDocumentStore, Resolver};
+use cimd::cache::{DocumentStore, MemoryDocumentStore, Resolver};
 use cimd::fetch::Fetcher;
 use cimd::policy::TrustPolicy;
 use cimd::redirect::RedirectAllowList;
 use cimdgate_store::Store;
 use cimdgate_store::embedded::EmbeddedStore;
+use cimdgate_store::redis::{RedisOptions, RedisStore, is_redis_url};
 
 use crate::config::{Config, ConfigError};
 use crate::ratelimit::RateLimits;
+use crate::shared_cache::RedisDocumentStore;
 use crate::state::{AppState, Endpoints, Resource, SEEN_REFRESH, Shared};
 
 /// Why the server cannot start. Each variant says what to fix.
@@ -58,20 +60,67 @@ pub enum StartError {
     },
 }
 
+/// The opened store, and the Redis handle when it is Redis (for the shared CIMD cache and the
+/// shared rate-limit counters).
+pub struct OpenedStore {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The same store as [`RedisStore`] when `store.url` is `redis://` / `rediss://`.
+    pub redis: Option<Arc<RedisStore>>,
+}
+
 /// Open the configured store.
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StartError> {
+    Ok(open_store_with(url, None).await?.store)
+}
+
+/// Open the configured store with an optional Redis key prefix (`store.key_prefix`).
+pub async fn open_store_with(
+    url: &str,
+    key_prefix: Option<&str>,
+) -> Result<OpenedStore, StartError> {
     let err = |reason: String| StartError::Store {
         url: url.to_owned(),
         reason,
     };
     if url.starts_with("embedded:") {
         let store = EmbeddedStore::open_url(url).map_err(|e| err(e.to_string()))?;
-        return Ok(Arc::new(store));
+        return Ok(OpenedStore {
+            store: Arc::new(store),
+            redis: None,
+        });
+    }
+    if is_redis_url(url) {
+        let mut options = RedisOptions::default();
+        if let Some(p) = key_prefix {
+            options.key_prefix = p.to_owned();
+        }
+        let redis = RedisStore::open_with(url, options)
+            .await
+            .map_err(|e| StartError::Store {
+                url: redact_url(url),
+                reason: e.to_string(),
+            })?;
+        let redis = Arc::new(redis);
+        return Ok(OpenedStore {
+            store: redis.clone(),
+            redis: Some(redis),
+        });
     }
     Err(err(
-        "unsupported store URL (expected embedded:PATH; redis:// comes with the Redis backend)"
-            .into(),
+        "unsupported store URL (expected embedded:PATH, redis://HOST:PORT/DB or rediss://…)".into(),
     ))
+}
+
+/// A store URL without its password.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Build the shared services from a checked configuration.
@@ -82,7 +131,8 @@ pub async fn build_shared(config: Config) -> Result<Shared, StartError> {
              never use them in production"
         );
     }
-    let store = open_store(&config.store.url).await?;
+    let opened = open_store_with(&config.store.url, config.store.key_prefix.as_deref()).await?;
+    let store = opened.store;
     let fetcher =
         Arc::new(
             Fetcher::new(config.fetch.fetch_config()?).map_err(|e| StartError::Init {
@@ -91,12 +141,12 @@ pub async fn build_shared(config: Config) -> Result<Shared, StartError> {
             })?,
         );
     let cache = config.cimd.cache();
-    let resolver = Resolver::new(
-        fetcher.clone(),
-        Arc::new(MemoryDocumentStore::new(&cache)),
-        cache,
-        config.cimd.profile,
-    );
+    // With Redis the CIMD cache and negative cache are shared, so N instances fetch once.
+    let documents: Arc<dyn DocumentStore> = match &opened.redis {
+        Some(redis) => Arc::new(RedisDocumentStore::new(redis.clone())),
+        None => Arc::new(MemoryDocumentStore::new(&cache)),
+    };
+    let resolver = Resolver::new(fetcher.clone(), documents, cache, config.cimd.profile);
     let policy = TrustPolicy::from_config(&config.cimd.policy()).map_err(|e| {
         StartError::Config(ConfigError::Key {
             key: "cimd".into(),
@@ -132,7 +182,10 @@ pub async fn build_shared(config: Config) -> Result<Shared, StartError> {
         policy: ArcSwap::from_pointee(policy),
         redirect_allow_list,
         resources,
-        limits: RateLimits::new(&config.limits),
+        limits: match &opened.redis {
+            Some(redis) => RateLimits::with_shared(&config.limits, redis.clone()),
+            None => RateLimits::new(&config.limits),
+        },
         seen: moka::sync::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(SEEN_REFRESH)

@@ -246,6 +246,7 @@ async fn fetch_document(
     shared
         .limits
         .check_client_host(id.host())
+        .await
         .map_err(ClientError::RateLimited)?;
     match purpose {
         Purpose::Authorize => shared.resolver.resolve(id).await,

@@ -110,14 +110,19 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// `embedded:PATH` (redb file in folder PATH) or, later, `redis://…`.
+    /// `embedded:PATH` (redb file in folder PATH), or `redis://HOST:PORT/DB` / `rediss://…`
+    /// (TLS) to share all state between several instances (docs/redis.md).
     pub url: String,
+    /// Prefix of every Redis key (default `cg:`), so several deployments can share one Redis.
+    /// Ignored by the embedded store.
+    pub key_prefix: Option<String>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             url: "embedded:./cimdgate-data".into(),
+            key_prefix: None,
         }
     }
 }
@@ -554,10 +559,15 @@ impl Config {
                 "must not have a query or fragment (it is the issuer identifier)",
             ));
         }
-        if !(self.store.url.starts_with("embedded:") || self.store.url.starts_with("redis")) {
+        if !(self.store.url.starts_with("embedded:")
+            || cimdgate_store::redis::is_redis_url(&self.store.url))
+        {
             return Err(key_err(
                 "store.url",
-                format!("{:?}: expected embedded:PATH", self.store.url),
+                format!(
+                    "{:?}: expected embedded:PATH, redis://HOST:PORT/DB or rediss://HOST:PORT/DB",
+                    self.store.url
+                ),
             ));
         }
         cimd::policy::TrustPolicy::from_config(&self.cimd.policy())

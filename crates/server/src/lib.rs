@@ -32,6 +32,7 @@ pub mod error;
 pub mod front;
 pub mod identity;
 pub mod ratelimit;
+pub mod shared_cache;
 pub mod state;
 
 pub use app::{RunningServer, StartError, serve, start};

@@ -1,10 +1,17 @@
 //! Rate limits on requests that can trigger an outbound fetch (SPEC §4, §3.3): per source IP and
-//! per client_id host, GCRA via `governor`. Limits are per instance; the Redis backend adds
-//! shared counters later (issue 5). Defaults leave room for a test burst of ~50 req/s from one
-//! address (SPEC §7).
+//! per client_id host, GCRA via `governor` in each instance, plus — when the store is Redis —
+//! a shared fixed-window counter per key (one-second windows, the same burst allowance) so N
+//! instances together allow what one would (SPEC §6). A Redis failure in the shared check fails
+//! open (logged): requests that need the store fail with 503 on their own, and a cache outage
+//! must not add refusals. Defaults leave room for a test burst of ~50 req/s from one address
+//! (SPEC §7).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cimdgate_store::redis::RedisStore;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -15,7 +22,17 @@ use crate::error::OAuthError;
 pub struct RateLimits {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_client_host: Option<DefaultKeyedRateLimiter<String>>,
+    shared: Option<Shared>,
 }
+
+/// Shared counters in Redis: hits allowed per one-second window.
+struct Shared {
+    redis: Arc<RedisStore>,
+    per_ip_window: u64,
+    per_client_host_window: u64,
+}
+
+const WINDOW: Duration = Duration::from_secs(1);
 
 fn quota(per_second: u32) -> Option<Quota> {
     let rate = NonZeroU32::new(per_second)?;
@@ -30,27 +47,79 @@ impl RateLimits {
         RateLimits {
             per_ip: quota(cfg.per_ip_per_second).map(RateLimiter::keyed),
             per_client_host: quota(cfg.per_client_host_per_second).map(RateLimiter::keyed),
+            shared: None,
+        }
+    }
+
+    /// Like [`RateLimits::new`], plus counters shared by every instance in `redis`.
+    pub fn with_shared(cfg: &LimitsConfig, redis: Arc<RedisStore>) -> Self {
+        let mut limits = Self::new(cfg);
+        limits.shared = Some(Shared {
+            redis,
+            per_ip_window: u64::from(cfg.per_ip_per_second).saturating_mul(2),
+            per_client_host_window: u64::from(cfg.per_client_host_per_second).saturating_mul(2),
+        });
+        limits
+    }
+
+    /// Whether the shared counter for `(ns, key)` is over `allowed` (0 = no limit).
+    async fn shared_over(&self, ns: &str, key: &str, allowed: impl Fn(&Shared) -> u64) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        let allowed = allowed(shared);
+        if allowed == 0 {
+            return false;
+        }
+        match shared.redis.count_hit(ns, key, WINDOW).await {
+            Ok(n) => n > allowed,
+            Err(e) => {
+                tracing::warn!(error = %e, "shared rate-limit counter unavailable; allowing");
+                false
+            }
         }
     }
 
     /// Count one request from `ip`.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), OAuthError> {
-        match &self.per_ip {
-            Some(l) if l.check_key(&ip).is_err() => Err(OAuthError::rate_limited(format!(
+    pub async fn check_ip(&self, ip: IpAddr) -> Result<(), OAuthError> {
+        let refuse = || {
+            Err(OAuthError::rate_limited(format!(
                 "too many requests from {ip}; slow down"
-            ))),
-            _ => Ok(()),
+            )))
+        };
+        if let Some(l) = &self.per_ip
+            && l.check_key(&ip).is_err()
+        {
+            return refuse();
         }
+        if self
+            .shared_over("ip", &ip.to_string(), |s| s.per_ip_window)
+            .await
+        {
+            return refuse();
+        }
+        Ok(())
     }
 
     /// Count one request for a client_id host.
-    pub fn check_client_host(&self, host: &str) -> Result<(), OAuthError> {
-        match &self.per_client_host {
-            Some(l) if l.check_key(&host.to_owned()).is_err() => Err(OAuthError::rate_limited(
-                format!("too many requests for clients of {host}; slow down"),
-            )),
-            _ => Ok(()),
+    pub async fn check_client_host(&self, host: &str) -> Result<(), OAuthError> {
+        let refuse = || {
+            Err(OAuthError::rate_limited(format!(
+                "too many requests for clients of {host}; slow down"
+            )))
+        };
+        if let Some(l) = &self.per_client_host
+            && l.check_key(&host.to_owned()).is_err()
+        {
+            return refuse();
         }
+        if self
+            .shared_over("host", host, |s| s.per_client_host_window)
+            .await
+        {
+            return refuse();
+        }
+        Ok(())
     }
 
     /// Drop idle keys so memory stays bounded (called periodically).
@@ -70,8 +139,8 @@ impl RateLimits {
 mod tests {
     use super::*;
 
-    #[test]
-    fn per_ip_limit_refuses_after_burst_and_is_per_key() {
+    #[tokio::test]
+    async fn per_ip_limit_refuses_after_burst_and_is_per_key() {
         let limits = RateLimits::new(&LimitsConfig {
             per_ip_per_second: 5,
             per_client_host_per_second: 0,
@@ -79,17 +148,28 @@ mod tests {
         });
         let a: IpAddr = "127.0.0.1".parse().unwrap();
         let b: IpAddr = "127.0.0.2".parse().unwrap();
-        let allowed = (0..20).filter(|_| limits.check_ip(a).is_ok()).count();
+        let mut allowed = 0;
+        for _ in 0..20 {
+            allowed += usize::from(limits.check_ip(a).await.is_ok());
+        }
         assert_eq!(allowed, 10, "burst of two seconds' worth");
-        assert!(limits.check_ip(b).is_ok(), "other addresses unaffected");
-        assert!(limits.check_client_host("x.test").is_ok(), "0 disables");
+        assert!(
+            limits.check_ip(b).await.is_ok(),
+            "other addresses unaffected"
+        );
+        assert!(
+            limits.check_client_host("x.test").await.is_ok(),
+            "0 disables"
+        );
     }
 
-    #[test]
-    fn default_limits_allow_a_test_burst() {
+    #[tokio::test]
+    async fn default_limits_allow_a_test_burst() {
         let limits = RateLimits::new(&LimitsConfig::default());
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!((0..100).all(|_| limits.check_ip(ip).is_ok()));
-        assert!((0..100).all(|_| limits.check_client_host("cimd.test").is_ok()));
+        for _ in 0..100 {
+            assert!(limits.check_ip(ip).await.is_ok());
+            assert!(limits.check_client_host("cimd.test").await.is_ok());
+        }
     }
 }

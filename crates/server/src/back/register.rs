@@ -60,7 +60,7 @@ pub async fn register(
     body: Bytes,
 ) -> Response {
     let result = async {
-        app.shared.limits.check_ip(peer.ip())?;
+        app.shared.limits.check_ip(peer.ip()).await?;
         let meta = parse_json(&headers, &body)?;
         let client = check_metadata(meta, &app.shared.all_scopes())?;
         register_client(&app, client).await

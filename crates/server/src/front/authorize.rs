@@ -153,7 +153,7 @@ pub async fn get_authorize(
     let json = wants_json(&headers);
     let shared = &app.shared;
     let p = Params::parse(query.as_deref());
-    if let Err(page) = check_rate_limit(shared, peer.ip()) {
+    if let Err(page) = check_rate_limit(shared, peer.ip()).await {
         return page.respond(json);
     }
     let client = match check_client(shared, &p).await {
@@ -200,8 +200,8 @@ pub async fn get_authorize(
 }
 
 /// Step 1: per-IP rate limit.
-pub fn check_rate_limit(shared: &Shared, ip: IpAddr) -> Result<(), ErrorPage> {
-    shared.limits.check_ip(ip).map_err(|e| {
+pub async fn check_rate_limit(shared: &Shared, ip: IpAddr) -> Result<(), ErrorPage> {
+    shared.limits.check_ip(ip).await.map_err(|e| {
         ErrorPage::new(
             StatusCode::TOO_MANY_REQUESTS,
             "temporarily_unavailable",

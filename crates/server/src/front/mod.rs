@@ -145,7 +145,7 @@ async fn post_authorize(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(page) = check_rate_limit(&app.shared, peer.ip()) {
+    if let Err(page) = check_rate_limit(&app.shared, peer.ip()).await {
         return page.respond(false);
     }
     if let Err(page) = check_same_origin(&headers, &app.front.origin) {

@@ -1,0 +1,98 @@
+//! The CIMD document cache and negative cache in Redis ([`RedisDocumentStore`]), so N instances
+//! fetch a document once (SPEC §3.4 "the cache can live in the shared store", §6).
+//!
+//! Entries are JSON ([`StoredDocument`], [`StoredNegative`]) under `<prefix>doc:<sha256(id)>`
+//! and `<prefix>neg:<sha256(id)>`, expiring at the entry's `keep_until` / `until`. The
+//! validated form is not shared: the resolver re-validates the stored body on each hit (no
+//! network I/O; see docs/benchmarks.md "Storage backends" for the cost). Redis failures are
+//! reported to the resolver, which treats them as a miss (it never turns a cache outage into a
+//! client error).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cimd::cache::{DocumentStore, NegativeEntry, StoreError, StoredDocument, StoredNegative};
+use cimdgate_store::redis::RedisStore;
+
+const DOC_NS: &str = "doc";
+const NEG_NS: &str = "neg";
+
+/// [`DocumentStore`] on the Redis backend.
+pub struct RedisDocumentStore {
+    redis: Arc<RedisStore>,
+}
+
+impl RedisDocumentStore {
+    /// Share `redis`'s connection and key prefix.
+    pub fn new(redis: Arc<RedisStore>) -> Self {
+        RedisDocumentStore { redis }
+    }
+}
+
+fn err(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError {
+        message: format!("redis {what}: {e}"),
+    }
+}
+
+#[async_trait]
+impl DocumentStore for RedisDocumentStore {
+    async fn get(&self, client_id: &str) -> Result<Option<Arc<StoredDocument>>, StoreError> {
+        let Some(bytes) = self
+            .redis
+            .cache_get(DOC_NS, client_id)
+            .await
+            .map_err(|e| err("document read", e))?
+        else {
+            return Ok(None);
+        };
+        let doc: StoredDocument =
+            serde_json::from_slice(&bytes).map_err(|e| err("document decode", e))?;
+        Ok(Some(Arc::new(doc)))
+    }
+
+    async fn put(&self, client_id: &str, doc: Arc<StoredDocument>) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(&*doc).map_err(|e| err("document encode", e))?;
+        self.redis
+            .cache_put(DOC_NS, client_id, &bytes, doc.keep_until)
+            .await
+            .map_err(|e| err("document write", e))
+    }
+
+    async fn remove(&self, client_id: &str) -> Result<(), StoreError> {
+        self.redis
+            .cache_remove(DOC_NS, client_id)
+            .await
+            .map_err(|e| err("document delete", e))
+    }
+
+    async fn get_negative(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Arc<NegativeEntry>>, StoreError> {
+        let Some(bytes) = self
+            .redis
+            .cache_get(NEG_NS, client_id)
+            .await
+            .map_err(|e| err("negative entry read", e))?
+        else {
+            return Ok(None);
+        };
+        let stored: StoredNegative =
+            serde_json::from_slice(&bytes).map_err(|e| err("negative entry decode", e))?;
+        Ok(Some(Arc::new(NegativeEntry::from_stored(stored))))
+    }
+
+    async fn put_negative(
+        &self,
+        client_id: &str,
+        entry: Arc<NegativeEntry>,
+    ) -> Result<(), StoreError> {
+        let bytes =
+            serde_json::to_vec(&entry.to_stored()).map_err(|e| err("negative entry encode", e))?;
+        self.redis
+            .cache_put(NEG_NS, client_id, &bytes, entry.until)
+            .await
+            .map_err(|e| err("negative entry write", e))
+    }
+}
