@@ -1,0 +1,90 @@
+//! Configuration loading: defaults, unknown keys, bad values, env overrides, relative paths.
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn defaults_match_spec() {
+    let c = Config::load(None, env(&[])).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.store.url, "embedded:./cimdgate-data");
+    assert_eq!(c.tokens.access_token_ttl_secs, 3600);
+    assert_eq!(c.issuer(), "http://127.0.0.1:8080");
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let err = Config::from_toml("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n").unwrap_err();
+    assert!(err.to_string().contains("server.lisen"), "{err}");
+}
+
+#[test]
+fn bad_value_is_named() {
+    let err = Config::from_toml("[server]\nlisten = \"nonsense\"\n").unwrap_err();
+    assert!(err.to_string().contains("server.listen"), "{err}");
+    let err = Config::from_toml("[cimd]\nblocked_domains = [\"*\"]\n").unwrap_err();
+    assert!(err.to_string().contains("cimd"), "{err}");
+    let err = Config::from_toml("[tokens]\ncode_ttl_secs = 600\n").unwrap_err();
+    assert!(err.to_string().contains("tokens.code_ttl_secs"), "{err}");
+}
+
+#[test]
+fn env_overrides_any_key() {
+    let c = Config::load(
+        None,
+        env(&[
+            ("CIMDGATE_SERVER__LISTEN", "127.0.0.1:9999"),
+            ("CIMDGATE_CIMD__AUTO_APPROVE_TRUSTED", "true"),
+            ("CIMDGATE_CIMD__TRUSTED_DOMAINS", "[\"a.test\"]"),
+            ("CIMDGATE_STORE__URL", "embedded:/tmp/x"),
+            ("OTHER_VAR", "ignored"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.server.listen.port(), 9999);
+    assert!(c.cimd.auto_approve_trusted);
+    assert_eq!(c.cimd.trusted_domains, ["a.test"]);
+    assert_eq!(c.store.url, "embedded:/tmp/x");
+}
+
+#[test]
+fn env_unknown_key_is_named() {
+    let err = Config::load(None, env(&[("CIMDGATE_SERVER__NOPE", "1")])).unwrap_err();
+    assert!(err.to_string().contains("server.nope"), "{err}");
+}
+
+#[test]
+fn relative_paths_resolve_against_config_folder() {
+    let dir = std::env::temp_dir().join(format!("cimdgate-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("c.toml");
+    std::fs::write(&file, "[store]\nurl = \"embedded:./data\"\n").unwrap();
+    let c = Config::load(Some(&file), env(&[])).unwrap();
+    assert_eq!(
+        c.store.url,
+        format!("embedded:{}", dir.join("./data").display())
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn upstream_mode_requires_upstream_section() {
+    let err = Config::from_toml("[identity]\nmode = \"upstream\"\n").unwrap_err();
+    assert!(err.to_string().contains("identity.upstream"), "{err}");
+}
+
+#[test]
+fn local_user_needs_argon2id_hash() {
+    let err =
+        Config::from_toml("[[identity.users]]\nusername = \"alice\"\npassword_hash = \"plain\"\n")
+            .unwrap_err();
+    assert!(
+        err.to_string().contains("identity.users[0].password_hash"),
+        "{err}"
+    );
+}
