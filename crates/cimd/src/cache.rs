@@ -39,6 +39,14 @@
 //! serialisable (raw body + `CachePolicy` + times), so a shared backend (Redis) can hold them;
 //! [`MemoryDocumentStore`] is the in-process implementation on `moka`, bounded by entry count
 //! and bytes.
+//!
+//! With a store shared by several instances ([`Resolver::shared`], e.g. Redis) each instance
+//! keeps a small process-local L1 of the entries it read, with the validated document memoised:
+//! a fresh hit answers from it for at most [`CacheConfig::local_ttl`] (10 s by default, never
+//! past the entry's freshness) without a store round trip, then the shared entry is read again
+//! (one GET, and no re-validation when its body is unchanged). A document refetched, replaced
+//! or evicted by another instance is therefore seen by every instance within `local_ttl`.
+//! Negative entries are always read from the shared store.
 
 use std::time::{Duration, SystemTime};
 
@@ -46,6 +54,7 @@ use crate::document::{ClientDocument, Problem, ValidationReport};
 use crate::fetch::FetchError;
 
 mod freshness;
+mod local;
 mod resolver;
 mod store;
 
@@ -73,6 +82,10 @@ pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// refresh while its host is failing: 1 h (SPEC §3.4 stale-if-error).
 pub const DEFAULT_STALE_IF_ERROR: Duration = Duration::from_secs(3600);
 
+/// With a shared store: how long an instance may answer from its own copy of a fresh entry
+/// before reading the shared store again: 10 s (see [`CacheConfig::local_ttl`]).
+pub const DEFAULT_LOCAL_TTL: Duration = Duration::from_secs(10);
+
 /// Cache tuning. All bounds are operator-configurable; [`Default`] gives the SPEC §3.4 values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
@@ -92,6 +105,11 @@ pub struct CacheConfig {
     /// Stale-if-error window past freshness ([`DEFAULT_STALE_IF_ERROR`]); entries are dropped
     /// from the store once it has passed.
     pub stale_if_error: Duration,
+    /// Only for a shared store ([`Resolver::shared`]): the longest an instance answers from its
+    /// process-local copy of a fresh entry without reading the shared store again
+    /// ([`DEFAULT_LOCAL_TTL`]); never past the entry's freshness. This bounds how long a
+    /// document refetched, replaced or evicted by another instance can still be served here.
+    pub local_ttl: Duration,
 }
 
 impl Default for CacheConfig {
@@ -104,6 +122,7 @@ impl Default for CacheConfig {
             max_entries: DEFAULT_MAX_ENTRIES,
             max_bytes: DEFAULT_MAX_BYTES,
             stale_if_error: DEFAULT_STALE_IF_ERROR,
+            local_ttl: DEFAULT_LOCAL_TTL,
         }
     }
 }

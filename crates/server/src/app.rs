@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use cimd::cache::{DocumentStore, MemoryDocumentStore, Resolver};
+use cimd::cache::{MemoryDocumentStore, Resolver};
 use cimd::fetch::Fetcher;
 use cimd::policy::TrustPolicy;
 use cimd::redirect::RedirectAllowList;
@@ -142,11 +142,22 @@ pub async fn build_shared(config: Config) -> Result<Shared, StartError> {
         );
     let cache = config.cimd.cache();
     // With Redis the CIMD cache and negative cache are shared, so N instances fetch once.
-    let documents: Arc<dyn DocumentStore> = match &opened.redis {
-        Some(redis) => Arc::new(RedisDocumentStore::new(redis.clone())),
-        None => Arc::new(MemoryDocumentStore::new(&cache)),
+    // Each instance keeps a process-local L1 in front of it (fresh hits without a Redis round
+    // trip for at most `cache.local_ttl`, see `cimd::cache`).
+    let resolver = match &opened.redis {
+        Some(redis) => Resolver::shared(
+            fetcher.clone(),
+            Arc::new(RedisDocumentStore::new(redis.clone())),
+            cache,
+            config.cimd.profile,
+        ),
+        None => Resolver::new(
+            fetcher.clone(),
+            Arc::new(MemoryDocumentStore::new(&cache)),
+            cache,
+            config.cimd.profile,
+        ),
     };
-    let resolver = Resolver::new(fetcher.clone(), documents, cache, config.cimd.profile);
     let policy = TrustPolicy::from_config(&config.cimd.policy()).map_err(|e| {
         StartError::Config(ConfigError::Key {
             key: "cimd".into(),

@@ -3,8 +3,11 @@
 //!
 //! Entries are JSON ([`StoredDocument`], [`StoredNegative`]) under `<prefix>doc:<sha256(id)>`
 //! and `<prefix>neg:<sha256(id)>`, expiring at the entry's `keep_until` / `until`. The
-//! validated form is not shared: the resolver re-validates the stored body on each hit (no
-//! network I/O; see docs/benchmarks.md "Storage backends" for the cost). Redis failures are
+//! validated form is not shared: each instance's resolver ([`cimd::cache::Resolver::shared`])
+//! keeps a process-local L1 of the entries it read with their validated form, answers fresh
+//! hits from it for at most `local_ttl` (10 s) without a Redis read, and validates a body read
+//! from Redis only when it differs from the one it already validated (see docs/benchmarks.md
+//! "Storage backends" for the cost with and without it). Redis failures are
 //! reported to the resolver, which treats them as a miss (it never turns a cache outage into a
 //! client error).
 

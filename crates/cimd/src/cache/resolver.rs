@@ -15,6 +15,7 @@ use http_cache_semantics::{AfterResponse, CachePolicy};
 use super::freshness::{
     Freshness, freshness, new_policy, normalised, policy_request, policy_response, validators,
 };
+use super::local::LocalCache;
 use super::store::{DocumentStore, MemoryDocumentStore, NegativeEntry, StoredDocument};
 use super::{CacheConfig, ResolveError, ResolvedClient, add_or_same};
 use crate::client_id::ClientIdUrl;
@@ -35,6 +36,9 @@ pub struct ResolverStats {
     pub negative_hits: u64,
     /// Stale documents served under stale-if-error.
     pub stale_served: u64,
+    /// Stored bodies validated again because no validated form was memoised (a shared store's
+    /// entry this instance had not seen with that body).
+    pub validations: u64,
 }
 
 #[derive(Default)]
@@ -43,11 +47,14 @@ struct Counters {
     not_modified: AtomicU64,
     negative_hits: AtomicU64,
     stale_served: AtomicU64,
+    validations: AtomicU64,
 }
 
 struct Inner {
     fetcher: Arc<Fetcher>,
     store: Arc<dyn DocumentStore>,
+    /// Process-local L1 in front of a shared store (`None` for an in-process store).
+    local: Option<LocalCache>,
     cfg: CacheConfig,
     profile: Profile,
     /// One in-flight fetch per client_id (coalescing, SPEC §3.3).
@@ -78,10 +85,35 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Resolver {
-    /// A resolver over `store` fetching with `fetcher`, validating with `profile`.
+    /// A resolver over `store` fetching with `fetcher`, validating with `profile`. For a store
+    /// that keeps entries in this process (it hands back the memoised validated document).
     pub fn new(
         fetcher: Arc<Fetcher>,
         store: Arc<dyn DocumentStore>,
+        cfg: CacheConfig,
+        profile: Profile,
+    ) -> Self {
+        Self::build(fetcher, store, None, cfg, profile)
+    }
+
+    /// A resolver over a `store` shared with other instances (e.g. Redis), with a process-local
+    /// L1 in front of it: fresh hits answer from this process for at most
+    /// [`CacheConfig::local_ttl`] (never past freshness) without a store read, and an unchanged
+    /// body read back from the store is not validated again (see the module documentation).
+    pub fn shared(
+        fetcher: Arc<Fetcher>,
+        store: Arc<dyn DocumentStore>,
+        cfg: CacheConfig,
+        profile: Profile,
+    ) -> Self {
+        let local = Some(LocalCache::new(&cfg));
+        Self::build(fetcher, store, local, cfg, profile)
+    }
+
+    fn build(
+        fetcher: Arc<Fetcher>,
+        store: Arc<dyn DocumentStore>,
+        local: Option<LocalCache>,
         cfg: CacheConfig,
         profile: Profile,
     ) -> Self {
@@ -89,6 +121,7 @@ impl Resolver {
             inner: Arc::new(Inner {
                 fetcher,
                 store,
+                local,
                 cfg,
                 profile,
                 inflight: Mutex::new(HashMap::new()),
@@ -116,6 +149,7 @@ impl Resolver {
             not_modified: c.not_modified.load(Ordering::Relaxed),
             negative_hits: c.negative_hits.load(Ordering::Relaxed),
             stale_served: c.stale_served.load(Ordering::Relaxed),
+            validations: c.validations.load(Ordering::Relaxed),
         }
     }
 
@@ -124,7 +158,7 @@ impl Resolver {
     /// limits only to requests that can trigger a fetch.
     pub async fn peek_fresh(&self, id: &ClientIdUrl) -> Option<Arc<ResolvedClient>> {
         let now = SystemTime::now();
-        let cached = self.inner.load(id.as_str(), now).await?;
+        let cached = self.inner.load(id, now).await?;
         if now < cached.fresh_until {
             match &cached.resolved {
                 Some(r) => Some(Arc::clone(r)),
@@ -157,7 +191,7 @@ impl Resolver {
         allow_stale: bool,
     ) -> ResolveResult {
         let inner = &self.inner;
-        let cached = inner.load(id.as_str(), now).await;
+        let cached = inner.load(id, now).await;
         if let Some(c) = &cached
             && now < c.fresh_until
         {
@@ -244,15 +278,64 @@ impl Drop for InflightGuard {
 
 impl Inner {
     /// The stored document, if any and still within its keep window. Store errors are a miss.
-    async fn load(&self, key: &str, now: SystemTime) -> Option<Arc<StoredDocument>> {
-        match self.store.get(key).await {
-            Ok(Some(d)) if now < d.keep_until => Some(d),
-            Ok(_) => None,
+    ///
+    /// With a shared store: a usable L1 copy answers without a store read; otherwise the entry
+    /// read from the store gets its validated form (memoised for the same body, or validated
+    /// now) and is kept in the L1.
+    async fn load(&self, id: &ClientIdUrl, now: SystemTime) -> Option<Arc<StoredDocument>> {
+        let key = id.as_str();
+        if let Some(local) = &self.local
+            && let Some(d) = local.usable(key, now)
+        {
+            return Some(d);
+        }
+        let d = match self.store.get(key).await {
+            Ok(Some(d)) if now < d.keep_until => d,
+            Ok(_) => return None,
             Err(e) => {
                 tracing::warn!(client_id = key, error = %e, "document store read failed; treating as a miss");
-                None
+                return None;
             }
+        };
+        match &self.local {
+            Some(local) => Some(self.remember(local, id, d, now)),
+            None => Some(d),
         }
+    }
+
+    /// Fills in the validated form of an entry read from the shared store and keeps it in the
+    /// L1. An invalid body (never written by a resolver) is returned as is and not kept.
+    fn remember(
+        &self,
+        local: &LocalCache,
+        id: &ClientIdUrl,
+        d: Arc<StoredDocument>,
+        now: SystemTime,
+    ) -> Arc<StoredDocument> {
+        let key = id.as_str();
+        if d.resolved.is_some() {
+            local.insert(key, Arc::clone(&d), now);
+            return d;
+        }
+        let resolved = match local.memo(key, &d.body) {
+            // Same bytes, same client_id, same profile: the same validation result; only the
+            // times come from the (possibly revalidated) stored entry.
+            Some(m) => Arc::new(ResolvedClient {
+                document: m.document.clone(),
+                warnings: m.warnings.clone(),
+                fetched_at: d.fetched_at,
+                fresh_until: d.fresh_until,
+            }),
+            None => match self.materialise(id, &d) {
+                Ok(r) => r,
+                Err(_) => return d,
+            },
+        };
+        let mut doc = Arc::unwrap_or_clone(d);
+        doc.resolved = Some(resolved);
+        let doc = Arc::new(doc);
+        local.insert(key, Arc::clone(&doc), now);
+        doc
     }
 
     /// The remembered failure, if any and not yet expired at `now`.
@@ -276,6 +359,7 @@ impl Inner {
         if let Some(r) = &c.resolved {
             return Ok(Arc::clone(r));
         }
+        self.counters.validations.fetch_add(1, Ordering::Relaxed);
         let v = validate_document(&c.body, Some(id), self.profile)?;
         Ok(Arc::new(ResolvedClient {
             document: v.document,
@@ -317,7 +401,7 @@ impl Inner {
     async fn refresh(&self, id: &ClientIdUrl, now: SystemTime) -> ResolveResult {
         let key = id.as_str();
         // Someone may have finished a fetch between our caller's lookup and this task.
-        let cached = self.load(key, now).await;
+        let cached = self.load(id, now).await;
         if let Some(c) = &cached
             && now < c.fresh_until
             && let Ok(r) = self.materialise(id, c)
@@ -473,12 +557,19 @@ impl Inner {
             keep_until: add_or_same(fresh_until, self.cfg.stale_if_error),
             resolved: Some(Arc::clone(resolved)),
         };
-        if let Err(e) = self.store.put(key, Arc::new(entry)).await {
+        let entry = Arc::new(entry);
+        if let Some(local) = &self.local {
+            local.insert(key, Arc::clone(&entry), now);
+        }
+        if let Err(e) = self.store.put(key, entry).await {
             tracing::warn!(client_id = key, error = %e, "document store write failed");
         }
     }
 
     async fn evict(&self, key: &str) {
+        if let Some(local) = &self.local {
+            local.remove(key);
+        }
         if let Err(e) = self.store.remove(key).await {
             tracing::warn!(client_id = key, error = %e, "document store remove failed");
         }

@@ -151,3 +151,211 @@ async fn allow_stale_serves_stale_entry_when_fetch_fails_but_resolve_does_not() 
     assert!(r.resolve_at(&id(), later, false).await.is_err());
     assert_eq!(r.stats().stale_served, 1);
 }
+
+/// What a shared backend looks like to the resolver: entries come back without the memo (as
+/// after a serde round trip), and every call is counted.
+#[derive(Default)]
+struct SharedLike {
+    docs: Mutex<HashMap<String, Arc<StoredDocument>>>,
+    gets: AtomicU64,
+    negative_gets: AtomicU64,
+}
+
+impl SharedLike {
+    /// Written "by another instance": straight into the shared store.
+    fn put_direct(&self, doc: StoredDocument) {
+        let mut doc = doc;
+        doc.resolved = None;
+        lock(&self.docs).insert(ID.to_owned(), Arc::new(doc));
+    }
+    fn gets(&self) -> u64 {
+        self.gets.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait::async_trait]
+impl DocumentStore for SharedLike {
+    async fn get(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Arc<StoredDocument>>, super::super::StoreError> {
+        self.gets.fetch_add(1, Ordering::Relaxed);
+        Ok(lock(&self.docs).get(client_id).map(|d| {
+            let mut d = StoredDocument::clone(d);
+            d.resolved = None;
+            Arc::new(d)
+        }))
+    }
+    async fn put(
+        &self,
+        client_id: &str,
+        doc: Arc<StoredDocument>,
+    ) -> Result<(), super::super::StoreError> {
+        lock(&self.docs).insert(client_id.to_owned(), doc);
+        Ok(())
+    }
+    async fn remove(&self, client_id: &str) -> Result<(), super::super::StoreError> {
+        lock(&self.docs).remove(client_id);
+        Ok(())
+    }
+    async fn get_negative(
+        &self,
+        _client_id: &str,
+    ) -> Result<Option<Arc<NegativeEntry>>, super::super::StoreError> {
+        self.negative_gets.fetch_add(1, Ordering::Relaxed);
+        Ok(None)
+    }
+    async fn put_negative(
+        &self,
+        _client_id: &str,
+        _entry: Arc<NegativeEntry>,
+    ) -> Result<(), super::super::StoreError> {
+        Ok(())
+    }
+}
+
+fn shared_resolver(cfg: CacheConfig) -> (Resolver, Arc<SharedLike>) {
+    let fetcher = Fetcher::new(FetchConfig {
+        resolve: HashMap::from([(
+            "blocked.test".to_owned(),
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        )]),
+        ..FetchConfig::default()
+    })
+    .unwrap();
+    let store = Arc::new(SharedLike::default());
+    let r = Resolver::shared(Arc::new(fetcher), store.clone(), cfg, Profile::Mcp);
+    (r, store)
+}
+
+/// A valid entry with `name` as client_name, fetched at `t0`, fresh for `fresh`.
+fn named_entry(name: &str, t0: SystemTime, fresh: Duration) -> StoredDocument {
+    let body = serde_json::json!({
+        "client_id": ID,
+        "client_name": name,
+        "redirect_uris": ["http://127.0.0.1/cb"],
+    })
+    .to_string();
+    StoredDocument {
+        body: Bytes::from(body),
+        policy: new_policy(ID, &HeaderMap::new(), t0),
+        fetched_at: t0,
+        fresh_until: t0 + fresh,
+        keep_until: t0 + fresh + Duration::from_secs(3600),
+        resolved: None,
+    }
+}
+
+fn name_of(r: &ResolvedClient) -> Option<&str> {
+    r.document.client_name.as_deref()
+}
+
+#[tokio::test]
+async fn shared_store_l1_hit_does_no_store_read_and_no_validation() {
+    let (r, store) = shared_resolver(CacheConfig {
+        local_ttl: Duration::from_secs(10),
+        ..CacheConfig::default()
+    });
+    let t0 = SystemTime::now();
+    store.put_direct(named_entry("A", t0, Duration::from_secs(3600)));
+    let first = r.resolve_at(&id(), t0, false).await.unwrap();
+    assert_eq!(name_of(&first), Some("A"));
+    assert_eq!((store.gets(), r.stats().validations), (1, 1));
+    for s in [1, 5, 9] {
+        let at = t0 + Duration::from_secs(s);
+        let hit = r.resolve_at(&id(), at, false).await.unwrap();
+        assert!(Arc::ptr_eq(&hit, &first), "served from the L1 at +{s}s");
+        let peek = r.peek_fresh(&id()).await.unwrap();
+        assert!(Arc::ptr_eq(&peek, &first));
+    }
+    assert_eq!(
+        store.gets(),
+        1,
+        "L1 hits read nothing from the shared store"
+    );
+    assert_eq!(store.negative_gets.load(Ordering::Relaxed), 0);
+    assert_eq!(r.stats().validations, 1);
+    assert_eq!(r.stats().fetches, 0);
+}
+
+#[tokio::test]
+async fn shared_store_change_by_another_instance_is_seen_after_local_ttl() {
+    let (r, store) = shared_resolver(CacheConfig {
+        local_ttl: Duration::from_secs(10),
+        ..CacheConfig::default()
+    });
+    let s = Duration::from_secs;
+    let t0 = SystemTime::now();
+    store.put_direct(named_entry("A", t0, s(3600)));
+    assert_eq!(
+        name_of(&r.resolve_at(&id(), t0, false).await.unwrap()),
+        Some("A")
+    );
+    // Another instance refetched a new version into the shared store.
+    store.put_direct(named_entry("B", t0 + s(2), s(3600)));
+    let before = r.resolve_at(&id(), t0 + s(9), false).await.unwrap();
+    assert_eq!(name_of(&before), Some("A"), "within local_ttl: the L1 copy");
+    let after = r.resolve_at(&id(), t0 + s(10), false).await.unwrap();
+    assert_eq!(name_of(&after), Some("B"), "at local_ttl: the shared entry");
+    assert_eq!(after.fetched_at, t0 + s(2));
+    assert_eq!((store.gets(), r.stats().validations), (2, 2));
+    // ...and the new copy is used for the next local_ttl.
+    r.resolve_at(&id(), t0 + s(19), false).await.unwrap();
+    assert_eq!(store.gets(), 2);
+    assert_eq!(r.stats().fetches, 0);
+}
+
+#[tokio::test]
+async fn shared_store_unchanged_body_is_not_validated_again() {
+    let (r, store) = shared_resolver(CacheConfig {
+        local_ttl: Duration::from_secs(10),
+        ..CacheConfig::default()
+    });
+    let s = Duration::from_secs;
+    let t0 = SystemTime::now();
+    store.put_direct(named_entry("A", t0, s(3600)));
+    r.resolve_at(&id(), t0, false).await.unwrap();
+    // Another instance revalidated it (304): same body, new times.
+    store.put_direct(named_entry("A", t0 + s(5), s(7200)));
+    let hit = r.resolve_at(&id(), t0 + s(11), false).await.unwrap();
+    assert_eq!(store.gets(), 2, "one store read after local_ttl");
+    assert_eq!(
+        r.stats().validations,
+        1,
+        "memoised by body: no re-validation"
+    );
+    assert_eq!((hit.fetched_at, hit.fresh_until), (t0 + s(5), t0 + s(7205)));
+    assert_eq!(name_of(&hit), Some("A"));
+}
+
+#[tokio::test]
+async fn shared_store_l1_never_serves_past_freshness_nor_an_evicted_entry() {
+    let (r, store) = shared_resolver(CacheConfig {
+        local_ttl: Duration::from_secs(30),
+        ..CacheConfig::default()
+    });
+    let s = Duration::from_secs;
+    let t0 = SystemTime::now();
+    store.put_direct(named_entry("A", t0, s(5)));
+    r.resolve_at(&id(), t0, false).await.unwrap();
+    r.resolve_at(&id(), t0 + s(4), false).await.unwrap();
+    assert_eq!(store.gets(), 1);
+    // Past fresh_until (< local_ttl): not from the L1; the refetch fails (blocked host).
+    assert!(
+        r.peek_fresh(&id()).await.is_some(),
+        "real clock: still fresh"
+    );
+    r.resolve_at(&id(), t0 + s(5), false).await.unwrap_err();
+    assert!(
+        store.gets() >= 2,
+        "stale in the L1: the shared store is read"
+    );
+    assert_eq!(r.stats().fetches, 1);
+
+    // An entry evicted by this instance (invalid new version) leaves the L1 too.
+    let (r, store) = shared_resolver(CacheConfig::default());
+    store.put_direct(named_entry("A", t0, s(3600)));
+    r.resolve_at(&id(), t0, false).await.unwrap();
+    r.inner.evict(ID).await;
+    assert!(r.peek_fresh(&id()).await.is_none());
+}
