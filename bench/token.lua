@@ -1,6 +1,9 @@
 -- POST /token code exchange (public CIMD client, PKCE), one fresh code per request.
 local codes = {}
-for line in io.lines(os.getenv("BENCH_DIR") .. "/codes_public.txt") do codes[#codes + 1] = line end
+-- CODES_FILE (optional) picks another list, so parallel wrk processes never share a code.
+local file = os.getenv("CODES_FILE")
+if file == nil or file == "" then file = os.getenv("BENCH_DIR") .. "/codes_public.txt" end
+for line in io.lines(file) do codes[#codes + 1] = line end
 local i = 0
 local prefix = "grant_type=authorization_code&client_id=" .. os.getenv("PUBLIC_CLIENT_ID")
   .. "&redirect_uri=" .. os.getenv("REDIRECT_URI")

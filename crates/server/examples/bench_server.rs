@@ -13,6 +13,13 @@
 //! create): driving 300k interactive logins would measure argon2, not `/token`.
 //!
 //! Usage: `cargo run --release -p cimdgate-server --example bench_server -- OUT_DIR [CODES]`
+//!
+//! Second instance (`bench/run-instances.sh`): `bench_server --join OUT_DIR` starts one more
+//! cimdgate with the first one's configuration (`OUT_DIR/config.toml`: same Redis store, same
+//! public URL, same CIMD host) on its own loopback port, checks that the cached `/authorize`
+//! answers there, prints `READY <port>` and serves until Ctrl-C. Only meaningful with
+//! `BENCH_STORE_URL=redis://…` on the first instance: an embedded store (redb) cannot be opened
+//! by two processes.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../../cimd/tests/common/keys.rs"]
@@ -42,7 +49,14 @@ const REDIRECT: &str = "http://127.0.0.1:9/callback";
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let out = PathBuf::from(args.next().expect("usage: bench_server OUT_DIR [CODES]"));
+    let first = args
+        .next()
+        .expect("usage: bench_server OUT_DIR [CODES] | bench_server --join OUT_DIR");
+    if first == "--join" {
+        let out = PathBuf::from(args.next().expect("usage: bench_server --join OUT_DIR"));
+        return join(&out).await;
+    }
+    let out = PathBuf::from(first);
     let n: usize = args
         .next()
         .map_or(200_000, |s| s.parse().expect("CODES is a number"));
@@ -104,7 +118,7 @@ async fn main() {
     // BENCH_STORE_URL=redis://127.0.0.1:6379/0 benchmarks the Redis backend instead.
     let store_url =
         std::env::var("BENCH_STORE_URL").unwrap_or_else(|_| format!("embedded:{}", data.display()));
-    let config = Config::from_toml(&format!(
+    let config_toml = format!(
         r#"
 [server]
 listen = "127.0.0.1:{port}"
@@ -124,8 +138,9 @@ upstream = "builtin:demo"
 scopes = ["mcp"]
 "#,
         ca = out.join("ca.pem").display(),
-    ))
-    .unwrap();
+    );
+    std::fs::write(out.join("config.toml"), &config_toml).unwrap();
+    let config = Config::from_toml(&config_toml).unwrap();
     let server = cimdgate_server::serve(config, listener).await.unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let resource = format!("{base}/mcp");
@@ -229,6 +244,32 @@ scopes = ["mcp"]
     println!("READY {port}");
     let _ = tokio::signal::ctrl_c().await;
     drop(host);
+    server.shutdown().await;
+}
+
+/// `--join OUT_DIR`: one more instance with the first one's configuration (shared Redis).
+async fn join(out: &std::path::Path) {
+    let config_toml = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    let config = Config::from_toml(&config_toml).unwrap();
+    assert!(
+        config.store.url.starts_with("redis"),
+        "--join needs the first instance on BENCH_STORE_URL=redis://…: an embedded store \
+         cannot be shared by two processes"
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = cimdgate_server::serve(config, listener).await.unwrap();
+    let authorize = std::fs::read_to_string(out.join("authorize.path")).unwrap();
+    let r = reqwest::get(format!("http://127.0.0.1:{port}{}", authorize.trim()))
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "warm-up /authorize: {}",
+        r.status()
+    );
+    println!("READY {port}");
+    let _ = tokio::signal::ctrl_c().await;
     server.shutdown().await;
 }
 
