@@ -6,10 +6,11 @@
 //! the family's refresh tokens die with it. Unknown, expired or already revoked tokens get 200
 //! (RFC 7009 §2.2). A token issued to another client is refused (RFC 7009 §2.1).
 
+use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -24,8 +25,15 @@ use crate::error::OAuthError;
 use crate::state::AppState;
 
 /// `POST /revoke`.
-pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn revoke(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let result = async {
+        // Client authentication can fetch (a stale document, a `jwks_uri`): per-IP limit first.
+        app.shared.limits.check_ip(peer.ip()).await?;
         let params = parse_form(&headers, &body)?;
         let client = authenticate_client(&app, &headers, &params).await?;
         let token = check_token_param(&params)?;

@@ -22,10 +22,11 @@
 //!
 //! Every response carries `Cache-Control: no-store` and `Pragma: no-cache`.
 
+use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -59,8 +60,17 @@ pub enum Grant {
     RefreshToken,
 }
 
-/// `POST /token`.
-pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+/// `POST /token`. Rate-limited per source IP first: a token request can trigger a fetch
+/// (a stale client document, a `jwks_uri`), SPEC §4.
+pub async fn token(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = app.shared.limits.check_ip(peer.ip()).await {
+        return e.into_response();
+    }
     match run(&app, &headers, &body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
