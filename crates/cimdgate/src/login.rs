@@ -58,15 +58,8 @@ pub fn run(args: LoginArgs) -> u8 {
         return EXIT_USAGE_OR_FETCH;
     };
     let store = TokenStore::new(path);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return EXIT_USAGE_OR_FETCH;
-        }
+    let Some(runtime) = crate::runtime() else {
+        return EXIT_USAGE_OR_FETCH;
     };
     runtime.block_on(async move {
         match login(&args, &store).await {

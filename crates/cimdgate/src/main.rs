@@ -85,6 +85,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// The multi-threaded runtime for `serve`, `demo` and `login`; prints why and returns `None`
+/// when it cannot start.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
 /// Logs go to stderr so that stdout stays machine-readable (`--json`, `create` output).
 /// `RUST_LOG` overrides the default level. `serve --log-format json` writes JSON lines; audit
 /// events carry the target `audit`.

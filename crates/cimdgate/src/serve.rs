@@ -57,15 +57,8 @@ pub fn run(args: ServeArgs) -> u8 {
         config.server.listen = listen;
     }
     let zero_config = args.config.is_none();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return EXIT_USAGE_OR_FETCH;
-        }
+    let Some(runtime) = crate::runtime() else {
+        return EXIT_USAGE_OR_FETCH;
     };
     runtime.block_on(async move {
         let dev = if zero_config {

@@ -76,15 +76,8 @@ impl Steps {
 /// Run the demo; exit 0 when every step passed.
 pub fn run() -> u8 {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return EXIT_USAGE_OR_FETCH;
-        }
+    let Some(runtime) = crate::runtime() else {
+        return EXIT_USAGE_OR_FETCH;
     };
     println!("cimdgate demo: one CIMD login and MCP tool call, everything in this process\n");
     let mut steps = Steps {

@@ -5,6 +5,7 @@
 //! value has a top-level `expires_at` (Unix seconds) so the sweep can read any of them with
 //! one tiny decoder ([`Expiry`]).
 
+pub(crate) use crate::types::from_hex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::TableDefinition;
@@ -168,26 +169,6 @@ pub(crate) fn to_hex(bytes: &[u8]) -> String {
         s.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
     s
-}
-
-/// Parse lower- or upper-case hex; `None` if malformed.
-pub(crate) fn from_hex(s: &str) -> Option<Vec<u8>> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes = s.as_bytes();
-    if !bytes.len().is_multiple_of(2) {
-        return None;
-    }
-    bytes
-        .chunks_exact(2)
-        .map(|pair| Some((nibble(pair[0])? << 4) | nibble(pair[1])?))
-        .collect()
 }
 
 /// Map any redb error to [`StoreError::Unavailable`], naming the operation.

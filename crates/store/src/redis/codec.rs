@@ -1,5 +1,6 @@
 //! Value encoding for the Redis backend: JSON records, whole-second expiries, hashed keys.
 
+pub(crate) use crate::types::from_hex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -58,24 +59,4 @@ pub(super) fn corrupt_status(what: &str, status: i64) -> StoreError {
         key: what.to_owned(),
         reason: format!("unexpected script status {status}"),
     }
-}
-
-/// Parse lower- or upper-case hex; `None` if malformed.
-pub(super) fn from_hex(s: &str) -> Option<Vec<u8>> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes = s.as_bytes();
-    if !bytes.len().is_multiple_of(2) {
-        return None;
-    }
-    bytes
-        .chunks_exact(2)
-        .map(|pair| Some((nibble(pair[0])? << 4) | nibble(pair[1])?))
-        .collect()
 }
