@@ -16,11 +16,10 @@
 
 mod common;
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -120,8 +119,8 @@ struct Drive {
 fn run_drive(authorize_url: &str, callback: &str, decision: &str, shot_dir: &Path) -> Drive {
     ensure_browser();
     let _ = std::fs::remove_dir_all(shot_dir);
-    let mut child = Command::new("node")
-        .arg(fixture_dir().join("drive.js"))
+    let mut cmd = Command::new("node");
+    cmd.arg(fixture_dir().join("drive.js"))
         .env("AUTHORIZE_URL", authorize_url)
         .env("CALLBACK_PREFIX", callback)
         .env("USERNAME", USERNAME)
@@ -129,46 +128,8 @@ fn run_drive(authorize_url: &str, callback: &str, decision: &str, shot_dir: &Pat
         .env("DECISION", decision)
         .env("SCREENSHOT_DIR", shot_dir)
         .env("CHROMIUM", CHROMIUM)
-        .env("STEP_TIMEOUT_MS", STEP_TIMEOUT_MS.to_string())
-        // Loopback only: never let a proxy setting route the browser elsewhere.
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node must be installed for the browser tests");
-    let mut out_pipe = child.stdout.take().unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out_pipe.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + DRIVE_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            // Child::kill sends SIGKILL to this PID only.
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
+        .env("STEP_TIMEOUT_MS", STEP_TIMEOUT_MS.to_string());
+    let (status, stdout, stderr) = common::run_bounded(cmd, DRIVE_TIMEOUT);
     let Some(status) = status else {
         panic!("drive.js killed after {DRIVE_TIMEOUT:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
     };

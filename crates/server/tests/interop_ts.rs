@@ -10,10 +10,9 @@ mod common;
 mod gateway_util;
 mod interop_util;
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -36,54 +35,16 @@ fn upstream_child_process_entry() {
 /// Run `client.mjs` (blocking): killed by PID after [`NODE_TIMEOUT`]; panics with its output
 /// on failure; returns its JSON lines.
 fn run_client(mcp_url: &str, client_id: &str, redirect_uri: &str, text: &str) -> Vec<Value> {
-    let mut child = Command::new("node")
-        .arg(fixture_dir().join("client.mjs"))
+    let mut cmd = Command::new("node");
+    cmd.arg(fixture_dir().join("client.mjs"))
         .env("MCP_URL", mcp_url)
         .env("CLIENT_ID", client_id)
         .env("REDIRECT_URI", redirect_uri)
         .env("USERNAME", USERNAME)
         .env("PASSWORD", PASSWORD)
         .env("TEXT", text)
-        // Loopback only.
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
-        .env_remove("NODE_OPTIONS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node must be installed for the TypeScript SDK interop test");
-    let mut out_pipe = child.stdout.take().unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out_pipe.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + NODE_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            // SIGKILL to this PID only.
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
+        .env_remove("NODE_OPTIONS");
+    let (status, stdout, stderr) = common::run_bounded(cmd, NODE_TIMEOUT);
     let Some(status) = status else {
         panic!("client.mjs killed after {NODE_TIMEOUT:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
     };
