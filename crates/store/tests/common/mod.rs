@@ -1,6 +1,7 @@
 //! Record fixtures shared by the store's integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cimdgate_store::embedded::EmbeddedStore;
@@ -20,11 +21,19 @@ pub fn now() -> SystemTime {
         .as_secs();
     UNIX_EPOCH + Duration::from_secs(secs)
 }
+/// One instant per test process, in whole seconds, for the record fields that only need to
+/// survive a round trip (creation and decision times, and the expiry times of `past`/`future`,
+/// which stay an hour either side of the real clock for any test process under an hour). Two fixtures built a moment apart must
+/// compare equal even when a second boundary falls between them.
+pub fn stamp() -> SystemTime {
+    static STAMP: OnceLock<SystemTime> = OnceLock::new();
+    *STAMP.get_or_init(now)
+}
 pub fn past() -> SystemTime {
-    now() - HOUR
+    stamp() - HOUR
 }
 pub fn future() -> SystemTime {
-    now() + HOUR
+    stamp() + HOUR
 }
 
 pub fn open_temp() -> (tempfile::TempDir, EmbeddedStore) {
@@ -50,7 +59,7 @@ pub fn code(family: &str, expires_at: SystemTime) -> CodeRecord {
         document_hash: Some("abc".into()),
         document_snapshot: Some("{}".into()),
         upstream_ref: None,
-        auth_time: now(),
+        auth_time: stamp(),
         expires_at,
     }
 }
@@ -66,7 +75,7 @@ pub fn refresh(family: &str, expires_at: SystemTime) -> RefreshRecord {
         document_hash: None,
         document_snapshot: None,
         upstream_ref: Some("up-1".into()),
-        issued_at: now(),
+        issued_at: stamp(),
         expires_at,
     }
 }
@@ -79,7 +88,7 @@ pub fn consent(subject: &str, client_id: &str, expires_at: SystemTime) -> Consen
         scope: "mcp".into(),
         redirect_uri: "127.0.0.1".into(),
         document_hash: Some("abc".into()),
-        decided_at: now(),
+        decided_at: stamp(),
         expires_at,
     }
 }
@@ -93,7 +102,7 @@ pub fn dcr_client(id: &str) -> RegisteredClient {
         client_name: Some("App".into()),
         grant_types: vec!["authorization_code".into()],
         scope: None,
-        created_at: now(),
+        created_at: stamp(),
     }
 }
 
@@ -102,7 +111,7 @@ pub fn signing_key(kid: &str) -> SigningKeyRecord {
         kid: kid.into(),
         alg: "EdDSA".into(),
         private_pkcs8_b64: format!("key-{kid}"),
-        created_at: now(),
+        created_at: stamp(),
     }
 }
 
