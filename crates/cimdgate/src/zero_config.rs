@@ -43,6 +43,7 @@ pub fn default_resource() -> ResourceConfig {
         path: "/mcp".into(),
         upstream: "builtin:demo".into(),
         scopes: vec!["mcp".into()],
+        forward_upstream_token: false,
     }
 }
 

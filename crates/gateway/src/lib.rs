@@ -148,21 +148,22 @@ impl Gateway {
                     demo::service(&self.config.public_url, self.config.max_body_bytes),
                 ),
                 Upstream::Http(url) => {
-                    let tokens = if spec.forward_upstream_token {
+                    let forwarding = spec.forward_upstream_token.then(|| {
                         if self.upstream_tokens.is_none() {
                             tracing::warn!(resource = %resource.resource_id,
-                                "forward_upstream_token is set but no upstream-token provider is configured; nothing is forwarded");
+                                "forward_upstream_token is set but no upstream-token provider is configured; every request is refused");
                         }
-                        self.upstream_tokens.clone()
-                    } else {
-                        None
-                    };
+                        proxy::Forwarding {
+                            tokens: self.upstream_tokens.clone(),
+                            resource: resource.clone(),
+                        }
+                    });
                     let proxy = Arc::new(proxy::Proxy::new(
                         path,
                         url.clone(),
                         self.client.clone(),
                         &self.config,
-                        tokens,
+                        forwarding,
                     ));
                     let p2 = proxy.clone();
                     let rest = format!("{}/{{*rest}}", path.trim_end_matches('/'));

@@ -9,7 +9,8 @@
 //!   forbidden), `Cookie` (the authorization server's session lives on this origin), hop-by-hop
 //!   headers (RFC 9110 §7.6.1, plus any named in `Connection`), and client-sent identity headers.
 //!   Added: the identity headers of [`crate::layer`]; the user's upstream-IdP access token only
-//!   when the resource sets `forward_upstream_token` and an [`UpstreamTokens`] provider is given.
+//!   when the resource sets `forward_upstream_token`, from the [`UpstreamTokens`] provider — and
+//!   when it has none for the user, the request is refused with 401 rather than sent without.
 //! - Never relayed back: hop-by-hop headers and `Set-Cookie` (an upstream must not set cookies
 //!   on the gateway's origin).
 //! - Timeouts: connect ([`GatewayConfig::connect_timeout`]), response headers
@@ -47,8 +48,20 @@ const HOP_BY_HOP: &[&str] = &[
 /// Supplies the user's access token at the upstream IdP, for resources that forward it.
 #[async_trait::async_trait]
 pub trait UpstreamTokens: Send + Sync {
-    /// The upstream-IdP access token of the user `who`, if one is held.
-    async fn token_for(&self, who: &Verified) -> Option<String>;
+    /// The upstream-IdP access token of the user `who`, if one is held (refreshed first when
+    /// it has expired). `Ok(None)` turns the request away with 401 `invalid_token`: a resource
+    /// that expects the user's IdP token must never be called without it. `Err(reason)`: the
+    /// token store or the IdP cannot answer now (503; the reason is logged, not sent).
+    async fn token_for(&self, who: &Verified) -> Result<Option<String>, String>;
+}
+
+/// Upstream-token forwarding for one resource: the provider (absent when the embedding
+/// application gave none, which refuses every request) and the resource, for its challenge.
+pub struct Forwarding {
+    /// Where the tokens come from.
+    pub tokens: Option<Arc<dyn UpstreamTokens>>,
+    /// The resource the proxy serves, whose `WWW-Authenticate` challenge a refusal carries.
+    pub resource: Arc<crate::ProtectedResource>,
 }
 
 /// The proxy for one resource.
@@ -59,7 +72,7 @@ pub struct Proxy {
     client: reqwest::Client,
     max_body_bytes: usize,
     response_timeout: std::time::Duration,
-    upstream_tokens: Option<Arc<dyn UpstreamTokens>>,
+    forwarding: Option<Forwarding>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -90,7 +103,7 @@ impl Proxy {
         upstream: Url,
         client: reqwest::Client,
         config: &GatewayConfig,
-        upstream_tokens: Option<Arc<dyn UpstreamTokens>>,
+        forwarding: Option<Forwarding>,
     ) -> Self {
         Proxy {
             path: path.trim_end_matches('/').to_owned(),
@@ -98,7 +111,7 @@ impl Proxy {
             client,
             max_body_bytes: config.max_body_bytes,
             response_timeout: config.response_timeout,
-            upstream_tokens,
+            forwarding,
         }
     }
 
@@ -158,10 +171,26 @@ impl Proxy {
         };
         let mut headers = request_headers(&parts.headers);
         set_identity_headers(&mut headers, &who);
-        if let Some(tokens) = &self.upstream_tokens
-            && let Some(t) = tokens.token_for(&who).await
-            && let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}"))
-        {
+        if let Some(f) = &self.forwarding {
+            let token = match &f.tokens {
+                Some(tokens) => match tokens.token_for(&who).await {
+                    Ok(t) => t,
+                    Err(why) => {
+                        return f.resource.deny(&crate::layer::Denial::Unavailable(format!(
+                            "upstream identity-provider token: {why}"
+                        )));
+                    }
+                },
+                None => None,
+            };
+            let Some(v) = token.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok())
+            else {
+                return f.resource.deny(&crate::layer::Denial::InvalidToken(
+                    "this resource needs your sign-in at the upstream identity provider, and \
+                     it has expired or was revoked; sign in again"
+                        .into(),
+                ));
+            };
             headers.insert(AUTHORIZATION, v);
         }
         let url = self.upstream_url(parts.uri.path(), parts.uri.query());

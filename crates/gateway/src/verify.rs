@@ -89,6 +89,9 @@ pub struct Verified {
     pub expires_at: u64,
     /// Token family (`fid`), used for revocation.
     pub family: Option<String>,
+    /// cimdgate's reference to the upstream-IdP sign-in behind this token (`urf`), for
+    /// resources that forward the upstream access token. Opaque; useless without the store.
+    pub upstream_ref: Option<String>,
 }
 
 impl Verified {
@@ -135,6 +138,8 @@ struct Claims {
     scope: Option<String>,
     #[serde(default)]
     fid: Option<String>,
+    #[serde(default)]
+    urf: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -360,6 +365,7 @@ impl Verifier {
             },
             expires_at: claims.exp,
             family: claims.fid,
+            upstream_ref: claims.urf,
         })
     }
 }

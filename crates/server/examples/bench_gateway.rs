@@ -156,6 +156,7 @@ scopes = ["mcp"]
         iat: now,
         jti: format!("bench-{now}"),
         fid: "bench-family".into(),
+        urf: None,
     };
     let token = sign_access_token(&server.state.back.keys, &claims).unwrap();
     std::fs::write(

@@ -210,7 +210,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let shared = Arc::new(build_shared(config).await?);
     let front = Arc::new(crate::front::FrontState::new(&shared).await?);
     let back = Arc::new(crate::back::BackState::new(&shared).await?);
-    let gateway = Arc::new(build_gateway(&shared, &back)?);
+    let gateway = Arc::new(build_gateway(&shared, &front, &back)?);
     Ok(AppState {
         shared,
         front,
@@ -220,9 +220,11 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
 }
 
 /// The gateway for `[[resources]]`: tokens verified with this server's own public keys (in
-/// process) and its store's revocations; each resource's scopes are advertised and required.
+/// process) and its store's revocations; each resource's scopes are advertised and required;
+/// resources with `forward_upstream_token` get the user's IdP token from the store.
 fn build_gateway(
-    shared: &Shared,
+    shared: &Arc<Shared>,
+    front: &Arc<crate::front::FrontState>,
     back: &crate::back::BackState,
 ) -> Result<cimdgate_gateway::Gateway, StartError> {
     use cimdgate_gateway::{
@@ -238,13 +240,27 @@ fn build_gateway(
     );
     for r in &shared.config.resources {
         let upstream = Upstream::parse(&r.upstream).map_err(init)?;
-        config
-            .resources
-            .push(ResourceSpec::new(&r.path, upstream, r.scopes.clone()));
+        let mut spec = ResourceSpec::new(&r.path, upstream, r.scopes.clone());
+        spec.forward_upstream_token = r.forward_upstream_token;
+        config.resources.push(spec);
     }
     let keys = KeySource::local_jwks(&back.keys.jwks()).map_err(init)?;
     let source = TokenSource::local(shared.issuer.clone(), keys, shared.store.clone());
-    Gateway::new(config, vec![source]).map_err(|e| init(e.to_string()))
+    let gateway = Gateway::new(config, vec![source]).map_err(|e| init(e.to_string()))?;
+    Ok(
+        if shared
+            .config
+            .resources
+            .iter()
+            .any(|r| r.forward_upstream_token)
+        {
+            gateway.with_upstream_tokens(Arc::new(
+                crate::upstream_tokens::StoredUpstreamTokens::new(shared.clone(), front.clone()),
+            ))
+        } else {
+            gateway
+        },
+    )
 }
 
 /// The router with every endpoint.

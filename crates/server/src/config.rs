@@ -386,6 +386,11 @@ pub struct ResourceConfig {
     /// Scopes this resource offers.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Send the user's upstream-IdP access token to the upstream as `Authorization: Bearer`
+    /// (renewed with the IdP's refresh token when it expires). Needs `identity.mode =
+    /// "upstream"` and an HTTP upstream. Default off: the upstream sees only the identity headers.
+    #[serde(default)]
+    pub forward_upstream_token: bool,
 }
 
 /// Access-token signing algorithm.
@@ -608,6 +613,21 @@ impl Config {
                     &format!("resources[{i}].upstream"),
                     format!("{:?} must be a URL or builtin:demo", r.upstream),
                 ));
+            }
+            if r.forward_upstream_token {
+                let key = format!("resources[{i}].forward_upstream_token");
+                if self.identity.mode != IdentityMode::Upstream {
+                    return Err(key_err(
+                        &key,
+                        "needs identity.mode = \"upstream\" (local users have no IdP token)",
+                    ));
+                }
+                if r.upstream == "builtin:demo" {
+                    return Err(key_err(
+                        &key,
+                        "needs an HTTP upstream (the built-in demo server takes no token)",
+                    ));
+                }
             }
         }
         match self.identity.mode {

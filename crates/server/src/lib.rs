@@ -34,6 +34,7 @@ pub mod identity;
 pub mod ratelimit;
 pub mod shared_cache;
 pub mod state;
+pub mod upstream_tokens;
 
 pub use app::{RunningServer, StartError, serve, start};
 pub use config::Config;

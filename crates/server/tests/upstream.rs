@@ -52,6 +52,11 @@ impl Provider {
 
     /// Start on `port` (0: any free one).
     fn start_on(redirect_uri: &str, port: u16) -> Provider {
+        Self::spawn(redirect_uri, port, &[])
+    }
+
+    /// Start on `port` with extra environment for the fixture (e.g. `ACCESS_TOKEN_TTL`).
+    fn spawn(redirect_uri: &str, port: u16, env: &[(&str, &str)]) -> Provider {
         ensure_installed();
         let mut child = Command::new("node")
             .arg(fixture_dir().join("server.js"))
@@ -59,6 +64,7 @@ impl Provider {
             .env("REDIRECT_URI", redirect_uri)
             .env("CLIENT_ID", CLIENT_ID)
             .env("CLIENT_SECRET", CLIENT_SECRET)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -309,12 +315,12 @@ async fn upstream_idp_that_comes_back_is_discovered_after_the_backoff() {
 
 // ---- (c) the whole flow through cimdgate --------------------------------------------------
 
-/// CIMD client → cimdgate `/authorize` → 302 to the provider → login + consent there →
-/// cimdgate `/upstream/callback` → cimdgate consent → client redirect with a code → `/token` →
-/// an access token for `alice-upstream`. The upstream tokens are stored encrypted and never
-/// appear in anything the client receives.
-#[tokio::test]
-async fn upstream_mode_full_flow_through_cimdgate() {
+/// A cimdgate test server in upstream mode against a fresh provider; `configure` may adjust
+/// the configuration further and `provider_env` the fixture.
+async fn upstream_env(
+    provider_env: &[(&str, &str)],
+    configure: impl FnOnce(&mut cimdgate_server::config::Config),
+) -> (TestEnv, Provider) {
     let mut provider = None;
     let env = TestEnv::start_with(|c| {
         let callback = format!(
@@ -322,13 +328,19 @@ async fn upstream_mode_full_flow_through_cimdgate() {
             c.server.public_url.as_str().trim_end_matches('/'),
             cimdgate_server::identity::CALLBACK_PATH
         );
-        let p = Provider::start(&callback);
+        let p = Provider::spawn(&callback, 0, provider_env);
         c.identity.mode = IdentityMode::Upstream;
         c.identity.upstream = Some(p.upstream_config());
+        configure(c);
         provider = Some(p);
     })
     .await;
-    let provider = provider.unwrap();
+    (env, provider.unwrap())
+}
+
+/// One complete CIMD login through cimdgate in upstream mode, for `/mcp`: returns the token
+/// response and the URL the client was sent back to.
+async fn upstream_login(env: &TestEnv, provider: &Provider) -> (serde_json::Value, String) {
     let client_id = env.publish_client("upstream-app", serde_json::json!({}));
     let redirect = TestEnv::default_redirect("cimd.test");
     let (verifier, challenge) = common::pkce_pair();
@@ -352,7 +364,7 @@ async fn upstream_mode_full_flow_through_cimdgate() {
 
     // 2. Sign in and consent at the provider; it redirects to cimdgate's callback.
     let callback_prefix = env.url(cimdgate_server::identity::CALLBACK_PATH);
-    let back = sign_in_at_provider(&provider, &browser, &to_idp, &callback_prefix).await;
+    let back = sign_in_at_provider(provider, &browser, &to_idp, &callback_prefix).await;
 
     // 3. cimdgate finishes the upstream sign-in and shows its own consent page.
     let page = browser.get(&back).await;
@@ -380,6 +392,17 @@ async fn upstream_mode_full_flow_through_cimdgate() {
         ])
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    (body, to_client)
+}
+
+/// CIMD client → cimdgate `/authorize` → 302 to the provider → login + consent there →
+/// cimdgate `/upstream/callback` → cimdgate consent → client redirect with a code → `/token` →
+/// an access token for `alice-upstream`. The upstream tokens are stored encrypted and never
+/// appear in anything the client receives.
+#[tokio::test]
+async fn upstream_mode_full_flow_through_cimdgate() {
+    let (env, provider) = upstream_env(&[], |_| {}).await;
+    let (body, to_client) = upstream_login(&env, &provider).await;
     let access = body["access_token"].as_str().unwrap();
     let claims = env
         .server()
@@ -411,6 +434,11 @@ async fn upstream_mode_full_flow_through_cimdgate() {
     let reference = record
         .upstream_ref
         .expect("upstream_ref bound to the grant");
+    assert_eq!(
+        claims.urf.as_deref(),
+        Some(reference.as_str()),
+        "the access token names the upstream sign-in (urf) for forwarding resources"
+    );
     let sealed = env
         .store()
         .get_upstream_tokens(&reference, std::time::SystemTime::now())
@@ -442,6 +470,206 @@ async fn upstream_mode_full_flow_through_cimdgate() {
             "upstream token stored in clear"
         );
     }
+}
+
+// ---- forwarding the user's IdP token to an upstream MCP server ------------------------
+
+/// An upstream "MCP server" that answers every request with the `Authorization` and
+/// `X-Forwarded-User` headers it received, as JSON.
+async fn header_echo_server() -> (String, tokio::task::JoinHandle<()>) {
+    use axum::http::HeaderMap;
+    let app = axum::Router::new().fallback(|headers: HeaderMap| async move {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        axum::Json(serde_json::json!({
+            "authorization": get("authorization"),
+            "user": get("x-forwarded-user"),
+        }))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, task)
+}
+
+/// Call `/mcp` through the gateway with cimdgate's access token; `(status, JSON, headers)`.
+async fn call_resource(
+    env: &TestEnv,
+    token: &str,
+) -> (StatusCode, serde_json::Value, reqwest::header::HeaderMap) {
+    let resp = reqwest::Client::new()
+        .post(env.resource())
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body, headers)
+}
+
+/// Ask the provider's userinfo endpoint who `token` belongs to (proves it is a live token of
+/// the provider, not something cimdgate made up).
+async fn provider_userinfo(provider: &Provider, token: &str) -> serde_json::Value {
+    let http = reqwest::Client::new();
+    let discovery: serde_json::Value = http
+        .get(format!(
+            "{}/.well-known/openid-configuration",
+            provider.issuer()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let userinfo = discovery["userinfo_endpoint"].as_str().unwrap();
+    let resp = http.get(userinfo).bearer_auth(token).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "userinfo refused the token");
+    resp.json().await.unwrap()
+}
+
+/// `forward_upstream_token = true`: the upstream receives the user's access token **at the
+/// IdP** (accepted by the IdP's own userinfo endpoint), never cimdgate's token; once it is about
+/// to expire, cimdgate renews it with the IdP's refresh token and forwards the new one; with the
+/// IdP down the renewal fails with 503; cimdgate's refresh grant is refused once the upstream
+/// sign-in is gone; a token whose upstream sign-in is unknown is refused with a 401 challenge,
+/// never forwarded bare.
+#[tokio::test]
+async fn forwarded_upstream_token_is_the_users_idp_token_and_is_renewed() {
+    use cimdgate_server::upstream_tokens::RENEW_MARGIN_SECS;
+    let (upstream_url, _echo) = header_echo_server().await;
+    // Access tokens at the IdP live RENEW_MARGIN_SECS + 3 s: usable right after login, due for
+    // renewal a few seconds later.
+    let ttl = (RENEW_MARGIN_SECS + 3).to_string();
+    let (env, provider) = upstream_env(&[("ACCESS_TOKEN_TTL", &ttl)], |c| {
+        c.resources[0].upstream = upstream_url.clone();
+        c.resources[0].forward_upstream_token = true;
+    })
+    .await;
+    let (body, _) = upstream_login(&env, &provider).await;
+    let access = body["access_token"].as_str().unwrap().to_owned();
+
+    let (status, first, _) = call_resource(&env, &access).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["user"], SUBJECT);
+    let first_token = first["authorization"]
+        .as_str()
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .unwrap_or_else(|| panic!("no upstream token forwarded: {first}"))
+        .to_owned();
+    assert_ne!(
+        first_token, access,
+        "cimdgate's own token must never be forwarded"
+    );
+    assert_eq!(
+        provider_userinfo(&provider, &first_token).await["sub"],
+        SUBJECT
+    );
+
+    // Past the renewal point (bounded wait): the next call forwards a renewed token.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status, second, _) = call_resource(&env, &access).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let second_token = second["authorization"]
+        .as_str()
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .unwrap_or_else(|| panic!("no upstream token forwarded: {second}"))
+        .to_owned();
+    assert_ne!(
+        second_token, first_token,
+        "the expiring IdP token was not renewed"
+    );
+    assert_eq!(
+        provider_userinfo(&provider, &second_token).await["sub"],
+        SUBJECT
+    );
+
+    // cimdgate's own refresh works while the upstream sign-in is held.
+    let client_id = env.client_url("upstream-app");
+    let refresh = body["refresh_token"].as_str().unwrap();
+    let (status, refreshed) = env
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", &client_id),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    // The IdP goes down: renewing the next expiring token cannot be done now → 503, and
+    // nothing is forwarded.
+    drop(provider);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status, down, _) = call_resource(&env, &access).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{down}");
+    assert_eq!(down["error"], "temporarily_unavailable");
+
+    // It is refused once the sign-in is gone (the record expires), rather than minting tokens the
+    // resource can only answer with 401.
+    let reference = env
+        .server()
+        .state
+        .back
+        .verify_access_token(&access)
+        .await
+        .unwrap()
+        .urf
+        .expect("urf claim");
+    let past = std::time::SystemTime::now() - Duration::from_secs(60);
+    env.store()
+        .put_upstream_tokens(&reference, b"expired", past)
+        .await
+        .unwrap();
+    let (status, refused) = env
+        .token(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                refreshed["refresh_token"].as_str().unwrap(),
+            ),
+            ("client_id", &client_id),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["error"], "invalid_grant");
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("upstream identity provider"),
+        "{refused}"
+    );
+
+    // A valid cimdgate token naming an upstream sign-in the store does not hold.
+    let mut claims = env
+        .server()
+        .state
+        .back
+        .verify_access_token(&access)
+        .await
+        .unwrap();
+    claims.urf = Some("no-such-sign-in".into());
+    claims.jti = "forged-urf".into();
+    let orphan =
+        cimdgate_server::back::tokens::sign_access_token(&env.server().state.back.keys, &claims)
+            .unwrap();
+    let (status, body, headers) = call_resource(&env, &orphan).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"], "invalid_token");
+    let challenge = headers["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains("error=\"invalid_token\"") && challenge.contains("resource_metadata="),
+        "{challenge}"
+    );
 }
 
 /// The user cancels at the provider (its "[ Cancel ]" link): the callback carries

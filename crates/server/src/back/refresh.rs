@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! check_refresh_params → lookup_refresh → check_refresh_client → check_resource →
-//!   narrow_scope → check_refresh_allowed → check_document_change → rotate → issue
+//!   narrow_scope → check_refresh_allowed → check_document_change → check_upstream_sign_in →
+//!   rotate → issue
 //! ```
 //!
 //! The client check happens on a read (`get_refresh`) **before** the token is rotated, so a
@@ -47,6 +48,7 @@ pub async fn refresh_grant(
         redirect_uri: None,
     };
     check_document_change(app, &approved, client)?;
+    check_upstream_sign_in(app, &record).await?;
     let grant = Approved {
         subject: record.subject,
         scope,
@@ -60,6 +62,36 @@ pub async fn refresh_grant(
     let new = rotate(app, client, &old, &grant).await?;
     audit!(event = "token_refreshed", client_id = %client.client_id(), family_id = %grant.family_id);
     issue(app, client, grant, Some(new)).await
+}
+
+/// `check_upstream_sign_in`: for a resource that forwards the user's IdP token
+/// (`forward_upstream_token`), the upstream sign-in behind the grant must still be held.
+/// Otherwise a renewed cimdgate token would only meet 401s at the resource, so the client is
+/// told to sign in again instead.
+async fn check_upstream_sign_in(app: &AppState, record: &RefreshRecord) -> Result<(), OAuthError> {
+    let Some(reference) = &record.upstream_ref else {
+        return Ok(());
+    };
+    let gateway = &app.gateway;
+    let forwards = gateway
+        .config()
+        .resources
+        .iter()
+        .zip(gateway.resources())
+        .any(|(spec, r)| spec.forward_upstream_token && r.resource_id == record.resource);
+    if forwards
+        && app
+            .shared
+            .store
+            .get_upstream_tokens(reference, SystemTime::now())
+            .await?
+            .is_none()
+    {
+        return Err(OAuthError::invalid_grant(
+            "the sign-in at the upstream identity provider has expired; sign in again",
+        ));
+    }
+    Ok(())
 }
 
 /// `check_refresh_params`: `refresh_token` is required.

@@ -458,6 +458,7 @@ pub fn prepare_tokens(
         iat: unix(now),
         jti: random_token(16),
         fid: grant.family_id.clone(),
+        urf: grant.upstream_ref.clone(),
     };
     let access_token = sign_access_token(&app.back.keys, &claims).map_err(|e| {
         tracing::error!(error = %e, "cannot sign an access token");

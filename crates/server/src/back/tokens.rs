@@ -2,7 +2,8 @@
 //!
 //! Access token: header `{alg, kid, typ: "at+jwt"}` (RFC 9068 §2.1); claims `iss`, `sub`, `aud`
 //! (the RFC 8707 resource), `client_id`, `scope`, `exp`, `iat`, `jti`, and `fid`, the token
-//! family, so revoking a family (code reuse, refresh reuse, RFC 7009) revokes its access tokens.
+//! family, so revoking a family (code reuse, refresh reuse, RFC 7009) revokes its access tokens;
+//! and `urf` after an upstream sign-in (see [`AccessClaims::urf`]).
 //!
 //! Refresh token: 32 random bytes, base64url; only its SHA-256 is stored.
 
@@ -39,6 +40,11 @@ pub struct AccessClaims {
     pub jti: String,
     /// Token family (one per code exchange).
     pub fid: String,
+    /// Reference to the upstream-IdP sign-in behind this grant (upstream identity mode only),
+    /// for resources that forward the user's IdP token. A random store key: it reveals nothing
+    /// and opens nothing without the store and the sealing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urf: Option<String>,
 }
 
 /// Why an access token is not accepted.

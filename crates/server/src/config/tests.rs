@@ -88,3 +88,32 @@ fn local_user_needs_argon2id_hash() {
         "{err}"
     );
 }
+
+#[test]
+fn forward_upstream_token_rules() {
+    const UPSTREAM: &str = "[identity]\nmode = \"upstream\"\n[identity.upstream]\nissuer = \"https://idp.test\"\nclient_id = \"c\"\n";
+    const LOCAL: &str = "[identity]\nmode = \"local\"\n";
+    // (identity section, upstream of the resource, Err(text the error must contain) or Ok)
+    let cases: [(&str, &str, Result<(), &str>); 4] = [
+        (UPSTREAM, "http://127.0.0.1:9000/mcp", Ok(())),
+        (LOCAL, "http://127.0.0.1:9000/mcp", Err("identity.mode")),
+        (UPSTREAM, "builtin:demo", Err("HTTP upstream")),
+        (LOCAL, "builtin:demo", Err("identity.mode")),
+    ];
+    for (identity, upstream, want) in cases {
+        let toml = format!(
+            "{identity}[[resources]]\npath = \"/mcp\"\nupstream = \"{upstream}\"\nforward_upstream_token = true\n"
+        );
+        match (Config::from_toml(&toml), want) {
+            (Ok(c), Ok(())) => assert!(c.resources[0].forward_upstream_token),
+            (Err(e), Err(text)) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains("resources[0].forward_upstream_token") && e.contains(text),
+                    "{upstream}: {e}"
+                );
+            }
+            (got, want) => panic!("{identity} {upstream}: got {got:?}, want {want:?}"),
+        }
+    }
+}

@@ -36,6 +36,7 @@ pub fn resource(path: &str, upstream: &str, scopes: &[&str]) -> ResourceConfig {
         path: path.into(),
         upstream: upstream.into(),
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        forward_upstream_token: false,
     }
 }
 
@@ -95,6 +96,7 @@ pub fn claims(env: &TestEnv) -> AccessClaims {
         iat: now,
         jti: format!("jti-{now}"),
         fid: "fam-minted".into(),
+        urf: None,
     }
 }
 

@@ -58,13 +58,55 @@ impl UpstreamIdp {
         code: &str,
         verifier: &str,
     ) -> Result<UpstreamTokens, UpstreamError> {
+        self.token_request(
+            ep,
+            vec![
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", self.callback_url.as_str()),
+                ("code_verifier", verifier),
+            ],
+        )
+        .await
+    }
+
+    /// Renew upstream tokens with the upstream refresh token (RFC 6749 §6), authenticating as
+    /// for the code exchange. An IdP that rotates refresh tokens returns a new one; one that
+    /// does not keeps the old one valid, so it is carried over.
+    pub async fn refresh(&self, old: &UpstreamTokens) -> Result<UpstreamTokens, UpstreamError> {
+        let Some(refresh_token) = old.refresh_token.as_deref() else {
+            return Err(UpstreamError::Exchange {
+                host: self.provider_host(),
+                reason: "the provider gave no refresh token, so an expired access token cannot \
+                         be renewed"
+                    .into(),
+            });
+        };
+        let ep = self.endpoints().await?;
+        let mut new = self
+            .token_request(
+                &ep,
+                vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token),
+                ],
+            )
+            .await?;
+        if new.refresh_token.is_none() {
+            new.refresh_token = old.refresh_token.clone();
+        }
+        if new.id_token.is_none() {
+            new.id_token = old.id_token.clone();
+        }
+        Ok(new)
+    }
+
+    async fn token_request(
+        &self,
+        ep: &Endpoints,
+        mut pairs: Vec<(&str, &str)>,
+    ) -> Result<UpstreamTokens, UpstreamError> {
         let url = &ep.token;
-        let mut pairs = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", self.callback_url.as_str()),
-            ("code_verifier", verifier),
-        ];
         let mut req = self
             .http
             .post(url.clone())

@@ -1,0 +1,228 @@
+//! The user's upstream-IdP access token for resources with `forward_upstream_token = true`
+//! (SPEC §5: "only if configured").
+//!
+//! After an upstream sign-in, `/upstream/callback` stores the IdP's tokens sealed (AES-256-GCM-SIV,
+//! [`Purpose::UpstreamTokens`]) under a random reference, and every access token of that grant
+//! carries the reference as its `urf` claim. For each proxied request the gateway asks
+//! [`StoredUpstreamTokens::token_for`], which:
+//! 1. honours `urf` only in tokens this server issued (another trusted issuer's token naming a
+//!    reference must not reach someone else's IdP token);
+//! 2. reads and opens the sealed tokens; nothing stored → `None` (the gateway answers 401 and
+//!    the client signs in again);
+//! 3. returns the access token while it has more than [`RENEW_MARGIN_SECS`] left, else renews it
+//!    with the IdP's refresh token and stores the result under the same reference (an IdP that
+//!    refuses the refresh → `None`; an IdP or store that cannot answer → `Err`, the gateway's
+//!    503);
+//! 4. keeps the answer in a small per-instance cache for at most [`CACHE_SECS`] and never past
+//!    the renewal point, with concurrent requests for one reference coalesced into one load (so
+//!    one instance never spends a rotating refresh token twice).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cimdgate_gateway::{UpstreamTokens, Verified};
+
+use crate::front::FrontState;
+use crate::front::seal::Purpose;
+use crate::identity::Identity;
+use crate::identity::upstream::{UpstreamError, UpstreamTokens as IdpTokens};
+use crate::state::Shared;
+
+/// An upstream access token with less than this left is renewed before it is forwarded.
+pub const RENEW_MARGIN_SECS: u64 = 10;
+/// Longest time one instance reuses a token it read, without looking at the store again.
+pub const CACHE_SECS: u64 = 60;
+/// Most references held in the per-instance cache.
+const CACHE_CAPACITY: u64 = 100_000;
+
+/// Why no token could be produced.
+#[derive(Debug, Clone)]
+enum Miss {
+    /// Nothing to forward: no stored tokens, or the IdP refused to renew them.
+    Gone(String),
+    /// The store or the IdP cannot answer now.
+    Unavailable(String),
+}
+
+#[derive(Clone)]
+struct Held {
+    access_token: String,
+    /// When to stop reusing it (renewal point or cache bound).
+    until: Instant,
+}
+
+struct HeldExpiry;
+
+impl moka::Expiry<String, Held> for HeldExpiry {
+    fn expire_after_create(&self, _: &String, v: &Held, now: Instant) -> Option<Duration> {
+        Some(v.until.saturating_duration_since(now))
+    }
+}
+
+/// The gateway's provider of upstream-IdP tokens, backed by the store.
+pub struct StoredUpstreamTokens {
+    shared: Arc<Shared>,
+    front: Arc<FrontState>,
+    cache: moka::future::Cache<String, Held>,
+}
+
+impl std::fmt::Debug for StoredUpstreamTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredUpstreamTokens")
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoredUpstreamTokens {
+    /// A provider reading the store of `shared` with the sealer and IdP of `front`.
+    pub fn new(shared: Arc<Shared>, front: Arc<FrontState>) -> Self {
+        StoredUpstreamTokens {
+            shared,
+            front,
+            cache: moka::future::Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .expire_after(HeldExpiry)
+                .build(),
+        }
+    }
+
+    async fn load(&self, reference: &str) -> Result<Held, Miss> {
+        let store = &self.shared.store;
+        let sealed = store
+            .get_upstream_tokens(reference, SystemTime::now())
+            .await
+            .map_err(|e| Miss::Unavailable(format!("store: {e}")))?
+            .ok_or_else(|| Miss::Gone("no upstream tokens are stored for this sign-in".into()))?;
+        let mut tokens = self
+            .front
+            .open_upstream_tokens(&sealed)
+            .ok_or_else(|| Miss::Gone("the stored upstream tokens cannot be opened".into()))?;
+        let now = unix_now();
+        if needs_renewal(&tokens, now) {
+            tokens = self.renew(reference, &tokens).await?;
+        }
+        Ok(Held {
+            until: reuse_until(&tokens, unix_now()),
+            access_token: tokens.access_token,
+        })
+    }
+
+    async fn renew(&self, reference: &str, old: &IdpTokens) -> Result<IdpTokens, Miss> {
+        let Identity::Upstream(idp) = &self.front.identity else {
+            return Err(Miss::Gone("identity.mode is not upstream".into()));
+        };
+        let new = idp.refresh(old).await.map_err(|e| match e {
+            UpstreamError::Unavailable { .. } | UpstreamError::Discovery { .. } => {
+                Miss::Unavailable(e.to_string())
+            }
+            other => Miss::Gone(other.to_string()),
+        })?;
+        // The stored record slides with the refresh-token lifetime, like cimdgate's own
+        // refresh tokens do on rotation.
+        let ttl = self.shared.config.tokens.refresh_token_ttl_secs;
+        let sealed = self
+            .front
+            .sealer
+            .seal(Purpose::UpstreamTokens, &new, ttl)
+            .map_err(|_| Miss::Unavailable("cannot seal the renewed tokens".into()))?;
+        let expires = SystemTime::now() + Duration::from_secs(ttl);
+        self.shared
+            .store
+            .put_upstream_tokens(reference, sealed.as_bytes(), expires)
+            .await
+            .map_err(|e| Miss::Unavailable(format!("store: {e}")))?;
+        crate::audit!(event = "upstream_token_refreshed", host = %idp.provider_host());
+        Ok(new)
+    }
+}
+
+#[async_trait::async_trait]
+impl UpstreamTokens for StoredUpstreamTokens {
+    async fn token_for(&self, who: &Verified) -> Result<Option<String>, String> {
+        let Some(reference) = who
+            .upstream_ref
+            .as_deref()
+            .filter(|_| who.issuer == self.shared.issuer)
+        else {
+            return Ok(None);
+        };
+        let held = self
+            .cache
+            .try_get_with(reference.to_owned(), self.load(reference))
+            .await;
+        match held {
+            Ok(h) => Ok(Some(h.access_token)),
+            Err(miss) => match &*miss {
+                Miss::Gone(why) => {
+                    tracing::info!(subject = %who.subject, reason = %why,
+                        "no upstream token to forward; the client must sign in again");
+                    Ok(None)
+                }
+                Miss::Unavailable(why) => Err(why.clone()),
+            },
+        }
+    }
+}
+
+/// Whether `tokens` must be renewed before use at `now` (unix seconds). A token without a
+/// stated lifetime is used as is: only the IdP can tell, by refusing it upstream.
+fn needs_renewal(tokens: &IdpTokens, now: u64) -> bool {
+    tokens
+        .expires_at
+        .is_some_and(|exp| exp <= now.saturating_add(RENEW_MARGIN_SECS))
+}
+
+/// How long an instance may reuse `tokens` read at `now`: until the renewal point, at most
+/// [`CACHE_SECS`].
+fn reuse_until(tokens: &IdpTokens, now: u64) -> Instant {
+    let left = tokens.expires_at.map_or(CACHE_SECS, |exp| {
+        exp.saturating_sub(now.saturating_add(RENEW_MARGIN_SECS))
+    });
+    Instant::now() + Duration::from_secs(left.min(CACHE_SECS))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(expires_at: Option<u64>) -> IdpTokens {
+        IdpTokens {
+            access_token: "at".into(),
+            refresh_token: Some("rt".into()),
+            id_token: None,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn renewal_and_reuse_windows() {
+        let now = 1_000_000;
+        // (expires_at, must renew, longest reuse in seconds)
+        let cases = [
+            (None, false, CACHE_SECS),
+            (Some(now + 3600), false, CACHE_SECS),
+            (Some(now + RENEW_MARGIN_SECS + 5), false, 5),
+            (Some(now + RENEW_MARGIN_SECS), true, 0),
+            (Some(now + 1), true, 0),
+            (Some(now - 100), true, 0),
+        ];
+        for (exp, renew, reuse) in cases {
+            let t = tokens(exp);
+            assert_eq!(needs_renewal(&t, now), renew, "{exp:?}");
+            let until = reuse_until(&t, now);
+            let secs = until
+                .saturating_duration_since(Instant::now())
+                .as_secs_f64();
+            assert!(
+                secs <= reuse as f64 && secs > reuse as f64 - 1.0 || reuse == 0 && secs == 0.0,
+                "{exp:?}: reuse {secs} s, expected about {reuse} s"
+            );
+        }
+    }
+}
