@@ -5,16 +5,20 @@
 #   3. POST /token code exchange with an ES256 private_key_jwt assertion (fresh jti each)
 # Needs wrk (Debian: apt-get install -y wrk). Figures go to docs/benchmarks.md.
 # Knobs: DURATION (10s), CONNS (16), CODES (300000 single-use codes per token scenario),
-# BENCH_STORE_URL (default: an embedded store in a temp folder; e.g. redis://127.0.0.1:6379/0).
+# BENCH_STORE_URL (default: an embedded store in a temp folder; e.g. redis://127.0.0.1:6379/0),
+# BENCH_SERVER (a prebuilt bench_server binary, for before/after runs; default: build it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-16}
 CODES=${CODES:-300000}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wrk)" >&2; exit 2; }
-cargo build --release -q -p cimdgate-server --example bench_server
+if [ -z "${BENCH_SERVER:-}" ]; then
+  cargo build --release -q -p cimdgate-server --example bench_server
+  BENCH_SERVER=target/release/examples/bench_server
+fi
 OUT=$(mktemp -d)
-target/release/examples/bench_server "$OUT" "$CODES" >"$OUT/server.log" 2>&1 &
+"$BENCH_SERVER" "$OUT" "$CODES" >"$OUT/server.log" 2>&1 &
 PID=$!
 trap 'kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$OUT"' EXIT
 for _ in $(seq 1 1200); do

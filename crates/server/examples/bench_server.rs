@@ -173,7 +173,7 @@ scopes = ["mcp"]
         let challenge = challenge.clone();
         let resource = resource.clone();
         async move {
-            let code = URL_SAFE_NO_PAD.encode(rand_bytes());
+            let code = cimdgate_server::back::tokens::new_code();
             let record = CodeRecord {
                 client_id,
                 client_kind: ClientKind::Cimd,

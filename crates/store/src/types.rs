@@ -6,15 +6,57 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-/// SHA-256 of a token, code or secret value, hex-encoded. The store never sees raw values.
+/// The store key of a token, code or secret: its SHA-256, hex-encoded — preceded, for an
+/// [ordered token](ORDERED_TOKEN_VERSION), by the hex of its 8-byte time prefix. The store never
+/// sees raw values.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TokenHash(pub String);
 
+/// First byte of an *ordered token*: 33 bytes, base64url without padding (44 characters) —
+/// this version byte, 8 bytes of issue time (big-endian nanoseconds since the Unix epoch), then
+/// 24 random bytes (192 bits, the token's whole secret). Authorization codes and refresh tokens
+/// are minted this way so that their keys sort by issue time: the records one group commit
+/// writes sit side by side in the B-tree instead of on a random leaf each, which cut page writes
+/// per commit from about 45 to 14 and raised durable `/token` throughput by half
+/// (docs/benchmarks.md). The time prefix is not secret and is no part of the guessing space.
+pub const ORDERED_TOKEN_VERSION: u8 = 1;
+/// Length in bytes of an ordered token before base64url encoding.
+pub const ORDERED_TOKEN_LEN: usize = 33;
+
 impl TokenHash {
-    /// Hash a raw token value.
+    /// The key of a raw token value. Any value that is not an ordered token (client secrets,
+    /// tokens minted before ordered tokens existed, whatever a client sends) keys by its
+    /// SHA-256 alone; an attacker-chosen prefix only chooses where a lookup misses.
     pub fn of(raw: &str) -> Self {
+        use base64::Engine;
         use sha2::Digest;
-        TokenHash(hex(&sha2::Sha256::digest(raw.as_bytes())))
+        let digest = hex(&sha2::Sha256::digest(raw.as_bytes()));
+        let prefix = (raw.len() == 44)
+            .then(|| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(raw)
+                    .ok()
+            })
+            .flatten()
+            .filter(|b| b.len() == ORDERED_TOKEN_LEN && b[0] == ORDERED_TOKEN_VERSION);
+        match prefix {
+            Some(b) => TokenHash(format!("{}{digest}", hex(&b[1..9]))),
+            None => TokenHash(digest),
+        }
+    }
+
+    /// An ordered token (see [`ORDERED_TOKEN_VERSION`]) issued at `issued` with the secret
+    /// `random`.
+    pub fn ordered_token(issued: SystemTime, random: &[u8; 24]) -> String {
+        use base64::Engine;
+        let nanos = issued
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let mut raw = [0u8; ORDERED_TOKEN_LEN];
+        raw[0] = ORDERED_TOKEN_VERSION;
+        raw[1..9].copy_from_slice(&nanos.to_be_bytes());
+        raw[9..].copy_from_slice(random);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
     }
     /// The hex string.
     pub fn as_str(&self) -> &str {
@@ -235,5 +277,59 @@ pub mod unix_secs {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         let secs = u64::deserialize(d)?;
         Ok(UNIX_EPOCH + Duration::from_secs(secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn sha(raw: &str) -> String {
+        use sha2::Digest;
+        hex(&sha2::Sha256::digest(raw.as_bytes()))
+    }
+
+    #[test]
+    fn ordered_tokens_key_by_issue_time_then_hash() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let a = TokenHash::ordered_token(t0, &[7; 24]);
+        let b = TokenHash::ordered_token(t0 + Duration::from_nanos(1), &[0; 24]);
+        let c = TokenHash::ordered_token(t0 + Duration::from_secs(3600), &[255; 24]);
+        assert_eq!(a.len(), 44);
+        let raw = B64.decode(&a).unwrap();
+        assert_eq!(
+            (raw.len(), raw[0]),
+            (ORDERED_TOKEN_LEN, ORDERED_TOKEN_VERSION)
+        );
+        assert_eq!(&raw[9..], &[7; 24], "the random part is kept whole");
+        let (ka, kb, kc) = (TokenHash::of(&a), TokenHash::of(&b), TokenHash::of(&c));
+        assert!(ka.0 < kb.0 && kb.0 < kc.0, "keys sort by issue time");
+        assert_eq!(ka.0, format!("{}{}", hex(&raw[1..9]), sha(&a)));
+        assert_eq!(TokenHash::of(&a), ka, "deterministic");
+    }
+
+    #[test]
+    fn everything_else_keys_by_hash_alone() {
+        let plain32 = B64.encode([1u8; 32]); // secrets and tokens minted before ordered tokens
+        let mut wrong_version = [0u8; ORDERED_TOKEN_LEN];
+        wrong_version[0] = 2;
+        let wrong_version = B64.encode(wrong_version);
+        let ordered = TokenHash::ordered_token(UNIX_EPOCH, &[3; 24]);
+        let cases = [
+            "".to_owned(),
+            "rt".to_owned(),
+            plain32,
+            wrong_version,
+            format!("{ordered}="),          // padded: not the canonical form
+            format!("{}*", &ordered[..43]), // not base64url
+            ordered[..43].to_owned(),
+        ];
+        for raw in cases {
+            assert_eq!(TokenHash::of(&raw).0, sha(&raw), "{raw:?}");
+        }
     }
 }

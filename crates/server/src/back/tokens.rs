@@ -5,7 +5,8 @@
 //! family, so revoking a family (code reuse, refresh reuse, RFC 7009) revokes its access tokens;
 //! and `urf` after an upstream sign-in (see [`AccessClaims::urf`]).
 //!
-//! Refresh token: 32 random bytes, base64url; only its SHA-256 is stored.
+//! Refresh token and authorization code: ordered tokens (a time prefix and 24 random bytes,
+//! base64url); only their store key — the time prefix and the SHA-256 — is stored.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -69,21 +70,39 @@ pub fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// `n` random bytes, base64url without padding.
-pub fn random_token(n: usize) -> String {
-    let mut buf = vec![0u8; n];
+/// Fill `buf` from the system RNG.
+fn fill_random(buf: &mut [u8]) {
     // aws-lc's RNG fails only when the OS entropy source is broken. A predictable token must
     // never be handed out, so that is fatal.
-    if aws_lc_rs::rand::fill(&mut buf).is_err() {
+    if aws_lc_rs::rand::fill(buf).is_err() {
         tracing::error!("system random number generator failed");
         std::process::abort();
     }
+}
+
+/// `n` random bytes, base64url without padding.
+pub fn random_token(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    fill_random(&mut buf);
     URL_SAFE_NO_PAD.encode(&buf)
 }
 
-/// A new opaque refresh token (32 random bytes).
+/// A new ordered token: 192 random bits behind a time prefix, so that store keys sort by issue
+/// time (see [`cimdgate_store::ORDERED_TOKEN_VERSION`]). Authorization codes and refresh tokens.
+pub fn new_ordered_token() -> String {
+    let mut random = [0u8; 24];
+    fill_random(&mut random);
+    cimdgate_store::TokenHash::ordered_token(SystemTime::now(), &random)
+}
+
+/// A new opaque refresh token ([`new_ordered_token`]).
 pub fn new_refresh_token() -> String {
-    random_token(32)
+    new_ordered_token()
+}
+
+/// A new authorization code ([`new_ordered_token`]).
+pub fn new_code() -> String {
+    new_ordered_token()
 }
 
 /// Sign an access token with the ring's current key.
@@ -138,4 +157,32 @@ pub fn verify_signed(
 /// `now + secs`.
 pub fn after(now: SystemTime, secs: u64) -> SystemTime {
     now + Duration::from_secs(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cimdgate_store::TokenHash;
+
+    #[test]
+    fn codes_and_refresh_tokens_are_unique_ordered_tokens() {
+        let minted: Vec<String> = (0..200)
+            .map(|i| {
+                if i % 2 == 0 {
+                    new_code()
+                } else {
+                    new_refresh_token()
+                }
+            })
+            .collect();
+        let unique: std::collections::HashSet<&String> = minted.iter().collect();
+        assert_eq!(unique.len(), minted.len());
+        let keys: Vec<String> = minted.iter().map(|t| TokenHash::of(t).0).collect();
+        for (t, k) in minted.iter().zip(&keys) {
+            assert_eq!(t.len(), 44, "{t}");
+            assert_eq!(k.len(), 16 + 64, "time prefix + SHA-256: {k}");
+        }
+        // Minted one after another: the time prefixes never go backwards.
+        assert!(keys.windows(2).all(|w| w[0][..16] <= w[1][..16]));
+    }
 }

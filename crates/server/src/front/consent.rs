@@ -295,7 +295,8 @@ async fn approve(
     pending: &PendingAuth,
     remembered: bool,
 ) -> Response {
-    let (Ok(code), Ok(family_id)) = (random_b64(32), random_b64(16)) else {
+    let code = crate::back::tokens::new_code();
+    let Ok(family_id) = random_b64(16) else {
         return ErrorPage::server_fault("issue the authorization").respond(false);
     };
     let (document_snapshot, document_hash) = match client {
