@@ -18,6 +18,10 @@
 //! Usage: `cargo run --release -p cimdgate-server --example bench_gateway -- serve OUT_DIR`
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+/// The allocator the `cimdgate` binary uses, so the figures are the product's.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -25,6 +25,10 @@
 #[path = "../../cimd/tests/common/keys.rs"]
 mod keys;
 
+/// The allocator the `cimdgate` binary uses, so the figures are the product's.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
