@@ -58,6 +58,22 @@ impl Provider {
     /// Start on `port` with extra environment for the fixture (e.g. `ACCESS_TOKEN_TTL`).
     fn spawn(redirect_uri: &str, port: u16, env: &[(&str, &str)]) -> Provider {
         ensure_installed();
+        // Two tries: once, in a full local test run, a node process printed nothing for 30 s while seven
+        // others started beside it. A second silent start fails the test with both stderrs.
+        let mut failures = Vec::new();
+        for attempt in 1..=2 {
+            match Self::try_spawn(redirect_uri, port, env) {
+                Ok(p) => return p,
+                Err(why) => {
+                    eprintln!("oidc-provider start, attempt {attempt}: {why}");
+                    failures.push(why);
+                }
+            }
+        }
+        panic!("oidc-provider did not start:\n{}", failures.join("\n"));
+    }
+
+    fn try_spawn(redirect_uri: &str, port: u16, env: &[(&str, &str)]) -> Result<Provider, String> {
         let mut child = Command::new("node")
             .arg(fixture_dir().join("server.js"))
             .arg(port.to_string())
@@ -99,14 +115,19 @@ impl Provider {
             port: 0,
             stderr,
         };
+        let started = std::time::Instant::now();
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Some(port)) => provider.port = port,
-            other => panic!(
-                "oidc-provider did not print READY within 30 s ({other:?}); stderr:\n{}",
+            Ok(Some(port)) => {
+                provider.port = port;
+                Ok(provider)
+            }
+            // Dropping `provider` kills the silent process.
+            other => Err(format!(
+                "no READY after {:.1} s ({other:?}); stderr:\n{}",
+                started.elapsed().as_secs_f64(),
                 provider.stderr.lock().unwrap()
-            ),
+            )),
         }
-        provider
     }
 
     fn issuer(&self) -> String {
