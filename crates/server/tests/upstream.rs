@@ -58,8 +58,9 @@ impl Provider {
     /// Start on `port` with extra environment for the fixture (e.g. `ACCESS_TOKEN_TTL`).
     fn spawn(redirect_uri: &str, port: u16, env: &[(&str, &str)]) -> Provider {
         ensure_installed();
-        // Two tries: once, in a full local test run, a node process printed nothing for 30 s while seven
-        // others started beside it. A second silent start fails the test with both stderrs.
+        // Two tries: once, in a full local test run, a node process printed nothing for 30 s
+        // while seven others started beside it. A second silent start fails the test with both
+        // stderrs.
         let mut failures = Vec::new();
         for attempt in 1..=2 {
             match Self::try_spawn(redirect_uri, port, env) {
