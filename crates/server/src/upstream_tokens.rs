@@ -11,8 +11,8 @@
 //!    the client signs in again);
 //! 3. returns the access token while it has more than [`RENEW_MARGIN_SECS`] left, else renews it
 //!    with the IdP's refresh token and stores the result under the same reference (an IdP that
-//!    refuses the refresh → `None`; an IdP or store that cannot answer → `Err`, the gateway's
-//!    503);
+//!    refuses the refresh → `None`, and the stored sign-in is ended so that cimdgate's refresh
+//!    grant refuses too; an IdP or store that cannot answer → `Err`, the gateway's 503);
 //! 4. keeps the answer in a small per-instance cache for at most [`CACHE_SECS`] and never past
 //!    the renewal point, with concurrent requests for one reference coalesced into one load (so
 //!    one instance never spends a rotating refresh token twice).
@@ -111,12 +111,29 @@ impl StoredUpstreamTokens {
         let Identity::Upstream(idp) = &self.front.identity else {
             return Err(Miss::Gone("identity.mode is not upstream".into()));
         };
-        let new = idp.refresh(old).await.map_err(|e| match e {
-            UpstreamError::Unavailable { .. } | UpstreamError::Discovery { .. } => {
-                Miss::Unavailable(e.to_string())
+        let new = match idp.refresh(old).await {
+            Ok(new) => new,
+            Err(e @ (UpstreamError::Unavailable { .. } | UpstreamError::Discovery { .. })) => {
+                return Err(Miss::Unavailable(e.to_string()));
             }
-            other => Miss::Gone(other.to_string()),
-        })?;
+            Err(refused) => {
+                // The IdP will not renew (refresh token revoked or expired there): end the
+                // sign-in here too, so cimdgate's refresh grant sends the client to sign in
+                // again instead of minting tokens this resource can only refuse.
+                let gone = SystemTime::now() - Duration::from_secs(1);
+                if let Err(e) = self
+                    .shared
+                    .store
+                    .put_upstream_tokens(reference, b"", gone)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot end a refused upstream sign-in");
+                }
+                crate::audit!(event = "upstream_token_refused", host = %idp.provider_host(),
+                    reason = %refused);
+                return Err(Miss::Gone(refused.to_string()));
+            }
+        };
         // The stored record slides with the refresh-token lifetime, like cimdgate's own
         // refresh tokens do on rotation.
         let ttl = self.shared.config.tokens.refresh_token_ttl_secs;

@@ -694,6 +694,97 @@ async fn forwarded_upstream_token_is_the_users_idp_token_and_is_renewed() {
     );
 }
 
+/// The IdP refuses to renew (the user's refresh token was revoked there): the gateway answers
+/// 401 instead of forwarding, and the sign-in is ended in cimdgate too — its refresh grant then
+/// sends the client to sign in again rather than minting tokens the resource would refuse.
+#[tokio::test]
+async fn upstream_refusal_to_renew_ends_the_sign_in() {
+    use cimdgate_server::upstream_tokens::RENEW_MARGIN_SECS;
+    let (upstream_url, _echo) = header_echo_server().await;
+    let ttl = (RENEW_MARGIN_SECS + 3).to_string();
+    let (env, provider) = upstream_env(&[("ACCESS_TOKEN_TTL", &ttl)], |c| {
+        c.resources[0].upstream = upstream_url.clone();
+        c.resources[0].forward_upstream_token = true;
+    })
+    .await;
+    let (body, _) = upstream_login(&env, &provider).await;
+    let access = body["access_token"].as_str().unwrap().to_owned();
+
+    // Revoke the user's upstream refresh token at the provider (RFC 7009).
+    let reference = env
+        .server()
+        .state
+        .back
+        .verify_access_token(&access)
+        .await
+        .unwrap()
+        .urf
+        .expect("urf claim");
+    let sealed = env
+        .store()
+        .get_upstream_tokens(&reference, std::time::SystemTime::now())
+        .await
+        .unwrap()
+        .expect("upstream tokens stored");
+    let upstream = env
+        .server()
+        .state
+        .front
+        .open_upstream_tokens(&sealed)
+        .unwrap();
+    let refresh_at_idp = upstream
+        .refresh_token
+        .expect("the provider issues refresh tokens");
+    let http = reqwest::Client::new();
+    let discovery: serde_json::Value = http
+        .get(format!(
+            "{}/.well-known/openid-configuration",
+            provider.issuer()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let revoked = http
+        .post(discovery["revocation_endpoint"].as_str().unwrap())
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("token", &refresh_at_idp)
+                .append_pair("token_type_hint", "refresh_token")
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+
+    // Past the renewal point the gateway must renew, the provider refuses: 401, not forwarded.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status, refused, headers) = call_resource(&env, &access).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    assert_eq!(refused["error"], "invalid_token");
+    assert!(headers.contains_key("www-authenticate"));
+    assert!(
+        refused.get("authorization").is_none(),
+        "nothing reached the upstream: {refused}"
+    );
+
+    // …and cimdgate's refresh grant now sends the client back to sign in.
+    let (status, body) = env
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", body["refresh_token"].as_str().unwrap()),
+            ("client_id", &env.client_url("upstream-app")),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+}
+
 /// The user cancels at the provider (its "[ Cancel ]" link): the callback carries
 /// `error=access_denied` and `finish` reports `Denied` (RFC 6749 §4.1.2.1), status 403.
 #[tokio::test]
