@@ -245,8 +245,15 @@ fn build_gateway(
         config.resources.push(spec);
     }
     let keys = KeySource::local_jwks(&back.keys.jwks()).map_err(init)?;
-    let source = TokenSource::local(shared.issuer.clone(), keys, shared.store.clone());
-    let gateway = Gateway::new(config, vec![source]).map_err(|e| init(e.to_string()))?;
+    let mut sources = vec![TokenSource::local(
+        shared.issuer.clone(),
+        keys,
+        shared.store.clone(),
+    )];
+    for (i, t) in shared.config.trusted_issuers.iter().enumerate() {
+        sources.push(trusted_source(i, t).map_err(init)?);
+    }
+    let gateway = Gateway::new(config, sources).map_err(|e| init(e.to_string()))?;
     Ok(
         if shared
             .config
@@ -261,6 +268,38 @@ fn build_gateway(
             gateway
         },
     )
+}
+
+/// A `[[trusted_issuers]]` entry as a token source: its JWKS fetched over https (OS roots plus
+/// its `extra_ca_file`; no redirects, no proxy), no revocation check (its tokens are not ours).
+fn trusted_source(
+    i: usize,
+    t: &crate::config::TrustedIssuerConfig,
+) -> Result<cimdgate_gateway::TokenSource, String> {
+    use cimdgate_gateway::{KeySource, TokenSource};
+    let roots = match &t.extra_ca_file {
+        Some(path) => crate::identity::upstream::net::extra_roots(
+            path,
+            &format!("trusted_issuers[{i}].extra_ca_file"),
+        )?,
+        None => Vec::new(),
+    };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .https_only(true)
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .tls_certs_merge(roots)
+        .build()
+        .map_err(|e| format!("trusted_issuers[{i}]: HTTP client: {e}"))?;
+    Ok(TokenSource {
+        name: t.name.clone(),
+        issuer: t.issuer.clone(),
+        keys: KeySource::remote(t.jwks_uri.clone(), client),
+        audience: t.audience.clone(),
+        require_at_jwt: t.require_at_jwt,
+        revocation: None,
+    })
 }
 
 /// The router with every endpoint.

@@ -78,6 +78,8 @@ pub struct Config {
     pub fetch: FetchSettings,
     /// `[[resources]]`
     pub resources: Vec<ResourceConfig>,
+    /// `[[trusted_issuers]]`
+    pub trusted_issuers: Vec<TrustedIssuerConfig>,
     /// `[tokens]`
     pub tokens: TokenConfig,
     /// `[limits]`
@@ -393,6 +395,32 @@ pub struct ResourceConfig {
     pub forward_upstream_token: bool,
 }
 
+/// `[[trusted_issuers]]`: another issuer whose JWT access tokens the gateway accepts besides
+/// cimdgate's own (SPEC §5, FastMCP's `MultiAuth`) — e.g. an enterprise IdP's machine-to-machine
+/// tokens. Tried in order after cimdgate's own issuer, by the token's `iss`; a failing source
+/// never blocks the next. Which source vouched reaches the upstream in
+/// `X-Forwarded-Token-Source`. The resource's `scopes` are required of these tokens too.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuerConfig {
+    /// Name sent upstream in `X-Forwarded-Token-Source`.
+    pub name: String,
+    /// Expected `iss`, exactly.
+    pub issuer: String,
+    /// The issuer's JWK Set (https). Fetched on first use, refetched for an unknown `kid` at
+    /// most every 30 s.
+    pub jwks_uri: Url,
+    /// Expected `aud`. Default: the resource's URL, as for cimdgate's own tokens.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Require the RFC 9068 `typ: at+jwt` header (default: not required; many IdPs send `JWT`).
+    #[serde(default)]
+    pub require_at_jwt: bool,
+    /// PEM file of extra CA certificates for the JWKS host (a private PKI).
+    #[serde(default)]
+    pub extra_ca_file: Option<PathBuf>,
+}
+
 /// Access-token signing algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 pub enum SigningAlg {
@@ -541,12 +569,56 @@ impl Config {
         {
             fix(p);
         }
+        for t in &mut self.trusted_issuers {
+            if let Some(p) = t.extra_ca_file.as_mut() {
+                fix(p);
+            }
+        }
         if let Some(rest) = self.store.url.strip_prefix("embedded:") {
             let p = Path::new(rest);
             if p.is_relative() {
                 self.store.url = format!("embedded:{}", base.join(p).display());
             }
         }
+    }
+
+    fn check_trusted_issuers(&self) -> Result<(), ConfigError> {
+        let own = self.issuer();
+        let mut names = std::collections::HashSet::new();
+        for (i, t) in self.trusted_issuers.iter().enumerate() {
+            let key = |k: &str| format!("trusted_issuers[{i}].{k}");
+            if t.name.trim().is_empty() || t.name.contains(|c: char| c.is_control()) {
+                return Err(key_err(&key("name"), "must be a non-empty printable name"));
+            }
+            if t.name == cimdgate_gateway::verify::LOCAL_SOURCE || !names.insert(t.name.as_str()) {
+                return Err(key_err(
+                    &key("name"),
+                    format!(
+                        "{:?} is taken (names must be unique and not \"cimdgate\")",
+                        t.name
+                    ),
+                ));
+            }
+            if t.issuer.trim().is_empty() {
+                return Err(key_err(&key("issuer"), "is required"));
+            }
+            if t.issuer == own {
+                return Err(key_err(
+                    &key("issuer"),
+                    "is this server's own issuer, which is always trusted",
+                ));
+            }
+            if t.jwks_uri.scheme() != "https" || t.jwks_uri.host_str().is_none() {
+                return Err(key_err(
+                    &key("jwks_uri"),
+                    format!("{} must be an https URL", t.jwks_uri),
+                ));
+            }
+            if t.audience.as_deref().is_some_and(|a| a.trim().is_empty()) {
+                return Err(key_err(&key("audience"), "must not be empty when set"));
+            }
+        }
+        Ok(())
     }
 
     /// Check values serde cannot: URLs, paths, policy patterns, lifetimes.
@@ -630,6 +702,7 @@ impl Config {
                 }
             }
         }
+        self.check_trusted_issuers()?;
         match self.identity.mode {
             IdentityMode::Local => {
                 for (i, u) in self.identity.users.iter().enumerate() {

@@ -117,3 +117,57 @@ fn forward_upstream_token_rules() {
         }
     }
 }
+
+#[test]
+fn trusted_issuer_rules() {
+    let entry = |name: &str, issuer: &str, jwks: &str| {
+        format!(
+            "[[trusted_issuers]]\nname = \"{name}\"\nissuer = \"{issuer}\"\njwks_uri = \"{jwks}\"\n"
+        )
+    };
+    let good = entry("corp", "https://idp.corp", "https://idp.corp/jwks");
+    // (configuration, Err(key the error must name) or Ok)
+    let cases: Vec<(String, Result<(), &str>)> = vec![
+        (good.clone(), Ok(())),
+        (
+            format!("{good}{}", entry("corp", "https://b", "https://b/jwks")),
+            Err("trusted_issuers[1].name"),
+        ),
+        (
+            entry("cimdgate", "https://b", "https://b/jwks"),
+            Err("trusted_issuers[0].name"),
+        ),
+        (
+            entry(" ", "https://b", "https://b/jwks"),
+            Err("trusted_issuers[0].name"),
+        ),
+        (
+            entry("b", "", "https://b/jwks"),
+            Err("trusted_issuers[0].issuer"),
+        ),
+        (
+            entry("own", "http://127.0.0.1:8080", "https://b/jwks"),
+            Err("trusted_issuers[0].issuer"),
+        ),
+        (
+            entry("b", "https://b", "http://b/jwks"),
+            Err("trusted_issuers[0].jwks_uri"),
+        ),
+        (
+            entry("b", "https://b", "not a url"),
+            Err("trusted_issuers[0].jwks_uri"),
+        ),
+        (
+            format!("{good}audience = \"\"\n"),
+            Err("trusted_issuers[0].audience"),
+        ),
+        (format!("{good}colour = \"red\"\n"), Err("colour")),
+    ];
+    for (toml, want) in cases {
+        match (Config::from_toml(&toml), want) {
+            (Ok(c), Ok(())) => assert_eq!(c.trusted_issuers.len(), 1),
+            (Err(e), Err(key)) => assert!(e.to_string().contains(key), "{toml}: {e}"),
+            (got, want) => panic!("{toml}: got {got:?}, want {want:?}"),
+        }
+    }
+}

@@ -30,7 +30,7 @@
 
 mod exchange;
 mod github;
-mod net;
+pub(crate) mod net;
 mod oidc;
 #[cfg(test)]
 mod tests;

@@ -29,28 +29,10 @@ const USER_AGENT: &str = concat!("cimdgate/", env!("CARGO_PKG_VERSION"));
 /// Build the one HTTP client used for every upstream call: rustls (aws-lc-rs) with the OS trust
 /// store plus `extra_ca_file`, no redirects, no retries, 5 s connect / 10 s total.
 pub(crate) fn build_client(cfg: &UpstreamConfig) -> Result<reqwest::Client, StartError> {
-    let mut roots = Vec::new();
-    if let Some(path) = &cfg.extra_ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            init_err(format!(
-                "identity.upstream.extra_ca_file: cannot read {}: {e}",
-                path.display()
-            ))
-        })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            init_err(format!(
-                "identity.upstream.extra_ca_file: {}: {e}",
-                path.display()
-            ))
-        })?;
-        if certs.is_empty() {
-            return Err(init_err(format!(
-                "identity.upstream.extra_ca_file: {} contains no certificate",
-                path.display()
-            )));
-        }
-        roots.extend(certs);
-    }
+    let roots = match &cfg.extra_ca_file {
+        Some(path) => extra_roots(path, "identity.upstream.extra_ca_file").map_err(init_err)?,
+        None => Vec::new(),
+    };
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .retry(reqwest::retry::never())
@@ -61,6 +43,21 @@ pub(crate) fn build_client(cfg: &UpstreamConfig) -> Result<reqwest::Client, Star
         .tls_certs_merge(roots)
         .build()
         .map_err(|e| init_err(format!("HTTP client: {}", root_message(&e))))
+}
+
+/// The CA certificates in the PEM file `path` (config key `key`, for the error), at least one.
+pub(crate) fn extra_roots(
+    path: &std::path::Path,
+    key: &str,
+) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem =
+        std::fs::read(path).map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{key}: {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{key}: {} contains no certificate", path.display()));
+    }
+    Ok(certs)
 }
 
 pub(crate) fn init_err(reason: String) -> StartError {
