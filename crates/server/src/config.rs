@@ -257,6 +257,11 @@ pub struct CimdConfig {
     pub stale_if_error_secs: u64,
     /// Most documents cached.
     pub cache_max_entries: u64,
+    /// With a shared (Redis) store: how long an instance reuses a document it read from the
+    /// shared cache before reading it again, seconds (never past the document's freshness).
+    /// Bounds how late an instance sees another instance's refetch. 0: read the store every
+    /// time.
+    pub shared_cache_local_ttl_secs: u64,
 }
 
 impl Default for CimdConfig {
@@ -278,6 +283,7 @@ impl Default for CimdConfig {
             negative_ttl_secs: cache.negative_ttl.as_secs(),
             stale_if_error_secs: cache.stale_if_error.as_secs(),
             cache_max_entries: cache.max_entries,
+            shared_cache_local_ttl_secs: cache.local_ttl.as_secs(),
         }
     }
 }
@@ -304,6 +310,7 @@ impl CimdConfig {
             negative_ttl: Duration::from_secs(self.negative_ttl_secs),
             stale_if_error: Duration::from_secs(self.stale_if_error_secs),
             max_entries: self.cache_max_entries,
+            local_ttl: Duration::from_secs(self.shared_cache_local_ttl_secs),
             ..cimd::cache::CacheConfig::default()
         }
     }

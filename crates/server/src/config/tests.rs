@@ -171,3 +171,26 @@ fn trusted_issuer_rules() {
         }
     }
 }
+
+#[test]
+fn shared_cache_local_ttl_reaches_the_core_cache() {
+    let default = Config::load(None, env(&[])).unwrap();
+    assert_eq!(default.cimd.shared_cache_local_ttl_secs, 10);
+    assert_eq!(default.cimd.cache().local_ttl, Duration::from_secs(10));
+    for (toml, want) in [
+        ("[cimd]\nshared_cache_local_ttl_secs = 0\n", 0),
+        ("[cimd]\nshared_cache_local_ttl_secs = 3\n", 3),
+    ] {
+        let c = Config::from_toml(toml).unwrap();
+        assert_eq!(
+            c.cimd.cache().local_ttl,
+            Duration::from_secs(want),
+            "{toml}"
+        );
+    }
+    let err = Config::from_toml("[cimd]\nshared_cache_local_ttl_secs = -1\n").unwrap_err();
+    assert!(
+        err.to_string().contains("cimd.shared_cache_local_ttl_secs"),
+        "{err}"
+    );
+}
