@@ -7,7 +7,9 @@
 #      upstream direct, then gateway, at RATE req/s
 #   3. RSS of the bench gateway process after the runs, and of an idle `cimdgate serve`
 # Needs wrk (Debian: apt-get install -y wrk). Figures go to docs/benchmarks.md.
-# Knobs: DURATION (10s), CONNS (16), RATE (1000), RATE_SECS (20).
+# Knobs: DURATION (10s), CONNS (16), RATE (1000), RATE_SECS (20), UPSTREAM_ALLOC (system:
+# the upstream is the `bench_upstream` example with the system allocator, as a third-party rmcp
+# server ships; jemalloc: the same server built with cimdgate's allocator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -15,7 +17,14 @@ CONNS=${CONNS:-16}
 RATE=${RATE:-1000}
 RATE_SECS=${RATE_SECS:-20}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wrk)" >&2; exit 2; }
-cargo build --release -q -p cimdgate-server --example bench_gateway
+UPSTREAM_ALLOC=${UPSTREAM_ALLOC:-system}
+cargo build --release -q -p cimdgate-server --example bench_gateway --example bench_upstream
+case "$UPSTREAM_ALLOC" in
+  system) export BENCH_UPSTREAM=target/release/examples/bench_upstream ;;
+  jemalloc) unset BENCH_UPSTREAM ;;
+  *) echo "UPSTREAM_ALLOC must be system or jemalloc" >&2; exit 2 ;;
+esac
+echo "upstream allocator: $UPSTREAM_ALLOC"
 OUT=$(mktemp -d)
 BIN=target/release/examples/bench_gateway
 "$BIN" serve "$OUT" >"$OUT/server.log" 2>&1 </dev/null &

@@ -22,14 +22,14 @@
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use std::io::{BufRead, BufReader, Read};
+#[path = "bench_common/upstream.rs"]
+mod upstream;
+
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 use cimdgate_server::Config;
 use cimdgate_server::back::tokens::{AccessClaims, sign_access_token, unix};
@@ -42,7 +42,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("serve") => serve(PathBuf::from(args.get(1).expect("serve OUT_DIR"))).await,
-        Some("upstream") => upstream().await,
+        Some("upstream") => upstream::upstream().await,
         Some("load") => {
             let n = |i: usize, what: &str| -> u64 {
                 args.get(i).and_then(|s| s.parse().ok()).expect(what)
@@ -65,54 +65,19 @@ async fn main() {
     }
 }
 
-async fn upstream() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(["127.0.0.1".to_owned(), format!("127.0.0.1:{}", addr.port())]);
-    config.legacy_session_mode = false;
-    config.json_response = true;
-    let svc = StreamableHttpService::new(
-        || Ok(cimdgate_gateway::demo::DemoServer::default()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
-    let router = axum::Router::new().route_service("/mcp", svc);
-    println!("UPSTREAM http://{addr}/mcp");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(until_stop(true))
-        .await
-        .unwrap();
-}
-
-/// Ctrl-C, SIGTERM, or (with `watch_stdin`: the upstream child) stdin closing.
-async fn until_stop(watch_stdin: bool) {
-    let stdin = async move {
-        if watch_stdin {
-            let _ = tokio::task::spawn_blocking(|| {
-                let mut buf = [0u8; 64];
-                let mut stdin = std::io::stdin();
-                while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
-            })
-            .await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-        _ = stdin => {}
-    }
-}
-
 async fn serve(out: PathBuf) {
     std::fs::create_dir_all(&out).unwrap();
-    // The upstream MCP server: a separate process (this binary, `upstream` mode).
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .arg("upstream")
+    // The upstream MCP server: a separate process — `BENCH_UPSTREAM` (the `bench_upstream`
+    // example: system allocator), else this binary in `upstream` mode (jemalloc).
+    let mut child = match std::env::var_os("BENCH_UPSTREAM") {
+        Some(bin) => Command::new(bin),
+        None => {
+            let mut c = Command::new(std::env::current_exe().unwrap());
+            c.arg("upstream");
+            c
+        }
+    };
+    let mut child = child
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -173,7 +138,7 @@ scopes = ["mcp"]
     )
     .unwrap();
     println!("READY {port}");
-    until_stop(false).await;
+    upstream::until_stop(false).await;
     server.shutdown().await;
     drop(child.stdin.take());
     let _ = child.kill();
