@@ -104,16 +104,8 @@ fn with(mut claims: Value, patch: Value) -> Value {
 /// POST to `/mcp` with `token`: (status, JSON body — the echo upstream's description of the
 /// request it got, or the gateway's error).
 async fn call(env: &TestEnv, token: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(env.resource())
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    let (status, body, _) = env.call_resource(token).await;
+    (status.as_u16(), body)
 }
 
 #[tokio::test]

@@ -461,18 +461,7 @@ async fn upstream_mode_full_flow_through_cimdgate() {
         Some(reference.as_str()),
         "the access token names the upstream sign-in (urf) for forwarding resources"
     );
-    let sealed = env
-        .store()
-        .get_upstream_tokens(&reference, std::time::SystemTime::now())
-        .await
-        .unwrap()
-        .expect("upstream tokens stored");
-    let upstream = env
-        .server()
-        .state
-        .front
-        .open_upstream_tokens(&sealed)
-        .expect("sealed upstream tokens open");
+    let (sealed, upstream) = stored_upstream_tokens(&env, &reference).await;
     let sealed_text = String::from_utf8_lossy(&sealed);
     let everything_sent = format!("{to_client} {body}");
     for secret in [
@@ -520,30 +509,9 @@ async fn header_echo_server() -> (String, tokio::task::JoinHandle<()>) {
     (url, task)
 }
 
-/// Call `/mcp` through the gateway with cimdgate's access token; `(status, JSON, headers)`.
-async fn call_resource(
-    env: &TestEnv,
-    token: &str,
-) -> (StatusCode, serde_json::Value, reqwest::header::HeaderMap) {
-    let resp = reqwest::Client::new()
-        .post(env.resource())
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.json().await.unwrap_or(serde_json::Value::Null);
-    (status, body, headers)
-}
-
-/// Ask the provider's userinfo endpoint who `token` belongs to (proves it is a live token of
-/// the provider, not something cimdgate made up).
-async fn provider_userinfo(provider: &Provider, token: &str) -> serde_json::Value {
-    let http = reqwest::Client::new();
-    let discovery: serde_json::Value = http
+/// The provider's endpoint `name` (e.g. `userinfo_endpoint`) from its discovery document.
+async fn provider_endpoint(provider: &Provider, name: &str) -> String {
+    let discovery: serde_json::Value = reqwest::Client::new()
         .get(format!(
             "{}/.well-known/openid-configuration",
             provider.issuer()
@@ -554,8 +522,72 @@ async fn provider_userinfo(provider: &Provider, token: &str) -> serde_json::Valu
         .json()
         .await
         .unwrap();
-    let userinfo = discovery["userinfo_endpoint"].as_str().unwrap();
-    let resp = http.get(userinfo).bearer_auth(token).send().await.unwrap();
+    discovery[name].as_str().unwrap().to_owned()
+}
+
+/// cimdgate in upstream mode whose `/mcp` forwards the user's IdP token to a header-echo
+/// upstream; the provider's access tokens live `RENEW_MARGIN_SECS + 3` s (usable right after
+/// login, due for renewal a few seconds later). Signs in once: (env, provider, echo task,
+/// token response).
+async fn forwarding_login() -> (
+    TestEnv,
+    Provider,
+    tokio::task::JoinHandle<()>,
+    serde_json::Value,
+) {
+    let (upstream_url, echo) = header_echo_server().await;
+    let ttl = (cimdgate_server::upstream_tokens::RENEW_MARGIN_SECS + 3).to_string();
+    let (env, provider) = upstream_env(&[("ACCESS_TOKEN_TTL", &ttl)], |c| {
+        c.resources[0].upstream = upstream_url.clone();
+        c.resources[0].forward_upstream_token = true;
+    })
+    .await;
+    let (body, _) = upstream_login(&env, &provider).await;
+    (env, provider, echo, body)
+}
+
+/// The sealed upstream tokens stored under `reference`, and what they open to.
+async fn stored_upstream_tokens(
+    env: &TestEnv,
+    reference: &str,
+) -> (Vec<u8>, cimdgate_server::identity::upstream::UpstreamTokens) {
+    let sealed = env
+        .store()
+        .get_upstream_tokens(reference, std::time::SystemTime::now())
+        .await
+        .unwrap()
+        .expect("upstream tokens stored");
+    let tokens = env
+        .server()
+        .state
+        .front
+        .open_upstream_tokens(&sealed)
+        .expect("sealed upstream tokens open");
+    (sealed, tokens)
+}
+
+/// The upstream sign-in reference (`urf`) in one of cimdgate's access tokens.
+async fn upstream_ref(env: &TestEnv, access: &str) -> String {
+    env.server()
+        .state
+        .back
+        .verify_access_token(access)
+        .await
+        .unwrap()
+        .urf
+        .expect("urf claim")
+}
+
+/// Ask the provider's userinfo endpoint who `token` belongs to (proves it is a live token of
+/// the provider, not something cimdgate made up).
+async fn provider_userinfo(provider: &Provider, token: &str) -> serde_json::Value {
+    let userinfo = provider_endpoint(provider, "userinfo_endpoint").await;
+    let resp = reqwest::Client::new()
+        .get(userinfo)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK, "userinfo refused the token");
     resp.json().await.unwrap()
 }
@@ -568,20 +600,10 @@ async fn provider_userinfo(provider: &Provider, token: &str) -> serde_json::Valu
 /// never forwarded bare.
 #[tokio::test]
 async fn forwarded_upstream_token_is_the_users_idp_token_and_is_renewed() {
-    use cimdgate_server::upstream_tokens::RENEW_MARGIN_SECS;
-    let (upstream_url, _echo) = header_echo_server().await;
-    // Access tokens at the IdP live RENEW_MARGIN_SECS + 3 s: usable right after login, due for
-    // renewal a few seconds later.
-    let ttl = (RENEW_MARGIN_SECS + 3).to_string();
-    let (env, provider) = upstream_env(&[("ACCESS_TOKEN_TTL", &ttl)], |c| {
-        c.resources[0].upstream = upstream_url.clone();
-        c.resources[0].forward_upstream_token = true;
-    })
-    .await;
-    let (body, _) = upstream_login(&env, &provider).await;
+    let (env, provider, _echo, body) = forwarding_login().await;
     let access = body["access_token"].as_str().unwrap().to_owned();
 
-    let (status, first, _) = call_resource(&env, &access).await;
+    let (status, first, _) = env.call_resource(&access).await;
     assert_eq!(status, StatusCode::OK, "{first}");
     assert_eq!(first["user"], SUBJECT);
     let first_token = first["authorization"]
@@ -600,7 +622,7 @@ async fn forwarded_upstream_token_is_the_users_idp_token_and_is_renewed() {
 
     // Past the renewal point (bounded wait): the next call forwards a renewed token.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let (status, second, _) = call_resource(&env, &access).await;
+    let (status, second, _) = env.call_resource(&access).await;
     assert_eq!(status, StatusCode::OK, "{second}");
     let second_token = second["authorization"]
         .as_str()
@@ -631,21 +653,13 @@ async fn forwarded_upstream_token_is_the_users_idp_token_and_is_renewed() {
     // nothing is forwarded.
     drop(provider);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let (status, down, _) = call_resource(&env, &access).await;
+    let (status, down, _) = env.call_resource(&access).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{down}");
     assert_eq!(down["error"], "temporarily_unavailable");
 
     // It is refused once the sign-in is gone (the record expires), rather than minting tokens the
     // resource can only answer with 401.
-    let reference = env
-        .server()
-        .state
-        .back
-        .verify_access_token(&access)
-        .await
-        .unwrap()
-        .urf
-        .expect("urf claim");
+    let reference = upstream_ref(&env, &access).await;
     let past = std::time::SystemTime::now() - Duration::from_secs(60);
     env.store()
         .put_upstream_tokens(&reference, b"expired", past)
@@ -684,7 +698,7 @@ async fn forwarded_upstream_token_is_the_users_idp_token_and_is_renewed() {
     let orphan =
         cimdgate_server::back::tokens::sign_access_token(&env.server().state.back.keys, &claims)
             .unwrap();
-    let (status, body, headers) = call_resource(&env, &orphan).await;
+    let (status, body, headers) = env.call_resource(&orphan).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"], "invalid_token");
     let challenge = headers["www-authenticate"].to_str().unwrap();
@@ -699,56 +713,17 @@ async fn forwarded_upstream_token_is_the_users_idp_token_and_is_renewed() {
 /// sends the client to sign in again rather than minting tokens the resource would refuse.
 #[tokio::test]
 async fn upstream_refusal_to_renew_ends_the_sign_in() {
-    use cimdgate_server::upstream_tokens::RENEW_MARGIN_SECS;
-    let (upstream_url, _echo) = header_echo_server().await;
-    let ttl = (RENEW_MARGIN_SECS + 3).to_string();
-    let (env, provider) = upstream_env(&[("ACCESS_TOKEN_TTL", &ttl)], |c| {
-        c.resources[0].upstream = upstream_url.clone();
-        c.resources[0].forward_upstream_token = true;
-    })
-    .await;
-    let (body, _) = upstream_login(&env, &provider).await;
+    let (env, provider, _echo, body) = forwarding_login().await;
     let access = body["access_token"].as_str().unwrap().to_owned();
 
     // Revoke the user's upstream refresh token at the provider (RFC 7009).
-    let reference = env
-        .server()
-        .state
-        .back
-        .verify_access_token(&access)
-        .await
-        .unwrap()
-        .urf
-        .expect("urf claim");
-    let sealed = env
-        .store()
-        .get_upstream_tokens(&reference, std::time::SystemTime::now())
-        .await
-        .unwrap()
-        .expect("upstream tokens stored");
-    let upstream = env
-        .server()
-        .state
-        .front
-        .open_upstream_tokens(&sealed)
-        .unwrap();
+    let reference = upstream_ref(&env, &access).await;
+    let (_, upstream) = stored_upstream_tokens(&env, &reference).await;
     let refresh_at_idp = upstream
         .refresh_token
         .expect("the provider issues refresh tokens");
-    let http = reqwest::Client::new();
-    let discovery: serde_json::Value = http
-        .get(format!(
-            "{}/.well-known/openid-configuration",
-            provider.issuer()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let revoked = http
-        .post(discovery["revocation_endpoint"].as_str().unwrap())
+    let revoked = reqwest::Client::new()
+        .post(provider_endpoint(&provider, "revocation_endpoint").await)
         .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(
@@ -764,7 +739,7 @@ async fn upstream_refusal_to_renew_ends_the_sign_in() {
 
     // Past the renewal point the gateway must renew, the provider refuses: 401, not forwarded.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let (status, refused, headers) = call_resource(&env, &access).await;
+    let (status, refused, headers) = env.call_resource(&access).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
     assert_eq!(refused["error"], "invalid_token");
     assert!(headers.contains_key("www-authenticate"));

@@ -52,4 +52,3 @@ pub async fn until_stop(watch_stdin: bool) {
         _ = stdin => {}
     }
 }
-

@@ -360,6 +360,26 @@ scopes = ["mcp"]
         self.post_json("/token", form, None).await
     }
 
+    /// POST a JSON-RPC `ping` to `/mcp` with `token` as bearer: `(status, JSON body or null,
+    /// headers)`.
+    pub async fn call_resource(
+        &self,
+        token: &str,
+    ) -> (StatusCode, serde_json::Value, reqwest::header::HeaderMap) {
+        let resp = reqwest::Client::new()
+            .post(self.resource())
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body, headers)
+    }
+
     /// POST a form to `path` with an optional `Authorization` header; `(status, JSON body)`.
     pub async fn post_json(
         &self,
