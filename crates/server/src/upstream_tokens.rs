@@ -143,11 +143,18 @@ impl StoredUpstreamTokens {
             .seal(Purpose::UpstreamTokens, &new, ttl)
             .map_err(|_| Miss::Unavailable("cannot seal the renewed tokens".into()))?;
         let expires = SystemTime::now() + Duration::from_secs(ttl);
-        self.shared
+        // The IdP has already renewed (and may have rotated its refresh token): use the new
+        // access token even if storing it fails, rather than throw it away with a 503. The
+        // stored copy then keeps the old tokens, so a later renewal may be refused and end the
+        // sign-in.
+        if let Err(e) = self
+            .shared
             .store
             .put_upstream_tokens(reference, sealed.as_bytes(), expires)
             .await
-            .map_err(|e| Miss::Unavailable(format!("store: {e}")))?;
+        {
+            tracing::warn!(error = %e, "cannot store renewed upstream tokens");
+        }
         crate::audit!(event = "upstream_token_refreshed", host = %idp.provider_host());
         Ok(new)
     }
