@@ -22,9 +22,31 @@ pub struct Form {
 }
 
 impl Form {
+    /// Parse the first `<form>` of `html` ([`parse_form`]).
+    pub fn parse(html: &str, page_url: &str) -> Option<Form> {
+        parse_form(html, page_url)
+    }
+
     /// Whether a control with this name exists.
     pub fn has(&self, name: &str) -> bool {
         self.controls.iter().any(|(n, _, _)| n == name)
+    }
+
+    /// The value of a control (the first with this name).
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.controls
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, v, _)| v.as_str())
+    }
+
+    /// Hidden inputs as `(name, value)` (what a browser always submits).
+    pub fn hidden(&self) -> Vec<(String, String)> {
+        self.controls
+            .iter()
+            .filter(|(_, _, t)| t == "hidden")
+            .map(|(n, v, _)| (n.clone(), v.clone()))
+            .collect()
     }
 }
 
@@ -109,12 +131,8 @@ impl FormDriver {
                 "the form does not use method=\"post\"",
             ));
         }
-        let mut pairs: Vec<(String, String)> = form
-            .controls
-            .iter()
-            .filter(|(n, _, t)| t == "hidden" && !fields.iter().any(|(f, _)| f == n))
-            .map(|(n, v, _)| (n.clone(), v.clone()))
-            .collect();
+        let mut pairs = form.hidden();
+        pairs.retain(|(n, _)| !fields.iter().any(|(f, _)| f == n));
         pairs.extend(
             fields
                 .iter()
@@ -274,7 +292,8 @@ fn parse_attrs(s: &str) -> BTreeMap<String, String> {
     }
 }
 
-fn html_unescape(s: &str) -> String {
+/// Decode the entities askama writes (`&amp; &lt; &gt; &quot; &apos;` and numeric ones).
+pub fn html_unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('&') {
