@@ -163,11 +163,7 @@ impl StoredUpstreamTokens {
 #[async_trait::async_trait]
 impl UpstreamTokens for StoredUpstreamTokens {
     async fn token_for(&self, who: &Verified) -> Result<Option<String>, String> {
-        let Some(reference) = who
-            .upstream_ref
-            .as_deref()
-            .filter(|_| who.issuer == self.shared.issuer)
-        else {
+        let Some(reference) = honoured_reference(who, &self.shared.issuer) else {
             return Ok(None);
         };
         let held = self
@@ -186,6 +182,14 @@ impl UpstreamTokens for StoredUpstreamTokens {
             },
         }
     }
+}
+
+/// The upstream sign-in reference of `who`, only if this server (`own_issuer`) issued the
+/// token: another trusted issuer's token naming a reference must never reach a user's IdP token.
+fn honoured_reference<'a>(who: &'a Verified, own_issuer: &str) -> Option<&'a str> {
+    who.upstream_ref
+        .as_deref()
+        .filter(|_| who.issuer == own_issuer)
 }
 
 /// Whether `tokens` must be renewed before use at `now` (unix seconds). A token without a
@@ -221,6 +225,36 @@ mod tests {
             refresh_token: Some("rt".into()),
             id_token: None,
             expires_at,
+        }
+    }
+
+    #[test]
+    fn only_this_servers_tokens_name_an_upstream_sign_in() {
+        let who = |issuer: &str, urf: Option<&str>| Verified {
+            subject: "alice".into(),
+            client_id: None,
+            scopes: vec![],
+            token_source: "x".into(),
+            issuer: issuer.into(),
+            audience: vec![],
+            expires_at: 0,
+            family: None,
+            upstream_ref: urf.map(Into::into),
+        };
+        let own = "https://as.example";
+        // (issuer of the token, its urf, what is honoured)
+        let cases = [
+            (own, Some("ref-1"), Some("ref-1")),
+            (own, None, None),
+            ("https://idp.corp", Some("ref-1"), None),
+            ("https://as.example/", Some("ref-1"), None),
+        ];
+        for (issuer, urf, want) in cases {
+            assert_eq!(
+                honoured_reference(&who(issuer, urf), own),
+                want,
+                "{issuer} {urf:?}"
+            );
         }
     }
 
