@@ -6,8 +6,7 @@
 //! Run: `cargo bench -p cimd --bench core`
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../tests/common/keys.rs"]
-mod keys;
+use cimdgate_test_support::keys;
 
 use std::collections::HashMap;
 use std::hint::black_box;

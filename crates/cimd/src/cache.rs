@@ -132,12 +132,33 @@ impl Default for CacheConfig {
 pub struct ResolvedClient {
     /// The validated document.
     pub document: ClientDocument,
+    /// SHA-256 (lower-case hex) of the validated document's canonical JSON: computed once, when
+    /// the document is validated, and what grants and remembered consent bind to (a changed
+    /// document has another digest). See [`document_digest`].
+    pub digest: String,
     /// Validation warnings (accepted, but worth showing to the operator).
     pub warnings: Vec<Problem>,
     /// When the document body was last fetched or revalidated (304).
     pub fetched_at: SystemTime,
     /// Until when it may be used without revalidation (equal to `fetched_at` for `no-cache`).
     pub fresh_until: SystemTime,
+}
+
+/// The digest of a validated document: SHA-256 over its JSON as this crate serialises it
+/// (fields in declaration order), so the same document always has the same digest whatever the
+/// formatting of the bytes it came from.
+pub fn document_digest(document: &ClientDocument) -> String {
+    use sha2::Digest as _;
+    use std::fmt::Write as _;
+    // Serialising a validated document cannot fail (plain strings, numbers and lists); were it
+    // ever to, the empty input still gives a digest that never equals a real document's.
+    let json = serde_json::to_vec(document).unwrap_or_default();
+    let hash = sha2::Sha256::digest(&json);
+    let mut hex = String::with_capacity(64);
+    for b in hash {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
 }
 
 /// Why a client could not be resolved. Negative-cache hits and coalesced waiters get a clone

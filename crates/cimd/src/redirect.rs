@@ -39,6 +39,14 @@ pub struct RedirectUri {
     parts: Parts,
 }
 
+/// Read back through [`RedirectUri::parse`]: a value that no longer passes the rules is refused.
+impl<'de> serde::Deserialize<'de> for RedirectUri {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <String as serde::Deserialize>::deserialize(d)?;
+        RedirectUri::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Components of a parsed URI, as byte ranges would be awkward: owned copies.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Parts {

@@ -3,8 +3,7 @@
 //! fetch is SSRF-safe, size-capped and must be JSON).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-#[path = "common/keys.rs"]
-mod keys;
+use cimdgate_test_support::keys;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use url::Url;
 
-use cimdgate_client::{LoginOptions, TokenStore};
+use cimdgate_client::{ExposeSecret, LoginOptions, TokenStore};
 
 use crate::{EXIT_INVALID, EXIT_USAGE_OR_FETCH, EXIT_VALID};
 
@@ -108,7 +108,7 @@ async fn login(args: &LoginArgs, store: &TokenStore) -> Result<(), cimdgate_clie
             .unwrap_or_default()
     );
     if args.print_token {
-        println!("{}", login.access_token);
+        println!("{}", login.access_token.expose_secret());
     }
     Ok(())
 }

@@ -90,7 +90,7 @@ async fn dev_user(store_url: &str) -> Result<(LocalUser, Option<String>), String
     .map_err(|e| e.to_string())?;
     // The server opens the store itself; this handle is closed (lock released) on drop.
     let stored = {
-        let store = cimdgate_server::app::open_store(store_url)
+        let store = cimdgate_server::services::open_store(store_url)
             .await
             .map_err(|e| e.to_string())?;
         store
@@ -104,7 +104,7 @@ async fn dev_user(store_url: &str) -> Result<(LocalUser, Option<String>), String
     Ok((
         LocalUser {
             username: user.username,
-            password_hash: user.password_hash,
+            password_hash: user.password_hash.into(),
             name: Some("Development user".into()),
         },
         created.then_some(password),
@@ -175,6 +175,7 @@ pub fn banner(config: &Config, dev: Option<&DevUser>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cimdgate_server::secret::ExposeSecret;
 
     #[tokio::test]
     async fn dev_user_created_once_then_reused() {
@@ -184,8 +185,11 @@ mod tests {
         let (u2, pw2) = dev_user(&url).await.unwrap();
         assert!(pw1.is_some(), "first start creates the password");
         assert!(pw2.is_none(), "second start must not print a password");
-        assert_eq!(u1.password_hash, u2.password_hash);
-        assert!(u1.password_hash.starts_with("$argon2id$"));
+        assert_eq!(
+            u1.password_hash.expose_secret(),
+            u2.password_hash.expose_secret()
+        );
+        assert!(u1.password_hash.expose_secret().starts_with("$argon2id$"));
     }
 
     #[tokio::test]

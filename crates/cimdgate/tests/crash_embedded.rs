@@ -22,6 +22,7 @@
 
 mod support;
 
+use cimdgate_test_support::config::{TestConfig, cheap_password_hash};
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -58,18 +59,6 @@ const PER_TASK_LIMIT: usize = 500;
 /// Assertion lifetime (the server accepts at most 300 s); the whole test must finish well
 /// within it, since the replay check re-posts the original assertions.
 const ASSERTION_LIFETIME: i64 = 280;
-
-/// Cheap argon2id parameters: logins stay fast in debug builds (the PHC string carries them).
-fn password_hash() -> String {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let params = argon2::Params::new(8, 1, 1, None).unwrap();
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let salt = SaltString::encode_b64(b"cimdgate-crash-salt").unwrap();
-    argon
-        .hash_password(PASSWORD.as_bytes(), &salt)
-        .unwrap()
-        .to_string()
-}
 
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -387,43 +376,19 @@ async fn kill_9_during_issuance_loses_no_returned_token_or_recorded_jti() {
     let ca_file = dir.path().join("test-ca.pem");
     std::fs::write(&ca_file, ca.cert_pem()).unwrap();
     let config = dir.path().join("cimdgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[server]
-listen = "127.0.0.1:8080"
-public_url = "http://127.0.0.1:8080"
-
-[store]
-url = "embedded:{store}"
-
-[identity]
-mode = "local"
-
-[[identity.users]]
-username = "{USER}"
-password_hash = "{hash}"
-
-[fetch]
-dev_allow_loopback = true
-extra_ca_file = "{ca}"
-resolve = {{ "cimd.test" = "127.0.0.1" }}
-
-[limits]
-per_ip_per_second = 0
-per_client_host_per_second = 0
-
-[[resources]]
-path = "/mcp"
-upstream = "builtin:demo"
-scopes = ["mcp"]
-"#,
-            store = dir.path().join("data").display(),
-            hash = password_hash(),
-            ca = ca_file.display(),
-        ),
-    )
-    .unwrap();
+    let (store, hash) = (dir.path().join("data"), cheap_password_hash(PASSWORD));
+    let toml = TestConfig {
+        listen: "127.0.0.1:8080",
+        public_url: "http://127.0.0.1:8080",
+        store_dir: &store,
+        username: USER,
+        password_hash: &hash,
+        ca_file: &ca_file,
+        hosts: &["cimd.test"],
+        extra: "[limits]\nper_ip_per_second = 0\nper_client_host_per_second = 0\n",
+    }
+    .toml();
+    std::fs::write(&config, toml).unwrap();
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");

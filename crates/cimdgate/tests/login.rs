@@ -11,23 +11,12 @@ use axum::routing::get;
 use cimdgate_client::form::{FormDriver, Step};
 use cimdgate_client::mcp::McpSession;
 use cimdgate_server::{Config, RunningServer};
+use cimdgate_test_support::config::{TestConfig, cheap_password_hash};
 use cimdgate_test_support::{HttpsHost, TestCa};
 use support::{BIN, Proc};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "password";
-
-/// Cheap argon2id parameters keep debug-build logins fast.
-fn password_hash() -> String {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let params = argon2::Params::new(256, 1, 1, None).unwrap();
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let salt = SaltString::encode_b64(b"cimdgate-login-salt").unwrap();
-    argon
-        .hash_password(PASSWORD.as_bytes(), &salt)
-        .unwrap()
-        .to_string()
-}
 
 struct Env {
     server: RunningServer,
@@ -70,31 +59,18 @@ async fn start(cimd_enabled: bool) -> Env {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
-    let toml = format!(
-        r#"
-[server]
-listen = "{addr}"
-public_url = "{base}"
-[store]
-url = "embedded:{store}"
-[[identity.users]]
-username = "{USER}"
-password_hash = "{hash}"
-[cimd]
-enabled = {cimd_enabled}
-[fetch]
-dev_allow_loopback = true
-extra_ca_file = "{ca}"
-resolve = {{ "cimd.test" = "127.0.0.1" }}
-[[resources]]
-path = "/mcp"
-upstream = "builtin:demo"
-scopes = ["mcp"]
-"#,
-        store = dir.path().join("store").display(),
-        hash = password_hash(),
-        ca = ca_file.display(),
-    );
+    let (store, hash) = (dir.path().join("store"), cheap_password_hash(PASSWORD));
+    let toml = TestConfig {
+        listen: &addr.to_string(),
+        public_url: &base,
+        store_dir: &store,
+        username: USER,
+        password_hash: &hash,
+        ca_file: &ca_file,
+        hosts: &["cimd.test"],
+        extra: &format!("[cimd]\nenabled = {cimd_enabled}\n"),
+    }
+    .toml();
     let config = Config::from_toml(&toml).unwrap();
     let server = cimdgate_server::serve(config, listener).await.unwrap();
     Env {

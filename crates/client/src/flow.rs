@@ -9,6 +9,7 @@
 //!   redeems it.
 //! - [`refresh`]: the refresh-token grant (OAuth 2.1 §4.3), with the same `resource`.
 
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 use url::Url;
@@ -221,32 +222,22 @@ impl AuthorizationRequest {
 }
 
 /// Tokens from the token endpoint. Secrets are redacted in `Debug`.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct TokenSet {
     /// The access token.
-    pub access_token: String,
+    pub access_token: SecretString,
     /// `Bearer`.
     #[serde(default)]
     pub token_type: String,
     /// The refresh token, if issued.
     #[serde(default)]
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<SecretString>,
     /// Lifetime in seconds, if given.
     #[serde(default)]
     pub expires_in: Option<u64>,
     /// Granted scope, if given.
     #[serde(default)]
     pub scope: Option<String>,
-}
-
-impl std::fmt::Debug for TokenSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSet")
-            .field("token_type", &self.token_type)
-            .field("expires_in", &self.expires_in)
-            .field("scope", &self.scope)
-            .finish_non_exhaustive()
-    }
 }
 
 impl TokenSet {

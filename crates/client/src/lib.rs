@@ -44,6 +44,7 @@ pub use challenge::BearerChallenge;
 pub use discovery::{AuthorizationServerMetadata, Discovery, ProtectedResourceMetadata};
 pub use flow::{AuthorizationRequest, TokenSet};
 pub use login::{LoginOptions, login, valid_access_token};
+pub use secrecy::{ExposeSecret, SecretString};
 pub use store::{StoredLogin, TokenStore};
 
 /// Why a step of the client flow failed. Each message names the step and what to check.

@@ -1,6 +1,7 @@
 //! The whole interactive login ([`login`]) and "a valid token, refreshed if needed" for
 //! scripts ([`valid_access_token`]).
 
+use secrecy::ExposeSecret;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -111,10 +112,10 @@ pub async fn valid_access_token(
         return Ok(None);
     };
     if login.is_fresh() {
-        return Ok(Some(login.access_token));
+        return Ok(Some(login.access_token.expose_secret().to_owned()));
     }
     match refresh_login(http, store, login).await {
-        Ok(l) => Ok(Some(l.access_token)),
+        Ok(l) => Ok(Some(l.access_token.expose_secret().to_owned())),
         Err(ClientError::OAuth { error, .. }) if error == "invalid_grant" => Ok(None),
         Err(e) => Err(e),
     }
@@ -137,7 +138,7 @@ pub async fn refresh_login(
         http,
         &login.token_endpoint,
         &login.client_id,
-        &rt,
+        rt.expose_secret(),
         &login.resource,
     )
     .await?;

@@ -3,6 +3,7 @@
 //! bearer token. A response may come as JSON or as a short SSE stream; both are read.
 //! For real work use a full MCP client (rmcp).
 
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use crate::ClientError;
@@ -11,24 +12,16 @@ use crate::ClientError;
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
 
 /// An initialized MCP session.
+#[derive(Debug)]
 pub struct McpSession {
     http: reqwest::Client,
     url: String,
-    token: String,
+    token: SecretString,
     session_id: Option<String>,
     protocol_version: String,
     next_id: u64,
     /// The server's `initialize` result.
     pub server_info: Value,
-}
-
-impl std::fmt::Debug for McpSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("McpSession")
-            .field("url", &self.url)
-            .field("session_id", &self.session_id)
-            .finish_non_exhaustive()
-    }
 }
 
 impl McpSession {
@@ -41,7 +34,7 @@ impl McpSession {
         let mut s = McpSession {
             http: http.clone(),
             url: url.to_owned(),
-            token: token.to_owned(),
+            token: token.to_owned().into(),
             session_id: None,
             protocol_version: PROTOCOL_VERSION.to_owned(),
             next_id: 1,
@@ -126,7 +119,7 @@ impl McpSession {
         let mut req = self
             .http
             .post(&self.url)
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token.expose_secret())
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", &self.protocol_version)
             .json(body);

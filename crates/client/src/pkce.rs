@@ -3,6 +3,7 @@
 use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::ClientError;
 
@@ -11,29 +12,23 @@ use crate::ClientError;
 pub const VERIFIER_BYTES: usize = 32;
 
 /// A PKCE code verifier. Redacted in `Debug`.
-#[derive(Clone)]
-pub struct PkceVerifier(String);
-
-impl std::fmt::Debug for PkceVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PkceVerifier(<redacted>)")
-    }
-}
+#[derive(Debug, Clone)]
+pub struct PkceVerifier(SecretString);
 
 impl PkceVerifier {
     /// A fresh random verifier.
     pub fn generate() -> Result<Self, ClientError> {
-        random_b64(VERIFIER_BYTES).map(PkceVerifier)
+        random_b64(VERIFIER_BYTES).map(|v| PkceVerifier(v.into()))
     }
 
     /// The verifier (sent to the token endpoint).
     pub fn secret(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
     /// RFC 7636 §4.2: `BASE64URL(SHA256(verifier))`.
     pub fn challenge(&self) -> String {
-        URL_SAFE_NO_PAD.encode(digest(&SHA256, self.0.as_bytes()))
+        URL_SAFE_NO_PAD.encode(digest(&SHA256, self.secret().as_bytes()))
     }
 }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::{ClientError, now_secs};
@@ -17,8 +18,9 @@ use crate::{ClientError, now_secs};
 /// Treat a token as expired this long before its `expires_at` (clock skew, request latency).
 pub const EXPIRY_MARGIN_SECS: u64 = 60;
 
-/// One MCP server's login. Tokens are redacted in `Debug`.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// One MCP server's login. Tokens are secrets: redacted in `Debug`, written only to the 0600
+/// token file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredLogin {
     /// The MCP URL (the key).
     pub mcp_url: String,
@@ -34,23 +36,23 @@ pub struct StoredLogin {
     #[serde(default)]
     pub scope: Option<String>,
     /// Access token.
-    pub access_token: String,
+    #[serde(serialize_with = "expose")]
+    pub access_token: SecretString,
     /// Refresh token.
-    #[serde(default)]
-    pub refresh_token: Option<String>,
+    #[serde(default, serialize_with = "expose_opt")]
+    pub refresh_token: Option<SecretString>,
     /// Expiry of the access token, Unix seconds.
     #[serde(default)]
     pub expires_at: Option<u64>,
 }
 
-impl std::fmt::Debug for StoredLogin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredLogin")
-            .field("mcp_url", &self.mcp_url)
-            .field("client_id", &self.client_id)
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
+/// The token file is where the secrets are meant to go: `secrecy` serialises nothing by itself.
+fn expose<S: serde::Serializer>(t: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t.expose_secret())
+}
+
+fn expose_opt<S: serde::Serializer>(t: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    t.as_ref().map(ExposeSecret::expose_secret).serialize(s)
 }
 
 impl StoredLogin {
@@ -197,13 +199,13 @@ mod tests {
     fn save_then_load_round_trips_per_url() {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::new(dir.path().join("sub").join("tokens.json"));
-        assert_eq!(store.load("http://a/mcp").unwrap(), None);
+        assert!(store.load("http://a/mcp").unwrap().is_none());
         store.save(&login("http://a/mcp")).unwrap();
         store.save(&login("http://b/mcp")).unwrap();
-        assert_eq!(
-            store.load("http://a/mcp").unwrap(),
-            Some(login("http://a/mcp"))
-        );
+        let json = |l: &StoredLogin| serde_json::to_value(l).unwrap();
+        let loaded = store.load("http://a/mcp").unwrap().unwrap();
+        assert_eq!(json(&loaded), json(&login("http://a/mcp")));
+        assert_eq!(loaded.access_token.expose_secret(), "at-secret");
         assert!(store.load("http://b/mcp").unwrap().is_some());
         assert!(!format!("{:?}", login("x")).contains("secret"));
     }

@@ -32,7 +32,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use cimdgate_server::Config;
-use cimdgate_server::back::tokens::{AccessClaims, sign_access_token, unix};
+use cimdgate_server::time::unix;
+use cimdgate_server::tokens::{AccessClaims, sign_access_token};
 
 /// The JSON-RPC body every load request sends.
 pub const ECHO_CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}"#;
@@ -127,7 +128,7 @@ scopes = ["mcp"]
         fid: "bench-family".into(),
         urf: None,
     };
-    let token = sign_access_token(&server.state.back.keys, &claims).unwrap();
+    let token = sign_access_token(&server.state.tokens.keys, &claims).unwrap();
     std::fs::write(
         out.join("env.sh"),
         format!(

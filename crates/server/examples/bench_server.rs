@@ -22,8 +22,7 @@
 //! by two processes.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../../cimd/tests/common/keys.rs"]
-mod keys;
+use cimdgate_test_support::keys;
 
 /// The allocator the `cimdgate` binary uses, so the figures are the product's.
 #[global_allocator]
@@ -43,7 +42,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::Digest;
 
 use cimdgate_server::Config;
-use cimdgate_store::{ClientKind, CodeRecord, TokenHash};
+use cimdgate_store::{ClientKind, CodeRecord, Grant, Scopes, TokenHash};
 use cimdgate_test_support::{HttpsHost, TestCa};
 use keys::TestKey;
 
@@ -170,26 +169,27 @@ scopes = ["mcp"]
     std::fs::write(out.join("authorize.path"), &authorize).unwrap();
 
     // Single-use inputs.
-    let store = server.state.shared.store.clone();
+    let store = server.state.services.store.clone();
     let now = SystemTime::now();
     let mint = |client_id: String| {
         let store = store.clone();
         let challenge = challenge.clone();
         let resource = resource.clone();
         async move {
-            let code = cimdgate_server::back::tokens::new_code();
+            let code = cimdgate_server::rand::ordered_token();
             let record = CodeRecord {
-                client_id,
-                client_kind: ClientKind::Cimd,
+                grant: Grant {
+                    client_id,
+                    client_kind: ClientKind::Cimd,
+                    subject: "bench-user".into(),
+                    scope: Scopes::parse("mcp"),
+                    resource,
+                    family_id: URL_SAFE_NO_PAD.encode(rand_bytes()),
+                    document: None,
+                    idp_ref: None,
+                },
                 redirect_uri: REDIRECT.into(),
                 code_challenge: challenge,
-                resource,
-                scope: "mcp".into(),
-                subject: "bench-user".into(),
-                family_id: URL_SAFE_NO_PAD.encode(rand_bytes()),
-                document_hash: None,
-                document_snapshot: None,
-                upstream_ref: None,
                 auth_time: now,
                 // Long enough for the whole load run; `/token` checks expiry, not issue time.
                 expires_at: now + Duration::from_secs(3600),

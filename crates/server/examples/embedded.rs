@@ -94,20 +94,20 @@ path = "/mcp"
 upstream = "builtin:demo"
 scopes = ["mcp"]
 "#,
-        hash = hash_password(&password)?,
+        hash = cimdgate_server::identity::local::hash_password(&password)?,
     ))?;
     config.check()?;
 
     // ---- 3. Build the AS state; it also holds the resource-server side for `/mcp`: a verifier
     // with the AS's own signing keys (in process, no JWKS round trip) and its revocations. -------
-    let state = cimdgate_server::app::build_state(config.clone()).await?;
+    let state = cimdgate_server::App::build(config.clone()).await?;
     // The per-IP / per-host rate limiters keep one entry per key: sweep idle ones now and then.
     let limits = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tick.tick().await;
-            limits.shared.limits.sweep();
+            limits.services.limits.sweep();
         }
     });
     let resources = state.gateway.resources().to_vec();
@@ -134,12 +134,11 @@ scopes = ["mcp"]
         .route_layer(mcp.layer());
     let app = axum::Router::new()
         // The AS endpoints (browser-facing and machine-facing), with a body limit.
-        .merge(cimdgate_server::front::routes())
-        .merge(cimdgate_server::back::routes())
+        .merge(cimdgate_server::front::routes(state.front.clone()))
+        .merge(cimdgate_server::back::routes(state.back.clone()))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             config.limits.max_body_bytes,
         ))
-        .with_state(state)
         // RFC 9728 metadata for the protected resource(s).
         .merge(cimdgate_gateway::layer::metadata_routes(&resources))
         // Your MCP server, protected.
@@ -156,16 +155,4 @@ scopes = ["mcp"]
         })
         .await?;
     Ok(())
-}
-
-/// An argon2id PHC string for the local user (what `password_hash` in the config holds).
-fn hash_password(password: &str) -> Result<String, Box<dyn std::error::Error>> {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let mut salt = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut salt).map_err(|_| "no system randomness")?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    Ok(argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| e.to_string())?
-        .to_string())
 }

@@ -1,4 +1,5 @@
-//! Resolving a `client_id` into a client the endpoints can trust (SPEC §3.4, §3.6, §4).
+//! Resolving a `client_id` into a client the endpoints can trust (draft-ietf-oauth-client-id-
+//! metadata-document §3–§4; docs/architecture.md, *Trust policy* and *Caching*).
 //!
 //! Order of checks, each named:
 //! 1. `classify` — a CIMD URL (`https://…`, draft §3) or a locally registered id (draft §7.1:
@@ -10,12 +11,12 @@
 //!    `/token`, refresh and `/revoke` (a CIMD client never gets `invalid_client` just because
 //!    the request reached `/token`);
 //! 4. `record_seen` — inventory + audit "client first seen" (at most one store write per client
-//!    per [`SEEN_REFRESH`](crate::state::SEEN_REFRESH)).
+//!    per [`SEEN_REFRESH`](crate::services::SEEN_REFRESH)).
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use sha2::Digest;
+use http::StatusCode;
 
 use cimd::ClientIdUrl;
 use cimd::cache::{ResolveError, ResolvedClient};
@@ -23,11 +24,13 @@ use cimd::client_id::{ClientIdError, is_url_client_id};
 use cimd::document::AuthMethod;
 use cimd::policy::{DenyReason, TrustDecision};
 use cimd::redirect::{RedirectAllowList, RedirectMismatch, RedirectUri, select_redirect_uri};
-use cimdgate_store::{ClientKind, RegisteredClient, SeenClient, StoreError, hex};
+use cimdgate_store::{
+    ClientKind, DocumentBinding, RegisteredClient, Scopes, SeenClient, StoreError,
+};
 
 use crate::audit;
-use crate::error::OAuthError;
-use crate::state::Shared;
+use crate::error::{ErrorCode, OAuthError};
+use crate::services::Services;
 
 /// Why a client is being resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,15 +52,6 @@ pub struct CimdClient {
     pub trusted: bool,
     /// `auto_approve_trusted` applies.
     pub auto_approve: bool,
-}
-
-impl CimdClient {
-    /// The document as JSON plus its SHA-256 (hex): the snapshot bound to a code (SPEC §3.4).
-    pub fn snapshot(&self) -> (String, String) {
-        let json = serde_json::to_string(&self.resolved.document).unwrap_or_default();
-        let hash = hex(&sha2::Sha256::digest(json.as_bytes()));
-        (json, hash)
-    }
 }
 
 /// A resolved client of either kind.
@@ -105,8 +99,30 @@ impl Client {
         }
     }
 
-    /// Whether the client may use the refresh_token grant (SPEC §3.2: every client that uses
-    /// `authorization_code` may refresh).
+    /// What a grant binds of the client's document (its digest, computed once when the
+    /// document was validated, and its auth method); `None` for DCR clients.
+    pub fn document_binding(&self) -> Option<DocumentBinding> {
+        match self {
+            Client::Cimd(c) => Some(DocumentBinding {
+                digest: c.resolved.digest.clone(),
+                auth_method: self.auth_method().to_owned(),
+            }),
+            Client::Dcr(_) => None,
+        }
+    }
+
+    /// The scopes the client's registration declares (`scope` in the document or DCR
+    /// record), if it declares any.
+    pub fn declared_scopes(&self) -> Option<Scopes> {
+        match self {
+            Client::Cimd(c) => c.resolved.document.scope.as_deref(),
+            Client::Dcr(c) => c.scope.as_deref(),
+        }
+        .map(Scopes::parse)
+    }
+
+    /// Whether the client may use the refresh_token grant (draft §4.1 with OAuth 2.1 §4.3:
+    /// every client that uses `authorization_code` may refresh).
     pub fn allows_refresh(&self) -> bool {
         match self {
             Client::Cimd(c) => c.resolved.document.allows_refresh(),
@@ -114,7 +130,8 @@ impl Client {
         }
     }
 
-    /// Pick the redirect URI for this request (SPEC §3.5): exact match (or the loopback port
+    /// Pick the redirect URI for this request (draft §4.3, OAuth 2.1 §2.3.1; RFC 8252 §7.3 for
+    /// the loopback port): exact match (or the loopback port
     /// exception) against the registered URIs AND the operator allow-list.
     pub fn redirect_uri(
         &self,
@@ -180,38 +197,47 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The OAuth error for JSON endpoints. Client problems are `invalid_client` (401 at the
-    /// token endpoint); server-side failures are 429/503.
-    pub fn to_oauth(&self) -> OAuthError {
-        match self {
-            ClientError::RateLimited(e) => e.clone(),
-            ClientError::Store(e) => OAuthError::from(e.clone()),
-            other => OAuthError::invalid_client(other.to_string()),
+    /// The OAuth error for this failure, the one mapping for every channel. Server-side
+    /// failures are 429/503 everywhere. At the token and revocation endpoints every client
+    /// problem is 401 `invalid_client` (RFC 6749 §5.2); at `/authorize` (shown as a page, never
+    /// redirected) a client refused by policy is 403 `unauthorized_client` and any other client
+    /// problem 400 `invalid_client`.
+    pub fn to_oauth(&self, purpose: Purpose) -> OAuthError {
+        match (self, purpose) {
+            (ClientError::RateLimited(e), _) => e.clone(),
+            (ClientError::Store(e), _) => OAuthError::from(e.clone()),
+            (ClientError::Blocked { .. } | ClientError::CimdDisabled, Purpose::Authorize) => {
+                OAuthError::new(ErrorCode::UnauthorizedClient, self.to_string())
+            }
+            (_, Purpose::Authorize) => {
+                OAuthError::invalid_client(self.to_string()).with_status(StatusCode::BAD_REQUEST)
+            }
+            (_, Purpose::Token) => OAuthError::invalid_client(self.to_string()),
         }
     }
 }
 
 /// Resolve `raw` for `purpose`, applying every check in the module doc.
 pub async fn resolve_client(
-    shared: &Shared,
+    services: &Services,
     raw: &str,
     purpose: Purpose,
 ) -> Result<Client, ClientError> {
     if !is_url_client_id(raw) {
-        return match shared.store.get_client(raw).await {
+        return match services.store.get_client(raw).await {
             Ok(Some(c)) => Ok(Client::Dcr(c)),
             Ok(None) => Err(ClientError::Unknown(raw.to_owned())),
             Err(e) => Err(ClientError::Store(e)),
         };
     }
-    if !shared.config.cimd.enabled {
+    if !services.config.cimd.enabled {
         return Err(ClientError::CimdDisabled);
     }
     let id = ClientIdUrl::parse(raw).map_err(|reason| ClientError::InvalidClientId {
         client_id: raw.to_owned(),
         reason,
     })?;
-    let (trusted, auto_approve) = match shared.policy.load().evaluate(&id) {
+    let (trusted, auto_approve) = match services.policy.load().evaluate(&id) {
         TrustDecision::Denied(reason) => {
             audit!(event = "client_blocked", client_id = %id, reason = %reason);
             return Err(ClientError::Blocked {
@@ -224,11 +250,11 @@ pub async fn resolve_client(
             auto_approve,
         } => (trusted, auto_approve),
     };
-    let resolved = match shared.resolver.peek_fresh(&id).await {
+    let resolved = match services.resolver.peek_fresh(&id).await {
         Some(fresh) => fresh,
-        None => fetch_document(shared, &id, purpose).await?,
+        None => fetch_document(services, &id, purpose).await?,
     };
-    record_seen(shared, &id, &resolved).await;
+    record_seen(services, &id, &resolved).await;
     Ok(Client::Cimd(CimdClient {
         id,
         resolved,
@@ -239,18 +265,18 @@ pub async fn resolve_client(
 
 /// A request that can trigger a fetch: rate-limited per client host, then resolved.
 async fn fetch_document(
-    shared: &Shared,
+    services: &Services,
     id: &ClientIdUrl,
     purpose: Purpose,
 ) -> Result<Arc<ResolvedClient>, ClientError> {
-    shared
+    services
         .limits
         .check_client_host(id.host())
         .await
         .map_err(ClientError::RateLimited)?;
     match purpose {
-        Purpose::Authorize => shared.resolver.resolve(id).await,
-        Purpose::Token => shared.resolver.resolve_allow_stale(id).await,
+        Purpose::Authorize => services.resolver.resolve(id).await,
+        Purpose::Token => services.resolver.resolve_allow_stale(id).await,
     }
     .map_err(|reason| {
         audit!(event = "client_fetch_failed", client_id = %id, reason = %reason);
@@ -263,8 +289,8 @@ async fn fetch_document(
 
 /// Inventory + "client first seen" audit. A store failure here is logged, not fatal: the
 /// inventory must never block a login.
-async fn record_seen(shared: &Shared, id: &ClientIdUrl, resolved: &ResolvedClient) {
-    if shared.seen.contains_key(id.as_str()) {
+async fn record_seen(services: &Services, id: &ClientIdUrl, resolved: &ResolvedClient) {
+    if services.seen.contains_key(id.as_str()) {
         return;
     }
     let now = SystemTime::now();
@@ -274,7 +300,7 @@ async fn record_seen(shared: &Shared, id: &ClientIdUrl, resolved: &ResolvedClien
         first_seen: now,
         last_seen: now,
     };
-    match shared.store.record_client_seen(&seen).await {
+    match services.store.record_client_seen(&seen).await {
         Ok(first) => {
             if first {
                 audit!(
@@ -283,7 +309,7 @@ async fn record_seen(shared: &Shared, id: &ClientIdUrl, resolved: &ResolvedClien
                     client_name = seen.client_name.as_deref().unwrap_or("")
                 );
             }
-            shared.seen.insert(id.to_string(), ());
+            services.seen.insert(id.to_string(), ());
         }
         Err(e) => tracing::warn!(client_id = %id, error = %e, "cannot record client in inventory"),
     }

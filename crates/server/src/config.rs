@@ -1,4 +1,4 @@
-//! The one typed configuration (SPEC §7): a TOML file, every key overridable by environment
+//! The one typed configuration (`docs/reference-config.toml` is a commented example): a TOML file, every key overridable by environment
 //! variables `CIMDGATE_<SECTION>__<KEY>`, defaults in one place, unknown keys and bad values
 //! rejected at startup with the key named.
 //!
@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
+
+use crate::secret::{ExposeSecret, SecretString};
 
 use cimd::document::Profile;
 use cimd::policy::{TrustMode, TrustPolicyConfig};
@@ -149,47 +151,38 @@ pub struct IdentityConfig {
     /// Local users (`mode = "local"`).
     pub users: Vec<LocalUser>,
     /// Upstream IdP (`mode = "upstream"`).
-    pub upstream: Option<UpstreamConfig>,
+    pub upstream: Option<IdpConfig>,
 }
 
 /// One local user.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalUser {
     /// Login name.
     pub username: String,
     /// argon2id PHC string (`cimdgate hash-password`).
-    pub password_hash: String,
+    pub password_hash: SecretString,
     /// Display name.
     #[serde(default)]
     pub name: Option<String>,
 }
 
-impl std::fmt::Debug for LocalUser {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalUser")
-            .field("username", &self.username)
-            .field("password_hash", &"<redacted>")
-            .finish()
-    }
-}
-
 /// Preset upstream providers with fixed endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum UpstreamPreset {
+pub enum IdpPreset {
     /// GitHub OAuth apps: authorize/token/user endpoints, no OIDC.
     Github,
 }
 
 /// `[identity.upstream]`
-#[derive(Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-pub struct UpstreamConfig {
+pub struct IdpConfig {
     /// OIDC issuer; endpoints come from its discovery document.
     pub issuer: Option<Url>,
     /// A preset instead of discovery.
-    pub preset: Option<UpstreamPreset>,
+    pub preset: Option<IdpPreset>,
     /// Explicit authorization endpoint (overrides discovery/preset).
     pub authorization_endpoint: Option<Url>,
     /// Explicit token endpoint.
@@ -199,28 +192,15 @@ pub struct UpstreamConfig {
     /// cimdgate's client id at the upstream.
     pub client_id: String,
     /// cimdgate's client secret at the upstream.
-    pub client_secret: Option<String>,
+    pub client_secret: Option<SecretString>,
     /// Scopes requested upstream (default `openid email profile` for OIDC).
     pub scopes: Vec<String>,
     /// Extra PEM trust roots for the upstream (tests, private CAs).
     pub extra_ca_file: Option<PathBuf>,
 }
 
-impl std::fmt::Debug for UpstreamConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamConfig")
-            .field("issuer", &self.issuer.as_ref().map(Url::as_str))
-            .field("preset", &self.preset)
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .finish_non_exhaustive()
-    }
-}
-
-/// `[cimd]`: trust policy (SPEC §3.6), profile, cache bounds (SPEC §3.4), redirect allow-list.
+/// `[cimd]`: trust policy (docs/architecture.md, *Trust policy*), profile, cache bounds
+/// (*Caching*), redirect allow-list.
 ///
 /// The policy keys repeat `cimd::policy::TrustPolicyConfig`'s fields because serde cannot
 /// combine `#[serde(flatten)]` with `deny_unknown_fields`; [`CimdConfig::policy`] maps them.
@@ -316,7 +296,8 @@ impl CimdConfig {
     }
 }
 
-/// `[fetch]`: the SSRF-safe fetcher's settings and dev hooks (SPEC §3.3).
+/// `[fetch]`: the SSRF-safe fetcher's settings and dev hooks (docs/architecture.md, *Fetching
+/// (SSRF-safe)*).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FetchSettings {
@@ -403,7 +384,7 @@ pub struct ResourceConfig {
 }
 
 /// `[[trusted_issuers]]`: another issuer whose JWT access tokens the gateway accepts besides
-/// cimdgate's own (SPEC §5, FastMCP's `MultiAuth`) — e.g. an enterprise IdP's machine-to-machine
+/// cimdgate's own (docs/architecture.md, *Gateway*; FastMCP's `MultiAuth`) — e.g. an enterprise IdP's machine-to-machine
 /// tokens. Tried in order after cimdgate's own issuer, by the token's `iss`; a failing source
 /// never blocks the next. Which source vouched reaches the upstream in
 /// `X-Forwarded-Token-Source`. The resource's `scopes` are required of these tokens too.
@@ -442,7 +423,7 @@ pub enum SigningAlg {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenConfig {
-    /// Access-token lifetime, seconds (SPEC §4: default 1 h).
+    /// Access-token lifetime, seconds (default 1 h).
     pub access_token_ttl_secs: u64,
     /// Refresh-token lifetime, seconds.
     pub refresh_token_ttl_secs: u64,
@@ -466,8 +447,8 @@ impl Default for TokenConfig {
     }
 }
 
-/// `[limits]`: rate limits on requests that can trigger a fetch (SPEC §4), and body sizes.
-/// Defaults never get in the way of one user's flows or a test burst of ~50 req/s (SPEC §7).
+/// `[limits]`: rate limits on requests that can trigger a fetch, and body sizes.
+/// Defaults never get in the way of one user's flows or a test burst of ~50 req/s.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
@@ -719,7 +700,7 @@ impl Config {
                             "is empty",
                         ));
                     }
-                    if !u.password_hash.starts_with("$argon2id$") {
+                    if !u.password_hash.expose_secret().starts_with("$argon2id$") {
                         return Err(key_err(
                             &format!("identity.users[{i}].password_hash"),
                             "must be an argon2id PHC string (see `cimdgate hash-password`)",

@@ -1,20 +1,37 @@
-//! # cimdgate-server — the OAuth 2.1 authorization server (SPEC §4)
+//! # cimdgate-server — the OAuth 2.1 authorization server
 //!
 //! Serves CIMD clients (and DCR clients for those without CIMD): RFC 8414 metadata,
-//! `/authorize` with login (local users or an upstream IdP) and consent, `/token` (authorization
-//! code + PKCE S256, refresh rotation, `private_key_jwt`), `/revoke` (RFC 7009), `/register`
-//! (RFC 7591) and `/jwks.json`.
+//! `/authorize` with login (local users or an identity provider) and consent, `/token`
+//! (authorization code + PKCE S256, refresh rotation, `private_key_jwt`), `/revoke` (RFC 7009),
+//! `/register` (RFC 7591) and `/jwks.json`; and wires the gateway in front of the protected MCP
+//! servers.
 //!
-//! Layout:
-//! - [`config`]: the one typed configuration (file + `CIMDGATE_*` environment overrides);
-//! - [`state`]: [`state::AppState`] = shared services + front-channel state + back-channel state;
-//! - [`clients`]: resolving a `client_id` (CIMD document through the core cache, or a DCR
-//!   record) with the trust policy applied **before** any fetch;
-//! - [`front`]: browser-facing endpoints (`/authorize`, login, consent, upstream callback);
-//! - [`back`]: machine-facing endpoints (`/token`, `/revoke`, `/register`, metadata, JWKS);
-//! - [`identity`]: who the user is (local users, upstream IdP);
-//! - [`error`]: OAuth error responses (RFC 6749 §5.2) in one place;
-//! - [`audit`]: audit events (tracing target `audit`), never with secrets.
+//! ## Layers: leaf ← domain ← channels ← app
+//!
+//! Every module belongs to one layer and imports only its own layer and the ones below it;
+//! the file-level import graph has no cycle. `tests/layering.rs` reads the source and fails
+//! when an import breaks this (docs/architecture.md, *Layering of `crates/server`*).
+//!
+//! | layer | modules | may import |
+//! |---|---|---|
+//! | leaf | [`error`], [`config`], [`audit`](mod@audit), [`seal`], [`secret`], [`rand`], [`time`], [`tls`] | leaf |
+//! | domain | [`services`], [`clients`], [`grant`], [`tokens`], [`identity`] (with `identity::idp`), [`ratelimit`], [`store_adapters`] | leaf, domain; never axum |
+//! | channels | [`front`] (browser), [`back`] (machine) | leaf, domain, their own modules; never each other |
+//! | app | [`app`] | everything |
+//!
+//! "Upstream" means only the MCP server the gateway proxies to; the identity provider is the
+//! IdP (`identity::idp`). The configuration keeps its historical keys (`identity.mode =
+//! "upstream"`, `[identity.upstream]`, `forward_upstream_token`).
+//!
+//! ## The flow of one login
+//!
+//! `GET /authorize` ([`front::authorize`]: parameters, [`clients::resolve_client`], the
+//! redirect URI, PKCE, resource and scopes from [`grant`]) → [`front::flow`] (session? else
+//! [`front::login`] or [`front::idp_callback`]) → [`front::consent`], which issues the code
+//! ([`grant::issue_code`]: one [`grant::Grant`] stored with it) → `POST /token`
+//! ([`back::token`]: [`back::client_auth`], the code checks, [`grant::binding`],
+//! [`tokens::Tokens::prepare`], one atomic store write) → refresh ([`back::refresh`]) → the
+//! gateway verifies the access token ([`tokens::Tokens::verify`] for in-process users).
 #![forbid(unsafe_code)]
 // Panics in request paths are bugs: no unwrap/expect outside tests (STYLE.md).
 #![cfg_attr(
@@ -23,18 +40,29 @@
 )]
 #![warn(missing_docs)]
 
-pub mod app;
+// leaf
 pub mod audit;
-pub mod back;
-pub mod clients;
 pub mod config;
 pub mod error;
-pub mod front;
+pub mod rand;
+pub mod seal;
+pub mod secret;
+pub mod time;
+pub mod tls;
+// domain
+pub mod clients;
+pub mod grant;
 pub mod identity;
 pub mod ratelimit;
-pub mod shared_cache;
-pub mod state;
-pub mod upstream_tokens;
+pub mod services;
+pub mod store_adapters;
+pub mod tokens;
+// channels
+pub mod back;
+pub mod front;
+// app
+pub mod app;
 
-pub use app::{RunningServer, StartError, serve, start};
+pub use app::{App, RunningServer, serve, start};
 pub use config::Config;
+pub use error::StartError;

@@ -1,10 +1,10 @@
-//! Rate limits on requests that can trigger an outbound fetch (SPEC §4, §3.3): per source IP and
+//! Rate limits on requests that can trigger an outbound fetch (docs/architecture.md, *Fetching (SSRF-safe)*): per source IP and
 //! per client_id host, GCRA via `governor` in each instance, plus — when the store is Redis —
 //! a shared fixed-window counter per key (one-second windows, the same burst allowance) so N
-//! instances together allow what one would (SPEC §6). A Redis failure in the shared check fails
+//! instances together allow what one would (docs/architecture.md, *Storage and scale*). A Redis failure in the shared check fails
 //! open (logged): requests that need the store fail with 503 on their own, and a cache outage
 //! must not add refusals. Defaults leave room for a test burst of ~50 req/s from one address
-//! (SPEC §7).
+//! (docs/architecture.md, *Audit and logging*).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;

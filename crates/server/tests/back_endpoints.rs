@@ -3,15 +3,14 @@
 
 mod back_util;
 mod common;
-#[path = "../../cimd/tests/common/keys.rs"]
-mod test_keys;
+use cimdgate_test_support::keys as test_keys;
 
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
 use back_util::{exchange, mint_code, post, refresh, verify};
-use cimdgate_server::back::TokenError;
+use cimdgate_server::tokens::TokenError;
 use common::{TestEnv, http_client};
 use test_keys::{TestKey, claims, jwks_json};
 

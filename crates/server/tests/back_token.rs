@@ -6,8 +6,7 @@
 
 mod back_util;
 mod common;
-#[path = "../../cimd/tests/common/keys.rs"]
-mod test_keys;
+use cimdgate_test_support::keys as test_keys;
 
 use std::time::{Duration, SystemTime};
 
@@ -15,7 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
 use back_util::{basic, exchange, mint_code, post, refresh, verify};
-use cimdgate_server::back::TokenError;
+use cimdgate_server::tokens::TokenError;
 use common::TestEnv;
 use test_keys::{TestKey, claims, jwks_json};
 
@@ -43,7 +42,7 @@ async fn code_exchange_issues_verifiable_token_bound_to_resource() {
     assert_eq!(claims.iss, env.base);
     assert_eq!(claims.sub, "alice");
     assert_eq!(claims.client_id, id);
-    assert_eq!(claims.fid, m.record.family_id);
+    assert_eq!(claims.fid, m.record.grant.family_id);
     assert!(claims.exp > claims.iat && !claims.jti.is_empty());
 
     // The published JWKS verifies it (as a resource server would), header typ at+jwt.
@@ -192,16 +191,16 @@ async fn unsupported_grant_and_non_form_bodies_are_refused_with_no_store() {
 }
 
 /// The document served now differs from the one approved at /authorize (simulated by binding
-/// the code to an older snapshot).
+/// the code to an older document: `patch` is how the older one differed). The grant keeps the
+/// older document's digest and, when the patch names it, its auth method.
 fn older_snapshot(m: &mut cimdgate_store::CodeRecord, patch: Value) {
-    let mut doc: Value = serde_json::from_str(m.document_snapshot.as_deref().unwrap()).unwrap();
-    for (k, v) in patch.as_object().unwrap() {
-        doc[k] = v.clone();
-    }
-    let json = doc.to_string();
+    let binding = m.grant.document.as_mut().unwrap();
     use sha2::Digest;
-    m.document_hash = Some(cimdgate_store::hex(&sha2::Sha256::digest(json.as_bytes())));
-    m.document_snapshot = Some(json);
+    let older = format!("{}{patch}", binding.digest);
+    binding.digest = cimdgate_store::hex(&sha2::Sha256::digest(older.as_bytes()));
+    if let Some(method) = patch["token_endpoint_auth_method"].as_str() {
+        binding.auth_method = method.to_owned();
+    }
 }
 
 #[tokio::test]
@@ -516,7 +515,7 @@ async fn code_unused(env: &TestEnv, m: &back_util::Minted) -> bool {
     let got = env
         .server()
         .state
-        .shared
+        .services
         .store
         .get_code(&cimdgate_store::TokenHash::of(&m.code), SystemTime::now())
         .await
@@ -542,7 +541,7 @@ async fn replayed_jti_at_the_code_grant_is_401_and_does_not_consume_the_code() {
     let c = claims(&id, &token_ep, SystemTime::now());
     let used = key.sign(&c);
     let keep = SystemTime::now() + Duration::from_secs(600);
-    let store = &env.server().state.shared.store;
+    let store = &env.server().state.services.store;
     assert!(
         store
             .record_jti(&id, c["jti"].as_str().unwrap(), keep)

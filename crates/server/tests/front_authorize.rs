@@ -63,12 +63,17 @@ async fn cimd_public_client_reaches_client_redirect_with_code_state_and_iss() {
         .unwrap()
     {
         CodeRedemption::Redeemed(r) => {
-            assert_eq!(r.client_id, client_id);
+            assert_eq!(r.grant.client_id, client_id);
             assert_eq!(r.redirect_uri, redirect);
-            assert_eq!(r.resource, env.resource());
-            assert_eq!(r.scope, "mcp");
-            assert_eq!(r.subject, "alice");
-            assert!(r.document_hash.is_some() && r.document_snapshot.is_some());
+            assert_eq!(r.grant.resource, env.resource());
+            assert_eq!(r.grant.scope.to_string(), "mcp");
+            assert_eq!(r.grant.subject, "alice");
+            assert!(
+                r.grant
+                    .document
+                    .as_ref()
+                    .is_some_and(|d| d.digest.len() == 64 && d.auth_method == "none")
+            );
             assert!(r.expires_at <= SystemTime::now() + std::time::Duration::from_secs(60));
         }
         other => panic!("code not stored: {other:?}"),

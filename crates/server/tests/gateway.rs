@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use cimdgate_server::back::tokens::unix;
+use cimdgate_server::time::unix;
 use common::TestEnv;
 use gateway_util::*;
 
@@ -490,7 +490,7 @@ async fn remote_jwks_source_verifies_and_refetches_at_most_every_30_s() {
     let env = TestEnv::start().await;
     // A JWKS host that counts fetches, serving the authorization server's public keys.
     let fetches = Arc::new(AtomicUsize::new(0));
-    let (f2, jwks) = (fetches.clone(), env.server().state.back.keys.jwks());
+    let (f2, jwks) = (fetches.clone(), env.server().state.tokens.keys.jwks());
     let jwks_base = spawn(axum::Router::new().route(
         "/jwks.json",
         axum::routing::get(move || {

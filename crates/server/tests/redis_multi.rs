@@ -6,8 +6,7 @@
 
 mod back_util;
 mod common;
-#[path = "../../cimd/tests/common/keys.rs"]
-mod test_keys;
+use cimdgate_test_support::keys as test_keys;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -112,14 +111,9 @@ async fn authorize_on_a_token_on_b_refresh_on_c_and_one_fetch_for_all() {
     assert_eq!(status, 200, "{body}");
     let at = body["access_token"].as_str().unwrap().to_owned();
     for (_, server) in &cl.others {
-        server.state.back.verify_access_token(&at).await.unwrap();
+        server.state.tokens.verify(&at).await.unwrap();
     }
-    env.server()
-        .state
-        .back
-        .verify_access_token(&at)
-        .await
-        .unwrap();
+    env.server().state.tokens.verify(&at).await.unwrap();
     // The spent token again, on A: reuse detected across instances.
     let (status, body) = post(&a, "/token", &refresh).await;
     assert_eq!(
@@ -256,7 +250,7 @@ async fn redis_outage_gives_503s_and_traffic_recovers_without_restart() {
             ("code", m.code.clone()),
             ("code_verifier", m.verifier.clone()),
             ("redirect_uri", m.record.redirect_uri.clone()),
-            ("client_id", m.record.client_id.clone()),
+            ("client_id", m.record.grant.client_id.clone()),
         ]
     };
     let (status, body) = post(

@@ -6,8 +6,7 @@
 
 mod common;
 mod gateway_util;
-#[path = "../../cimd/tests/common/keys.rs"]
-mod test_keys;
+use cimdgate_test_support::keys as test_keys;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

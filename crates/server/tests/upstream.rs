@@ -9,6 +9,7 @@
 
 mod common;
 
+use cimdgate_server::secret::ExposeSecret;
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use cimdgate_server::config::{IdentityMode, UpstreamConfig};
-use cimdgate_server::identity::upstream::{CallbackParams, UpstreamError, UpstreamIdp};
+use cimdgate_server::config::{IdentityMode, IdpConfig};
+use cimdgate_server::identity::idp::{CallbackParams, Idp, IdpError};
 use common::{Browser, Page, TestEnv, query_map};
 use url::Url;
 
@@ -135,12 +136,12 @@ impl Provider {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn upstream_config(&self) -> UpstreamConfig {
-        UpstreamConfig {
+    fn upstream_config(&self) -> IdpConfig {
+        IdpConfig {
             issuer: Some(Url::parse(&self.issuer()).unwrap()),
             client_id: CLIENT_ID.into(),
             client_secret: Some(CLIENT_SECRET.into()),
-            ..UpstreamConfig::default()
+            ..IdpConfig::default()
         }
     }
 }
@@ -213,8 +214,8 @@ async fn submit_provider_form(browser: &Browser, page: &Page) -> Page {
 fn callback_params(url: &str) -> CallbackParams {
     let q = query_map(url);
     CallbackParams {
-        code: q.get("code").cloned(),
-        state: q.get("state").cloned(),
+        code: q.get("code").cloned().map(Into::into),
+        state: q.get("state").cloned().map(Into::into),
         error: q.get("error").cloned(),
         error_description: q.get("error_description").cloned(),
         iss: q.get("iss").cloned(),
@@ -227,7 +228,7 @@ fn callback_params(url: &str) -> CallbackParams {
 async fn upstream_oidc_sign_in_against_real_provider() {
     let callback = "http://127.0.0.1:1/upstream/callback";
     let provider = Provider::start(callback);
-    let idp = UpstreamIdp::new(&provider.upstream_config(), callback.into()).unwrap();
+    let idp = Idp::new(&provider.upstream_config(), callback.into()).unwrap();
 
     let (auth_url, pending) = idp.begin().await.unwrap();
     assert!(
@@ -247,24 +248,24 @@ async fn upstream_oidc_sign_in_against_real_provider() {
     assert_eq!(user.subject, SUBJECT);
     assert_eq!(user.name.as_deref(), Some("Alice Upstream"));
     assert_eq!(user.email.as_deref(), Some("alice@upstream.test"));
-    assert!(!user.tokens.access_token.is_empty());
+    assert!(!user.tokens.access_token.expose_secret().is_empty());
     assert!(user.tokens.id_token.is_some());
     let debug = format!("{user:?}");
     assert!(
-        !debug.contains(&user.tokens.access_token),
+        !debug.contains(user.tokens.access_token.expose_secret()),
         "Debug must redact tokens"
     );
 
     // The same code cannot be redeemed twice at the provider.
     let err = idp.finish(&params, &pending).await.unwrap_err();
-    assert!(matches!(err, UpstreamError::Exchange { .. }), "{err:?}");
+    assert!(matches!(err, IdpError::Exchange { .. }), "{err:?}");
 }
 
 #[tokio::test]
 async fn upstream_callback_with_foreign_state_is_refused_before_any_exchange() {
     let callback = "http://127.0.0.1:1/upstream/callback";
     let provider = Provider::start(callback);
-    let idp = UpstreamIdp::new(&provider.upstream_config(), callback.into()).unwrap();
+    let idp = Idp::new(&provider.upstream_config(), callback.into()).unwrap();
     let (auth_url, _mine) = idp.begin().await.unwrap();
     let (_, other) = idp.begin().await.unwrap();
     let back = sign_in_at_provider(&provider, &Browser::new(), auth_url.as_str(), callback).await;
@@ -272,7 +273,7 @@ async fn upstream_callback_with_foreign_state_is_refused_before_any_exchange() {
         .finish(&callback_params(&back), &other)
         .await
         .unwrap_err();
-    assert!(matches!(err, UpstreamError::StateMismatch), "{err:?}");
+    assert!(matches!(err, IdpError::StateMismatch), "{err:?}");
     assert_eq!(err.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -284,15 +285,15 @@ async fn upstream_idp_down_is_unavailable_naming_the_host() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let cfg = UpstreamConfig {
+    let cfg = IdpConfig {
         issuer: Some(Url::parse(&format!("http://127.0.0.1:{port}")).unwrap()),
         client_id: CLIENT_ID.into(),
-        ..UpstreamConfig::default()
+        ..IdpConfig::default()
     };
-    let idp = UpstreamIdp::new(&cfg, "http://127.0.0.1:1/upstream/callback".into()).unwrap();
+    let idp = Idp::new(&cfg, "http://127.0.0.1:1/upstream/callback".into()).unwrap();
     for _ in 0..2 {
         let err = idp.begin().await.unwrap_err();
-        assert!(matches!(err, UpstreamError::Unavailable { .. }), "{err:?}");
+        assert!(matches!(err, IdpError::Unavailable { .. }), "{err:?}");
         assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
         assert!(
             err.to_string().contains(&format!("127.0.0.1:{port}")),
@@ -309,16 +310,16 @@ async fn upstream_idp_that_comes_back_is_discovered_after_the_backoff() {
         l.local_addr().unwrap().port()
     };
     let callback = "http://127.0.0.1:1/upstream/callback";
-    let cfg = UpstreamConfig {
+    let cfg = IdpConfig {
         issuer: Some(Url::parse(&format!("http://127.0.0.1:{port}")).unwrap()),
         client_id: CLIENT_ID.into(),
         client_secret: Some(CLIENT_SECRET.into()),
-        ..UpstreamConfig::default()
+        ..IdpConfig::default()
     };
-    let idp = UpstreamIdp::new(&cfg, callback.into()).unwrap();
+    let idp = Idp::new(&cfg, callback.into()).unwrap();
     assert!(matches!(
         idp.begin().await,
-        Err(UpstreamError::Unavailable { .. })
+        Err(IdpError::Unavailable { .. })
     ));
     let _provider = Provider::start_on(callback, port);
     let mut ok = false;
@@ -429,8 +430,8 @@ async fn upstream_mode_full_flow_through_cimdgate() {
     let claims = env
         .server()
         .state
-        .back
-        .verify_access_token(access)
+        .tokens
+        .verify(access)
         .await
         .unwrap_or_else(|e| panic!("cimdgate-signed token: {e:?}"));
     assert_eq!(claims.sub, SUBJECT);
@@ -453,9 +454,7 @@ async fn upstream_mode_full_flow_through_cimdgate() {
         .await
         .unwrap()
         .expect("refresh record");
-    let reference = record
-        .upstream_ref
-        .expect("upstream_ref bound to the grant");
+    let reference = record.grant.idp_ref.expect("idp_ref bound to the grant");
     assert_eq!(
         claims.urf.as_deref(),
         Some(reference.as_str()),
@@ -473,11 +472,11 @@ async fn upstream_mode_full_flow_through_cimdgate() {
     .flatten()
     {
         assert!(
-            !everything_sent.contains(secret.as_str()),
+            !everything_sent.contains(secret.expose_secret()),
             "upstream token leaked to the client"
         );
         assert!(
-            !sealed_text.contains(secret.as_str()),
+            !sealed_text.contains(secret.expose_secret()),
             "upstream token stored in clear"
         );
     }
@@ -536,7 +535,7 @@ async fn forwarding_login() -> (
     serde_json::Value,
 ) {
     let (upstream_url, echo) = header_echo_server().await;
-    let ttl = (cimdgate_server::upstream_tokens::RENEW_MARGIN_SECS + 3).to_string();
+    let ttl = (cimdgate_server::identity::idp::vault::RENEW_MARGIN_SECS + 3).to_string();
     let (env, provider) = upstream_env(&[("ACCESS_TOKEN_TTL", &ttl)], |c| {
         c.resources[0].upstream = upstream_url.clone();
         c.resources[0].forward_upstream_token = true;
@@ -550,19 +549,18 @@ async fn forwarding_login() -> (
 async fn stored_upstream_tokens(
     env: &TestEnv,
     reference: &str,
-) -> (Vec<u8>, cimdgate_server::identity::upstream::UpstreamTokens) {
+) -> (Vec<u8>, cimdgate_server::identity::idp::IdpTokens) {
     let sealed = env
         .store()
         .get_upstream_tokens(reference, std::time::SystemTime::now())
         .await
         .unwrap()
         .expect("upstream tokens stored");
-    let tokens = env
-        .server()
-        .state
-        .front
-        .open_upstream_tokens(&sealed)
-        .expect("sealed upstream tokens open");
+    let tokens = cimdgate_server::identity::idp::vault::open_tokens(
+        &env.server().state.services.sealer,
+        &sealed,
+    )
+    .expect("sealed upstream tokens open");
     (sealed, tokens)
 }
 
@@ -570,8 +568,8 @@ async fn stored_upstream_tokens(
 async fn upstream_ref(env: &TestEnv, access: &str) -> String {
     env.server()
         .state
-        .back
-        .verify_access_token(access)
+        .tokens
+        .verify(access)
         .await
         .unwrap()
         .urf
@@ -686,17 +684,11 @@ async fn forwarded_upstream_token_is_the_users_idp_token_and_is_renewed() {
     );
 
     // A valid cimdgate token naming an upstream sign-in the store does not hold.
-    let mut claims = env
-        .server()
-        .state
-        .back
-        .verify_access_token(&access)
-        .await
-        .unwrap();
+    let mut claims = env.server().state.tokens.verify(&access).await.unwrap();
     claims.urf = Some("no-such-sign-in".into());
     claims.jti = "forged-urf".into();
     let orphan =
-        cimdgate_server::back::tokens::sign_access_token(&env.server().state.back.keys, &claims)
+        cimdgate_server::tokens::sign_access_token(&env.server().state.tokens.keys, &claims)
             .unwrap();
     let (status, body, headers) = env.call_resource(&orphan).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
@@ -728,7 +720,7 @@ async fn upstream_refusal_to_renew_ends_the_sign_in() {
         .header("content-type", "application/x-www-form-urlencoded")
         .body(
             url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("token", &refresh_at_idp)
+                .append_pair("token", refresh_at_idp.expose_secret())
                 .append_pair("token_type_hint", "refresh_token")
                 .finish(),
         )
@@ -766,7 +758,7 @@ async fn upstream_refusal_to_renew_ends_the_sign_in() {
 async fn upstream_user_cancel_at_provider_is_denied() {
     let callback = "http://127.0.0.1:1/upstream/callback";
     let provider = Provider::start(callback);
-    let idp = UpstreamIdp::new(&provider.upstream_config(), callback.into()).unwrap();
+    let idp = Idp::new(&provider.upstream_config(), callback.into()).unwrap();
     let (auth_url, pending) = idp.begin().await.unwrap();
     let browser = Browser::new();
     let first = browser.get(auth_url.as_str()).await;
@@ -783,7 +775,7 @@ async fn upstream_user_cancel_at_provider_is_denied() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, UpstreamError::Denied { ref error, .. } if error == "access_denied"),
+        matches!(err, IdpError::Denied { ref error, .. } if error == "access_denied"),
         "{err:?}"
     );
     assert_eq!(err.status(), StatusCode::FORBIDDEN);
@@ -799,10 +791,10 @@ async fn upstream_idp_down_shows_502_page_through_cimdgate() {
     };
     let env = TestEnv::start_with(|c| {
         c.identity.mode = IdentityMode::Upstream;
-        c.identity.upstream = Some(UpstreamConfig {
+        c.identity.upstream = Some(IdpConfig {
             issuer: Some(Url::parse(&format!("http://127.0.0.1:{port}")).unwrap()),
             client_id: CLIENT_ID.into(),
-            ..UpstreamConfig::default()
+            ..IdpConfig::default()
         });
     })
     .await;

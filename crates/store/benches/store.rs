@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use cimdgate_store::embedded::EmbeddedStore;
-use cimdgate_store::{ClientKind, CodeRecord, CodeRedemption, RefreshRecord, Store, TokenHash};
+use cimdgate_store::{
+    ClientKind, CodeRecord, CodeRedemption, DocumentBinding, Grant, RefreshRecord, Scopes, Store,
+    TokenHash,
+};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const TASKS: u64 = 64;
@@ -26,19 +29,25 @@ fn fresh_hash() -> TokenHash {
     TokenHash(format!("{:064x}", NEXT.fetch_add(1, Ordering::Relaxed)))
 }
 
-fn refresh_record() -> RefreshRecord {
-    RefreshRecord {
-        family_id: "family-0123456789abcdef".into(),
+fn grant() -> Grant {
+    Grant {
         client_id: "https://client.example.com/oauth/client-metadata.json".into(),
         client_kind: ClientKind::Cimd,
         subject: "alice".into(),
-        scope: "mcp read write".into(),
+        scope: Scopes::parse("mcp read write"),
         resource: "https://as.example.com/mcp".into(),
-        document_hash: Some(
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
-        ),
-        document_snapshot: None,
-        upstream_ref: None,
+        family_id: "family-0123456789abcdef".into(),
+        document: Some(DocumentBinding {
+            digest: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
+            auth_method: "none".into(),
+        }),
+        idp_ref: None,
+    }
+}
+
+fn refresh_record() -> RefreshRecord {
+    RefreshRecord {
+        grant: grant(),
         issued_at: SystemTime::now(),
         expires_at: SystemTime::now() + Duration::from_secs(86_400),
     }
@@ -46,17 +55,9 @@ fn refresh_record() -> RefreshRecord {
 
 fn code_record() -> CodeRecord {
     CodeRecord {
-        client_id: "https://client.example.com/oauth/client-metadata.json".into(),
-        client_kind: ClientKind::Cimd,
+        grant: grant(),
         redirect_uri: "http://127.0.0.1:33418/callback".into(),
         code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
-        resource: "https://as.example.com/mcp".into(),
-        scope: "mcp read write".into(),
-        subject: "alice".into(),
-        family_id: "family-0123456789abcdef".into(),
-        document_hash: Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into()),
-        document_snapshot: Some(r#"{"client_id":"https://client.example.com/oauth/client-metadata.json","client_name":"Bench","redirect_uris":["http://127.0.0.1:33418/callback"]}"#.into()),
-        upstream_ref: None,
         auth_time: SystemTime::now(),
         expires_at: SystemTime::now() + Duration::from_secs(3600),
     }

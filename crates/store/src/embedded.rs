@@ -42,7 +42,8 @@ use tokio::sync::oneshot;
 
 use crate::{
     CodeRecord, CodeRedeem, CodeRedeemOutcome, CodeRedemption, ConsentRecord, RefreshRecord,
-    RefreshRotation, RegisteredClient, SeenClient, SigningKeyRecord, Store, StoreError, TokenHash,
+    RefreshRotation, RegisteredClient, SeenClient, SigningKeyRecord, SpentRefresh, Store,
+    StoreError, TokenHash,
 };
 use codec::{
     CLIENTS, CODES, CONSENTS, FAMILIES, REFRESH, SEEN, SIGNING_KEYS, StoredCode, StoredRefresh,
@@ -390,6 +391,17 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn spend_refresh(
+        &self,
+        token: &TokenHash,
+        revoke_until: SystemTime,
+        now: SystemTime,
+    ) -> Result<SpentRefresh, StoreError> {
+        let token = token.0.clone();
+        self.write(move |t| ops::spend_refresh(t, &token, revoke_until, now))
+            .await
+    }
+
     /// Only an *active* token is returned: `None` when it is unknown, expired, already
     /// rotated (spent), or its family is revoked.
     async fn get_refresh(
@@ -407,7 +419,7 @@ impl Store for EmbeddedStore {
                 return Ok(None);
             }
             let families = open_table(txn, FAMILIES)?;
-            if ops::family_revoked(&families, &stored.record.family_id, now)? {
+            if ops::family_revoked(&families, &stored.record.grant.family_id, now)? {
                 return Ok(None);
             }
             Ok(Some(stored.record))

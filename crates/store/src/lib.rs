@@ -130,6 +130,23 @@ pub enum RefreshRotation {
     NotFound,
 }
 
+/// Result of [`Store::spend_refresh`]: what a refresh token that is not active was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpentRefresh {
+    /// It had already been rotated: reuse. The store has revoked the whole family in the same
+    /// transaction; the caller refuses and audits.
+    Reused {
+        /// The family that was revoked.
+        family_id: String,
+    },
+    /// Its family was revoked earlier (code reuse, revocation, earlier reuse).
+    FamilyRevoked,
+    /// Unknown or expired.
+    Unknown,
+    /// It is active after all (nothing was changed): the caller rotates it.
+    Active,
+}
+
 /// The storage trait. Implementations: [`embedded::EmbeddedStore`] (redb) and
 /// [`redis::RedisStore`].
 #[async_trait]
@@ -189,6 +206,16 @@ pub trait Store: Send + Sync + 'static {
         new_record: &RefreshRecord,
         now: SystemTime,
     ) -> Result<RefreshRotation, StoreError>;
+    /// For a refresh token that [`Store::get_refresh`] did not find active: if it was already
+    /// rotated (spent), this is reuse — revoke its family until `revoke_until` (or the
+    /// token's own expiry, if later) in the same transaction and say
+    /// [`SpentRefresh::Reused`] (OAuth 2.1 §4.3.1); otherwise say what it is. Atomic.
+    async fn spend_refresh(
+        &self,
+        token: &TokenHash,
+        revoke_until: SystemTime,
+        now: SystemTime,
+    ) -> Result<SpentRefresh, StoreError>;
     /// Look up a refresh token without spending it (for `/revoke` and introspection).
     /// Only an *active* token is returned: `None` when it is unknown, expired, already rotated
     /// (spent), or its family is revoked.

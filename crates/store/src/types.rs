@@ -102,6 +102,96 @@ impl fmt::Debug for TokenHash {
     }
 }
 
+/// A set of OAuth scopes (RFC 6749 §3.3): distinct scope tokens in the order first given,
+/// carried on the wire and stored as one space-separated string. Parsing splits on any run of
+/// ASCII whitespace (so `" offline_access"` from a real client is the one scope
+/// `offline_access`) and drops repeats.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Scopes(Vec<String>);
+
+impl Scopes {
+    /// Parse a `scope` parameter.
+    pub fn parse(s: &str) -> Self {
+        let mut out: Vec<String> = Vec::new();
+        for t in s.split_ascii_whitespace() {
+            if !out.iter().any(|o| o == t) {
+                out.push(t.to_owned());
+            }
+        }
+        Scopes(out)
+    }
+
+    /// From individual scope tokens (repeats dropped).
+    pub fn from_tokens<I: IntoIterator<Item = S>, S: AsRef<str>>(tokens: I) -> Self {
+        let mut out: Vec<String> = Vec::new();
+        for t in tokens {
+            let t = t.as_ref();
+            if !t.is_empty() && !out.iter().any(|o| o == t) {
+                out.push(t.to_owned());
+            }
+        }
+        Scopes(out)
+    }
+
+    /// Whether `scope` is in the set.
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.iter().any(|s| s == scope)
+    }
+
+    /// Whether every scope of `self` is in `other`.
+    pub fn is_subset_of(&self, other: &Scopes) -> bool {
+        self.0.iter().all(|s| other.contains(s))
+    }
+
+    /// The first scope of `self` that `other` lacks.
+    pub fn first_missing_from<'a>(&'a self, other: &Scopes) -> Option<&'a str> {
+        self.0
+            .iter()
+            .map(String::as_str)
+            .find(|s| !other.contains(s))
+    }
+
+    /// The scopes of `self` that are also in `other`, in `self`'s order.
+    pub fn intersection(&self, other: &Scopes) -> Scopes {
+        Scopes(
+            self.0
+                .iter()
+                .filter(|s| other.contains(s))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// No scope at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The scope tokens.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+impl fmt::Display for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join(" "))
+    }
+}
+
+impl Serialize for Scopes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scopes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Scopes::parse(&s))
+    }
+}
+
 /// What kind of client a record belongs to (draft §7.1: an explicit discriminator, never the
 /// `https://` prefix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,32 +203,49 @@ pub enum ClientKind {
     Dcr,
 }
 
-/// An authorization code's binding (SPEC §4: client_id, redirect_uri, PKCE challenge, resource,
-/// scopes, user, and the document snapshot).
+/// What the user approved, bound to an authorization code and carried unchanged by every
+/// refresh token of the family the code starts (OAuth 2.1 §4.1.3, §4.3; RFC 8707 §2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CodeRecord {
-    /// The client the code was issued to (exact string).
+pub struct Grant {
+    /// The client (exact client_id string).
     pub client_id: String,
     /// CIMD or DCR.
     pub client_kind: ClientKind,
-    /// The redirect URI used at /authorize (must be repeated exactly at /token).
+    /// The user.
+    pub subject: String,
+    /// Granted scopes.
+    pub scope: Scopes,
+    /// The RFC 8707 resource: the audience of every access token of the grant.
+    pub resource: String,
+    /// The token family (one per code exchange); code or refresh reuse revokes all of it.
+    pub family_id: String,
+    /// The CIMD document the user approved; `None` for DCR clients.
+    pub document: Option<DocumentBinding>,
+    /// Reference to the user's sealed IdP tokens, after an IdP sign-in.
+    pub idp_ref: Option<String>,
+}
+
+/// The CIMD document a grant was approved with: its digest, and the part of it a changed
+/// document may not alter without a new authorization (the token endpoint auth method).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentBinding {
+    /// SHA-256 (hex) of the validated document, computed once where it is validated.
+    pub digest: String,
+    /// Its `token_endpoint_auth_method` (`none`, `private_key_jwt`).
+    pub auth_method: String,
+}
+
+/// An authorization code's record: the grant plus what the code exchange must repeat
+/// (redirect URI, PKCE challenge).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "legacy::CodeWire")]
+pub struct CodeRecord {
+    /// What was approved.
+    pub grant: Grant,
+    /// The redirect URI used at /authorize (must be repeated exactly at /token when sent).
     pub redirect_uri: String,
     /// PKCE S256 challenge.
     pub code_challenge: String,
-    /// RFC 8707 resource the token will be bound to.
-    pub resource: String,
-    /// Granted scopes, space-separated.
-    pub scope: String,
-    /// The authenticated user.
-    pub subject: String,
-    /// The token family this code starts; reuse of the code revokes it.
-    pub family_id: String,
-    /// SHA-256 (hex) of the validated document the user approved; `None` for DCR clients.
-    pub document_hash: Option<String>,
-    /// The validated document (JSON) the user approved; `None` for DCR clients.
-    pub document_snapshot: Option<String>,
-    /// Reference to encrypted upstream tokens, in upstream identity mode.
-    pub upstream_ref: Option<String>,
     /// When the user authenticated.
     #[serde(with = "unix_secs")]
     pub auth_time: SystemTime,
@@ -147,34 +254,149 @@ pub struct CodeRecord {
     pub expires_at: SystemTime,
 }
 
-/// A refresh token's record. Refresh tokens are opaque; the record holds everything needed
-/// to issue the next access token.
+/// A refresh token's record: the grant it continues. Refresh tokens are opaque; the record
+/// holds everything needed to issue the next access token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "legacy::RefreshWire")]
 pub struct RefreshRecord {
-    /// The family (one per code exchange); reuse of a spent member revokes all of it.
-    pub family_id: String,
-    /// The client (exact string).
-    pub client_id: String,
-    /// CIMD or DCR.
-    pub client_kind: ClientKind,
-    /// The user.
-    pub subject: String,
-    /// Scopes, space-separated.
-    pub scope: String,
-    /// The resource (token audience).
-    pub resource: String,
-    /// SHA-256 of the document approved at /authorize (CIMD clients).
-    pub document_hash: Option<String>,
-    /// The approved document snapshot (CIMD clients).
-    pub document_snapshot: Option<String>,
-    /// Reference to encrypted upstream tokens.
-    pub upstream_ref: Option<String>,
+    /// What was approved (the refresh token keeps the grant's whole scope).
+    pub grant: Grant,
     /// When this token was issued.
     #[serde(with = "unix_secs")]
     pub issued_at: SystemTime,
     /// Expiry.
     #[serde(with = "unix_secs")]
     pub expires_at: SystemTime,
+}
+
+/// Reading records written before [`Grant`] existed (flat fields and the whole document
+/// JSON), so codes and refresh tokens issued by an older version keep working after an upgrade.
+/// One pass: the wire struct accepts both layouts and the conversion picks one.
+mod legacy {
+    use std::time::SystemTime;
+
+    use serde::Deserialize;
+
+    use super::{ClientKind, CodeRecord, DocumentBinding, Grant, RefreshRecord, Scopes, unix_secs};
+
+    /// A wire struct with the current `grant` and the flat fields of the first layout, plus
+    /// the record's own fields. (Not `#[serde(flatten)]`: that buffers every record read.)
+    macro_rules! wire {
+        ($name:ident { $($field:ident: $ty:ty $(= $with:literal)?),* $(,)? }) => {
+            #[derive(Deserialize)]
+            pub(super) struct $name {
+                grant: Option<Grant>,
+                client_id: Option<String>,
+                client_kind: Option<ClientKind>,
+                subject: Option<String>,
+                scope: Option<Scopes>,
+                resource: Option<String>,
+                family_id: Option<String>,
+                document_hash: Option<String>,
+                document_snapshot: Option<String>,
+                upstream_ref: Option<String>,
+                $($(#[serde(with = $with)])? $field: $ty,)*
+            }
+
+            impl $name {
+                fn take_grant(&mut self) -> Result<Grant, String> {
+                    FlatGrant {
+                        client_id: self.client_id.take(),
+                        client_kind: self.client_kind.take(),
+                        subject: self.subject.take(),
+                        scope: self.scope.take(),
+                        resource: self.resource.take(),
+                        family_id: self.family_id.take(),
+                        document_hash: self.document_hash.take(),
+                        document_snapshot: self.document_snapshot.take(),
+                        upstream_ref: self.upstream_ref.take(),
+                    }
+                    .into_grant(self.grant.take())
+                }
+            }
+        };
+    }
+
+    struct FlatGrant {
+        client_id: Option<String>,
+        client_kind: Option<ClientKind>,
+        subject: Option<String>,
+        scope: Option<Scopes>,
+        resource: Option<String>,
+        family_id: Option<String>,
+        document_hash: Option<String>,
+        document_snapshot: Option<String>,
+        upstream_ref: Option<String>,
+    }
+
+    impl FlatGrant {
+        fn into_grant(self, current: Option<Grant>) -> Result<Grant, String> {
+            if let Some(g) = current {
+                return Ok(g);
+            }
+            let missing = |f: &str| format!("record has neither `grant` nor `{f}`");
+            // The auth method was only kept inside the document snapshot; a snapshot that says
+            // nothing means the draft's default, `none`.
+            let auth_method = self
+                .document_snapshot
+                .as_deref()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+                .and_then(|v| {
+                    v.get("token_endpoint_auth_method")
+                        .and_then(|m| m.as_str().map(str::to_owned))
+                })
+                .unwrap_or_else(|| "none".to_owned());
+            Ok(Grant {
+                client_id: self.client_id.ok_or_else(|| missing("client_id"))?,
+                client_kind: self.client_kind.ok_or_else(|| missing("client_kind"))?,
+                subject: self.subject.ok_or_else(|| missing("subject"))?,
+                scope: self.scope.unwrap_or_default(),
+                resource: self.resource.ok_or_else(|| missing("resource"))?,
+                family_id: self.family_id.ok_or_else(|| missing("family_id"))?,
+                document: self.document_hash.map(|digest| DocumentBinding {
+                    digest,
+                    auth_method,
+                }),
+                idp_ref: self.upstream_ref,
+            })
+        }
+    }
+
+    wire!(CodeWire {
+        redirect_uri: String,
+        code_challenge: String,
+        auth_time: SystemTime = "unix_secs",
+        expires_at: SystemTime = "unix_secs",
+    });
+
+    impl TryFrom<CodeWire> for CodeRecord {
+        type Error = String;
+        fn try_from(mut w: CodeWire) -> Result<Self, String> {
+            Ok(CodeRecord {
+                grant: w.take_grant()?,
+                redirect_uri: w.redirect_uri,
+                code_challenge: w.code_challenge,
+                auth_time: w.auth_time,
+                expires_at: w.expires_at,
+            })
+        }
+    }
+
+    wire!(RefreshWire {
+        issued_at: SystemTime = "unix_secs",
+        expires_at: SystemTime = "unix_secs",
+    });
+
+    impl TryFrom<RefreshWire> for RefreshRecord {
+        type Error = String;
+        fn try_from(mut w: RefreshWire) -> Result<Self, String> {
+            Ok(RefreshRecord {
+                grant: w.take_grant()?,
+                issued_at: w.issued_at,
+                expires_at: w.expires_at,
+            })
+        }
+    }
 }
 
 /// A remembered consent decision.
@@ -310,6 +532,55 @@ mod tests {
         assert!(ka.0 < kb.0 && kb.0 < kc.0, "keys sort by issue time");
         assert_eq!(ka.0, format!("{}{}", hex(&raw[1..9]), sha(&a)));
         assert_eq!(TokenHash::of(&a), ka, "deterministic");
+    }
+
+    #[test]
+    fn scopes_parse_dedupe_and_round_trip_as_one_string() {
+        let s = Scopes::parse("  offline_access\tmcp  mcp read ");
+        assert_eq!(s.to_string(), "offline_access mcp read");
+        assert!(s.contains("mcp") && !s.contains("admin"));
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(json, r#""offline_access mcp read""#);
+        assert_eq!(serde_json::from_str::<Scopes>(&json).unwrap(), s);
+        let small = Scopes::parse("read mcp");
+        assert!(small.is_subset_of(&s) && !s.is_subset_of(&small));
+        assert_eq!(s.first_missing_from(&small), Some("offline_access"));
+        assert_eq!(s.intersection(&small).to_string(), "mcp read");
+        assert!(Scopes::parse(" ").is_empty());
+    }
+
+    #[test]
+    fn records_of_the_flat_layout_still_read() {
+        let code = r#"{"client_id":"https://c.test/x","client_kind":"cimd",
+            "redirect_uri":"http://127.0.0.1/cb","code_challenge":"ch","resource":"http://r/mcp",
+            "scope":"mcp read","subject":"alice","family_id":"f1","document_hash":"d1",
+            "document_snapshot":"{\"token_endpoint_auth_method\":\"private_key_jwt\"}",
+            "upstream_ref":"u1","auth_time":5,"expires_at":6}"#;
+        let c: CodeRecord = serde_json::from_str(code).unwrap();
+        assert_eq!(c.grant.client_id, "https://c.test/x");
+        assert_eq!(c.grant.scope.to_string(), "mcp read");
+        assert_eq!(
+            c.grant.document,
+            Some(DocumentBinding {
+                digest: "d1".into(),
+                auth_method: "private_key_jwt".into()
+            })
+        );
+        assert_eq!(c.grant.idp_ref.as_deref(), Some("u1"));
+        // Written back in the current layout, read back the same.
+        let again: CodeRecord = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(again, c);
+        let rt = r#"{"family_id":"f1","client_id":"dcr_a","client_kind":"dcr","subject":"bob",
+            "scope":"mcp","resource":"http://r/mcp","document_hash":null,"document_snapshot":null,
+            "upstream_ref":null,"issued_at":1,"expires_at":2}"#;
+        let r: RefreshRecord = serde_json::from_str(rt).unwrap();
+        assert_eq!(
+            (r.grant.subject.as_str(), r.grant.document.is_none()),
+            ("bob", true)
+        );
+        assert!(
+            serde_json::from_str::<RefreshRecord>(r#"{"issued_at":1,"expires_at":2}"#).is_err()
+        );
     }
 
     #[test]

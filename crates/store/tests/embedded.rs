@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cimdgate_store::embedded::{DB_FILE_NAME, EmbeddedStore};
-use cimdgate_store::{CodeRedemption, RefreshRotation, Store, StoreError};
+use cimdgate_store::{CodeRedemption, RefreshRotation, SpentRefresh, Store, StoreError};
 use common::*;
 
 async fn code_is_redeemed_once_then_already_used(s: Arc<dyn Store>) {
@@ -448,8 +448,68 @@ async fn health_is_ok_when_open(s: Arc<dyn Store>) {
     s.health().await.unwrap();
 }
 
+/// `spend_refresh`, one case per rule: what a token the active read did not return is.
+async fn spending_a_refresh_token_tells_reuse_from_revoked_and_unknown(s: Arc<dyn Store>) {
+    let until = future() + HOUR;
+    // Unknown, and expired: nothing to revoke.
+    assert_eq!(
+        s.spend_refresh(&hash("never"), until, now()).await.unwrap(),
+        SpentRefresh::Unknown
+    );
+    s.put_refresh(&hash("old"), &refresh("expired-fam", past()))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.spend_refresh(&hash("old"), until, now()).await.unwrap(),
+        SpentRefresh::Unknown
+    );
+    assert!(!s.is_family_revoked("expired-fam", now()).await.unwrap());
+
+    // Active: reported, nothing changes — it still rotates afterwards.
+    let (a, b) = (hash("a"), hash("b"));
+    s.put_refresh(&a, &refresh("fam", future())).await.unwrap();
+    assert_eq!(
+        s.spend_refresh(&a, until, now()).await.unwrap(),
+        SpentRefresh::Active
+    );
+    assert!(!s.is_family_revoked("fam", now()).await.unwrap());
+    assert!(matches!(
+        s.rotate_refresh(&a, &b, &refresh("fam", future()), now())
+            .await
+            .unwrap(),
+        RefreshRotation::Rotated(_)
+    ));
+
+    // Spent (rotated): reuse revokes the family, so the token it was rotated to dies too.
+    assert_eq!(
+        s.spend_refresh(&a, until, now()).await.unwrap(),
+        SpentRefresh::Reused {
+            family_id: "fam".into()
+        }
+    );
+    assert!(s.is_family_revoked("fam", now()).await.unwrap());
+    assert_eq!(s.get_refresh(&b, now()).await.unwrap(), None);
+    // ... until `revoke_until` at least (the token's own expiry is earlier here).
+    assert!(
+        s.is_family_revoked("fam", future() + 60 * Duration::from_secs(50))
+            .await
+            .unwrap()
+    );
+
+    // A family revoked earlier: said so, for the spent and for the live member alike.
+    assert_eq!(
+        s.spend_refresh(&a, until, now()).await.unwrap(),
+        SpentRefresh::FamilyRevoked
+    );
+    assert_eq!(
+        s.spend_refresh(&b, until, now()).await.unwrap(),
+        SpentRefresh::FamilyRevoked
+    );
+}
+
 both_backends!(
     code_is_redeemed_once_then_already_used,
+    spending_a_refresh_token_tells_reuse_from_revoked_and_unknown,
     code_unknown_or_expired_is_not_found,
     refresh_rotation_spends_the_old_token_and_stores_the_new,
     refresh_reuse_revokes_the_whole_family,

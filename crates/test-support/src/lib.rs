@@ -9,12 +9,17 @@
 //! | [`HttpsHost`] | a real HTTPS server (axum-server + rustls) serving an [`axum::Router`], counting connections and requests |
 //! | [`DnsServer`] | a tiny UDP DNS server answering `A`/`AAAA` from a fixed table, counting queries |
 //! | [`TcpProbe`] | a plain TCP listener that only counts connection attempts (e.g. a fake proxy) |
+//! | [`RedisServer`] | a private `redis-server` on a free loopback port |
+//! | [`config`] | the TOML of a test installation, and a cheap argon2id password hash |
+//! | [`keys`] | signing keys (ES256/RS256/EdDSA…) with their public JWKs, and client-assertion claims |
 //!
 //! Call [`install_crypto_provider`] if a test builds rustls configs through a path that relies on
 //! the process-wide default provider; the fixtures here pass the aws-lc-rs provider explicitly.
 #![warn(missing_docs)]
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test fixtures: failing loudly is the point
 
+pub mod config;
+pub mod keys;
 mod redis_server;
 pub use redis_server::RedisServer;
 

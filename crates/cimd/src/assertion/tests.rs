@@ -2,8 +2,7 @@
 //! and signatures (inline `jwks`; `jwks_uri` is covered by `tests/assertion.rs`).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-#[path = "../../tests/common/keys.rs"]
-mod test_keys;
+use cimdgate_test_support::keys as test_keys;
 
 mod keys_and_documents;
 

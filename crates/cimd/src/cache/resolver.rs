@@ -17,7 +17,7 @@ use super::freshness::{
 };
 use super::local::LocalCache;
 use super::store::{DocumentStore, MemoryDocumentStore, NegativeEntry, StoredDocument};
-use super::{CacheConfig, ResolveError, ResolvedClient, add_or_same};
+use super::{CacheConfig, ResolveError, ResolvedClient, add_or_same, document_digest};
 use crate::client_id::ClientIdUrl;
 use crate::document::{MAX_DOCUMENT_BYTES, Profile, ValidationReport, validate_document};
 use crate::fetch::{FetchError, FetchRequest, Fetcher};
@@ -322,6 +322,7 @@ impl Inner {
             // times come from the (possibly revalidated) stored entry.
             Some(m) => Arc::new(ResolvedClient {
                 document: m.document.clone(),
+                digest: m.digest.clone(),
                 warnings: m.warnings.clone(),
                 fetched_at: d.fetched_at,
                 fresh_until: d.fresh_until,
@@ -362,6 +363,7 @@ impl Inner {
         self.counters.validations.fetch_add(1, Ordering::Relaxed);
         let v = validate_document(&c.body, Some(id), self.profile)?;
         Ok(Arc::new(ResolvedClient {
+            digest: document_digest(&v.document),
             document: v.document,
             warnings: v.warnings,
             fetched_at: c.fetched_at,
@@ -481,6 +483,7 @@ impl Inner {
         let policy = new_policy(key, headers, now);
         let fresh = freshness(&policy, headers, now, &self.cfg);
         let resolved = Arc::new(ResolvedClient {
+            digest: document_digest(&v.document),
             document: v.document,
             warnings: v.warnings,
             fetched_at: now,
@@ -520,6 +523,7 @@ impl Inner {
         let fresh = freshness(&policy, merged_headers, now, &self.cfg);
         let resolved = Arc::new(ResolvedClient {
             document: base.document.clone(),
+            digest: base.digest.clone(),
             warnings: base.warnings.clone(),
             fetched_at: now,
             fresh_until: fresh_until(fresh, now),

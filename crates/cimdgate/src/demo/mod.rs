@@ -23,7 +23,7 @@ use cimdgate_client::discovery::{fetch_as_metadata, fetch_prm, probe};
 use cimdgate_client::flow::{AuthorizationRequest, ClientChoice, choose_client, refresh};
 use cimdgate_client::form::{FormDriver, Step};
 use cimdgate_client::mcp::McpSession;
-use cimdgate_client::{Discovery, TokenSet};
+use cimdgate_client::{Discovery, ExposeSecret, TokenSet};
 use cimdgate_server::Config;
 use cimdgate_server::config::LocalUser;
 use serde_json::json;
@@ -243,9 +243,13 @@ async fn walk(steps: &mut Steps) -> Result<(), Failed> {
 
     let mut session = steps
         .run("mcp initialize", async {
-            let s = McpSession::initialize(&http, mcp_url.as_str(), &tokens.access_token)
-                .await
-                .map_err(|e| e.to_string())?;
+            let s = McpSession::initialize(
+                &http,
+                mcp_url.as_str(),
+                tokens.access_token.expose_secret(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             let d = format!(
                 "protocol {}, server {}",
                 s.server_info["protocolVersion"].as_str().unwrap_or("?"),
@@ -276,7 +280,8 @@ async fn walk(steps: &mut Steps) -> Result<(), Failed> {
         .run("refresh", async {
             let rt = tokens
                 .refresh_token
-                .as_deref()
+                .as_ref()
+                .map(ExposeSecret::expose_secret)
                 .ok_or("no refresh token was issued")?;
             let t = refresh(
                 &http,
@@ -287,10 +292,13 @@ async fn walk(steps: &mut Steps) -> Result<(), Failed> {
             )
             .await
             .map_err(|e| e.to_string())?;
-            if t.access_token == tokens.access_token {
+            if t.access_token.expose_secret() == tokens.access_token.expose_secret() {
                 return Err("the refreshed access token is the old one".into());
             }
-            let rotated = t.refresh_token.as_deref().is_some_and(|n| n != rt);
+            let rotated = t
+                .refresh_token
+                .as_ref()
+                .is_some_and(|n| n.expose_secret() != rt);
             let d = format!(
                 "new access token; refresh token {}",
                 if rotated { "rotated" } else { "kept" }
@@ -300,9 +308,13 @@ async fn walk(steps: &mut Steps) -> Result<(), Failed> {
         .await?;
     steps
         .run("echo with refreshed token", async {
-            let mut s = McpSession::initialize(&http, mcp_url.as_str(), &refreshed.access_token)
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut s = McpSession::initialize(
+                &http,
+                mcp_url.as_str(),
+                refreshed.access_token.expose_secret(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             echo(&mut s).await
         })
         .await?;
@@ -324,6 +336,7 @@ async fn echo(session: &mut McpSession) -> Result<((), String), String> {
 fn describe_tokens(t: &TokenSet) -> String {
     let aud = t
         .access_token
+        .expose_secret()
         .split('.')
         .nth(1)
         .and_then(|p| {
@@ -391,7 +404,7 @@ async fn start() -> Result<(Running, String), String> {
     config.store.url = format!("embedded:{}", dir.path().join("store").display());
     config.identity.users.push(LocalUser {
         username: DEMO_USER.into(),
-        password_hash: hash,
+        password_hash: hash.into(),
         name: Some("Demo user".into()),
     });
     config

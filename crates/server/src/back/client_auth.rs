@@ -1,5 +1,5 @@
-//! Client authentication at `/token` and `/revoke` (SPEC §3.7; RFC 6749 §2.3, RFC 7523 §2.2,
-//! RFC 7521 §4.2, OAuth 2.1 §2.4).
+//! Client authentication at `/token` and `/revoke` (RFC 6749 §2.3, RFC 7523 §2.2, RFC 7521
+//! §4.2, OAuth 2.1 §2.4; draft-ietf-oauth-client-id-metadata-document §5 for CIMD clients).
 //!
 //! `authenticate_client` is an ordered list of named steps:
 //! 1. `presented_credentials` — what the request carries: `client_id`, a secret (HTTP Basic or
@@ -18,45 +18,22 @@
 //!
 //! Every failure is 401 `invalid_client` naming the problem; store failures are 503.
 
-use std::sync::Arc;
-use std::time::SystemTime;
-
-use async_trait::async_trait;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use subtle::ConstantTimeEq;
 
-use cimd::assertion::{AssertionError, ReplayStore, ReplayStoreError};
-use cimdgate_store::{JtiRecord, Store, TokenHash};
+use cimd::assertion::AssertionError;
+use cimdgate_store::{JtiRecord, TokenHash};
 
+use super::ctx::BackCtx;
 use super::form::Params;
 use crate::audit;
 use crate::clients::{Client, Purpose, resolve_client};
 use crate::error::OAuthError;
-use crate::state::AppState;
 
 /// RFC 7523 §2.2 `client_assertion_type`.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// The [`ReplayStore`] of the assertion verifier: `jti` values recorded in the shared store, so
-/// an assertion is single-use across every replica (SPEC §3.7).
-pub struct StoreReplay(pub Arc<dyn Store>);
-
-#[async_trait]
-impl ReplayStore for StoreReplay {
-    async fn record_once(
-        &self,
-        client_id: &str,
-        jti: &str,
-        expires_at: SystemTime,
-    ) -> Result<bool, ReplayStoreError> {
-        self.0
-            .record_jti(client_id, jti, expires_at)
-            .await
-            .map_err(|e| ReplayStoreError::Backend(e.to_string()))
-    }
-}
 
 /// How the secret was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,11 +85,11 @@ pub struct Authenticated {
 /// Authenticate the client of a `/token` or `/revoke` request (see the module doc), recording
 /// an assertion's `jti` before returning.
 pub async fn authenticate_client(
-    app: &AppState,
+    ctx: &BackCtx,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Client, OAuthError> {
-    let auth = authenticate_client_with(app, headers, params, ReplayCheck::Immediate).await?;
+    let auth = authenticate_client_with(ctx, headers, params, ReplayCheck::Immediate).await?;
     // Immediate mode records the jti itself and never returns one (see `check_method`).
     Ok(auth.client)
 }
@@ -120,7 +97,7 @@ pub async fn authenticate_client(
 /// Authenticate the client of a `/token` or `/revoke` request (see the module doc); `replay`
 /// says who records a client assertion's `jti`.
 pub async fn authenticate_client_with(
-    app: &AppState,
+    ctx: &BackCtx,
     headers: &HeaderMap,
     params: &Params,
     replay: ReplayCheck,
@@ -132,10 +109,10 @@ pub async fn authenticate_client_with(
              client_assertion",
         ));
     };
-    let client = resolve_client(&app.shared, client_id, Purpose::Token)
+    let client = resolve_client(&ctx.services, client_id, Purpose::Token)
         .await
-        .map_err(|e| e.to_oauth())?;
-    let pending_jti = check_method(app, &client, &creds, replay).await?;
+        .map_err(|e| e.to_oauth(Purpose::Token))?;
+    let pending_jti = check_method(ctx, &client, &creds, replay).await?;
     Ok(Authenticated {
         client,
         pending_jti,
@@ -274,7 +251,7 @@ pub fn peek_assertion_client(assertion: &str) -> Result<String, OAuthError> {
 /// Step 3: the registered method, and nothing else. Returns the `jti` still to record
 /// ([`ReplayCheck::Deferred`] with an assertion only).
 async fn check_method(
-    app: &AppState,
+    ctx: &BackCtx,
     client: &Client,
     creds: &Credentials<'_>,
     replay: ReplayCheck,
@@ -292,7 +269,7 @@ async fn check_method(
             let doc = &c.resolved.document;
             match (client.auth_method(), creds.assertion) {
                 ("private_key_jwt", Some(assertion)) => {
-                    verify_assertion(app, id, assertion, doc, replay).await
+                    verify_assertion(ctx, id, assertion, doc, replay).await
                 }
                 ("private_key_jwt", None) => Err(invalid(format!(
                     "client {id} declares token_endpoint_auth_method private_key_jwt in its \
@@ -340,13 +317,13 @@ fn check_secret(id: &str, stored: Option<&str>, presented: &str) -> Result<(), O
 }
 
 async fn verify_assertion(
-    app: &AppState,
+    ctx: &BackCtx,
     id: &str,
     assertion: &str,
     doc: &cimd::ClientDocument,
     replay: ReplayCheck,
 ) -> Result<Option<JtiRecord>, OAuthError> {
-    let verifier = &app.back.verifier;
+    let verifier = &ctx.verifier;
     let verified = match replay {
         ReplayCheck::Immediate => verifier.verify(assertion, doc).await.map(|_| None),
         ReplayCheck::Deferred => verifier.verify_deferred(assertion, doc).await.map(|u| {
@@ -384,9 +361,9 @@ pub fn jti_replayed(client_id: &str, jti: String) -> OAuthError {
 /// before its combined store write, so a verified assertion is used up whatever the outcome,
 /// as in [`ReplayCheck::Immediate`] mode. `Ok(())` when it was new; the replay refusal
 /// ([`jti_replayed`]) when it was already recorded.
-pub async fn record_pending_jti(app: &AppState, jti: &JtiRecord) -> Result<(), OAuthError> {
-    let fresh = app
-        .shared
+pub async fn record_pending_jti(ctx: &BackCtx, jti: &JtiRecord) -> Result<(), OAuthError> {
+    let fresh = ctx
+        .services
         .store
         .record_jti(&jti.client_id, &jti.jti, jti.expires_at)
         .await?;
@@ -506,7 +483,7 @@ mod tests {
             match (presented_credentials(&h, &p), want) {
                 (Ok(c), Ok(id)) => assert_eq!(c.client_id.as_deref(), Some(id), "{name}"),
                 (Err(e), Err(msg)) => {
-                    assert_eq!(e.error, "invalid_client", "{name}");
+                    assert_eq!(e.code.as_str(), "invalid_client", "{name}");
                     assert!(e.description.contains(msg), "{name}: {}", e.description);
                 }
                 (got, want) => panic!("{name}: got {got:?}, want {want:?}"),

@@ -1,13 +1,21 @@
-//! Form-encoded request bodies (RFC 6749 §3.2: `application/x-www-form-urlencoded`, parameters
-//! sent without a value are treated as omitted, and no parameter may be repeated) and the
-//! no-store JSON responses of the token and revocation endpoints (RFC 6749 §5.1).
+//! What every machine-facing endpoint shares: form-encoded request bodies (RFC 6749 §3.2:
+//! `application/x-www-form-urlencoded`, parameters sent without a value are treated as omitted,
+//! and no parameter may be repeated) read by the [`OAuthForm`] extractor, whose rejection is the
+//! OAuth error; the no-store JSON responses (RFC 6749 §5.1, [`NoStoreJson`]); and the per-IP
+//! rate limit in front of every endpoint whose request can trigger a fetch ([`limit_per_ip`]).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::ctx::BackCtx;
 use crate::error::OAuthError;
 
 /// Parsed form parameters (each at most once; empty values dropped).
@@ -58,6 +66,25 @@ pub fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError
     Ok(Params(map))
 }
 
+/// The form parameters of a request; rejected with the OAuth error (`invalid_request`,
+/// `invalid_target` for a repeated `resource`) when the body is not an acceptable form.
+#[derive(Debug)]
+pub struct OAuthForm(pub Params);
+
+impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        parse_form(&headers, &body)
+            .map(OAuthForm)
+            .map_err(IntoResponse::into_response)
+    }
+}
+
 /// Add `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
 pub fn no_store(mut response: Response) -> Response {
     let h = response.headers_mut();
@@ -66,9 +93,29 @@ pub fn no_store(mut response: Response) -> Response {
     response
 }
 
-/// A no-store JSON response.
-pub fn json_no_store(status: StatusCode, body: serde_json::Value) -> Response {
-    no_store((status, Json(body)).into_response())
+/// A JSON response with `Cache-Control: no-store`.
+#[derive(Debug)]
+pub struct NoStoreJson(pub StatusCode, pub serde_json::Value);
+
+impl IntoResponse for NoStoreJson {
+    fn into_response(self) -> Response {
+        no_store((self.0, Json(self.1)).into_response())
+    }
+}
+
+/// Per-source-IP rate limit (middleware): a token, revocation or registration request can
+/// trigger a fetch (a stale client document, a `jwks_uri`), so it is limited before anything
+/// else is read.
+pub async fn limit_per_ip(
+    State(ctx): State<Arc<BackCtx>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match ctx.services.limits.check_ip(peer.ip()).await {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 #[cfg(test)]
@@ -116,7 +163,7 @@ mod tests {
             let got = parse_form(&form_headers(ct), body.as_bytes());
             match (got, want) {
                 (Ok(p), Ok(v)) => assert_eq!(p.get("a"), *v, "{ct} {body}"),
-                (Err(e), Err(code)) => assert_eq!(e.error, *code, "{ct} {body}"),
+                (Err(e), Err(code)) => assert_eq!(e.code.as_str(), *code, "{ct} {body}"),
                 (got, want) => panic!("{ct} {body}: got {got:?}, want {want:?}"),
             }
         }

@@ -1,4 +1,4 @@
-//! Authorization-server metadata (RFC 8414; SPEC §4) and the JWK Set (`/jwks.json`).
+//! Authorization-server metadata (RFC 8414) and the JWK Set (`/jwks.json`, RFC 7517 §5).
 //!
 //! Served at `/.well-known/oauth-authorization-server` and, when the issuer has a path
 //! (`https://as.example/tenant`), at the path-inserted form
@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 
 use cimd::assertion::ALLOWED_ALGORITHMS;
 
-use crate::state::{AppState, Shared};
+use std::sync::Arc;
+
+use crate::services::Services;
 
 /// JOSE names of the client-assertion algorithms we accept.
 fn assertion_algs() -> Vec<String> {
@@ -26,15 +28,15 @@ fn assertion_algs() -> Vec<String> {
 }
 
 /// The RFC 8414 §2 metadata document.
-pub fn metadata(shared: &Shared) -> Value {
+pub fn metadata(services: &Services) -> Value {
     let mut methods = vec!["none"];
-    if shared.config.cimd.enabled {
+    if services.config.cimd.enabled {
         methods.push("private_key_jwt");
     }
     methods.extend(["client_secret_basic", "client_secret_post"]);
-    let e = &shared.endpoints;
+    let e = &services.endpoints;
     let mut m = json!({
-        "issuer": shared.issuer,
+        "issuer": services.issuer,
         "authorization_endpoint": e.authorization,
         "token_endpoint": e.token,
         "registration_endpoint": e.registration,
@@ -46,10 +48,10 @@ pub fn metadata(shared: &Shared) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": methods,
         "revocation_endpoint_auth_methods_supported": methods,
-        "scopes_supported": shared.all_scopes(),
+        "scopes_supported": services.all_scopes().iter().collect::<Vec<_>>(),
         "authorization_response_iss_parameter_supported": true,
     });
-    if shared.config.cimd.enabled {
+    if services.config.cimd.enabled {
         let algs = assertion_algs();
         m["token_endpoint_auth_signing_alg_values_supported"] = json!(algs);
         m["revocation_endpoint_auth_signing_alg_values_supported"] = json!(algs);
@@ -75,12 +77,12 @@ pub struct Documents {
 
 impl Documents {
     /// Render.
-    pub fn new(shared: &Shared, jwks: &Value) -> Self {
-        let path = url::Url::parse(&shared.issuer)
+    pub fn new(services: &Services, jwks: &Value) -> Self {
+        let path = url::Url::parse(&services.issuer)
             .map(|u| u.path().trim_end_matches('/').to_owned())
             .unwrap_or_default();
         Documents {
-            metadata: json_bytes(&metadata(shared)),
+            metadata: json_bytes(&metadata(services)),
             jwks: json_bytes(jwks),
             issuer_path: path,
         }
@@ -106,14 +108,16 @@ fn not_found() -> Response {
 }
 
 /// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
-pub async fn root_metadata(State(app): State<AppState>) -> Response {
-    cached_json(app.back.documents.metadata.clone())
+pub async fn root_metadata(State(d): State<Arc<Documents>>) -> Response {
+    cached_json(d.metadata.clone())
 }
 
 /// `GET /.well-known/oauth-authorization-server/{*path}` (RFC 8414 §3.1 path insertion) and the
 /// OpenID equivalent: only for this issuer's path.
-pub async fn inserted_metadata(State(app): State<AppState>, Path(rest): Path<String>) -> Response {
-    let d = &app.back.documents;
+pub async fn inserted_metadata(
+    State(d): State<Arc<Documents>>,
+    Path(rest): Path<String>,
+) -> Response {
     let rest = rest.trim_end_matches('/');
     if !d.issuer_path.is_empty() && d.issuer_path.trim_start_matches('/') == rest {
         cached_json(d.metadata.clone())
@@ -123,20 +127,22 @@ pub async fn inserted_metadata(State(app): State<AppState>, Path(rest): Path<Str
 }
 
 /// `GET /{a}/.well-known/openid-configuration` (OIDC Discovery §4 appends to the issuer).
-pub async fn appended_metadata_1(State(app): State<AppState>, Path(a): Path<String>) -> Response {
-    appended(&app, &format!("/{a}"))
+pub async fn appended_metadata_1(
+    State(d): State<Arc<Documents>>,
+    Path(a): Path<String>,
+) -> Response {
+    appended(&d, &format!("/{a}"))
 }
 
 /// `GET /{a}/{b}/.well-known/openid-configuration`.
 pub async fn appended_metadata_2(
-    State(app): State<AppState>,
+    State(d): State<Arc<Documents>>,
     Path((a, b)): Path<(String, String)>,
 ) -> Response {
-    appended(&app, &format!("/{a}/{b}"))
+    appended(&d, &format!("/{a}/{b}"))
 }
 
-fn appended(app: &AppState, prefix: &str) -> Response {
-    let d = &app.back.documents;
+fn appended(d: &Documents, prefix: &str) -> Response {
     if !d.issuer_path.is_empty() && d.issuer_path == prefix {
         cached_json(d.metadata.clone())
     } else {
@@ -145,8 +151,8 @@ fn appended(app: &AppState, prefix: &str) -> Response {
 }
 
 /// `GET /jwks.json`.
-pub async fn jwks(State(app): State<AppState>) -> Response {
-    cached_json(app.back.documents.jwks.clone())
+pub async fn jwks(State(d): State<Arc<Documents>>) -> Response {
+    cached_json(d.jwks.clone())
 }
 
 #[cfg(test)]

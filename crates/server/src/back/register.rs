@@ -1,8 +1,8 @@
 //! `POST /register`: OAuth 2.0 Dynamic Client Registration (RFC 7591), kept for clients without
 //! a Client ID Metadata Document (MCP 2025-11-25 lists it as the fallback).
 //!
-//! Ordered checks: `check_rate → parse_json → check_redirect_uris → check_auth_method →
-//! check_grant_types → check_scope → register`.
+//! Ordered checks (after the channel's per-IP limit): `parse_json → check_redirect_uris →
+//! check_auth_method → check_grant_types → check_scope → register`.
 //!
 //! Decisions:
 //! - `token_endpoint_auth_method` defaults to `client_secret_basic` when absent, as RFC 7591 §2
@@ -12,24 +12,24 @@
 //! - The secret (32 random bytes) is returned once and stored as SHA-256.
 //! - `private_key_jwt` is not offered to DCR clients: clients with keys use CIMD.
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use cimd::redirect::RedirectUri;
-use cimdgate_store::{RegisteredClient, TokenHash};
+use cimdgate_store::{RegisteredClient, Scopes, TokenHash};
 
-use super::form::json_no_store;
-use super::tokens::{random_token, unix};
+use super::ctx::BackCtx;
+use super::form::NoStoreJson;
 use crate::audit;
 use crate::error::OAuthError;
-use crate::state::AppState;
+use crate::services::Services;
+use crate::time::unix;
 
 /// Most redirect URIs one registration may list.
 pub const MAX_REDIRECT_URIS: usize = 20;
@@ -54,22 +54,13 @@ pub struct Metadata {
 
 /// `POST /register`.
 pub async fn register(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(ctx): State<Arc<BackCtx>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let result = async {
-        app.shared.limits.check_ip(peer.ip()).await?;
-        let meta = parse_json(&headers, &body)?;
-        let client = check_metadata(meta, &app.shared.all_scopes())?;
-        register_client(&app, client).await
-    }
-    .await;
-    match result {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+) -> Result<NoStoreJson, OAuthError> {
+    let meta = parse_json(&headers, &body)?;
+    let client = check_metadata(meta, &ctx.services.all_scopes())?;
+    register_client(&ctx.services, client).await
 }
 
 /// `parse_json`: `application/json` object.
@@ -103,7 +94,7 @@ pub struct CheckedMetadata {
 }
 
 /// `check_redirect_uris`, `check_auth_method`, `check_grant_types`, `check_scope`.
-pub fn check_metadata(meta: Metadata, scopes: &[String]) -> Result<CheckedMetadata, OAuthError> {
+pub fn check_metadata(meta: Metadata, scopes: &Scopes) -> Result<CheckedMetadata, OAuthError> {
     // check_redirect_uris
     let uris = meta.redirect_uris.unwrap_or_default();
     if uris.is_empty() {
@@ -164,13 +155,11 @@ pub fn check_metadata(meta: Metadata, scopes: &[String]) -> Result<CheckedMetada
     }
     // check_scope
     if let Some(scope) = &meta.scope
-        && let Some(s) = scope
-            .split_whitespace()
-            .find(|s| !scopes.iter().any(|k| k == s))
+        && let Some(s) = Scopes::parse(scope).first_missing_from(scopes)
     {
         return Err(OAuthError::invalid_client_metadata(format!(
             "scope {s:?} is not offered by this server (offered: {:?})",
-            scopes.join(" ")
+            scopes.to_string()
         )));
     }
     Ok(CheckedMetadata {
@@ -182,10 +171,13 @@ pub fn check_metadata(meta: Metadata, scopes: &[String]) -> Result<CheckedMetada
     })
 }
 
-async fn register_client(app: &AppState, m: CheckedMetadata) -> Result<Response, OAuthError> {
+async fn register_client(
+    services: &Services,
+    m: CheckedMetadata,
+) -> Result<NoStoreJson, OAuthError> {
     let now = SystemTime::now();
-    let client_id = format!("dcr_{}", random_token(16));
-    let secret = (m.auth_method != "none").then(|| random_token(32));
+    let client_id = format!("dcr_{}", crate::rand::token(16));
+    let secret = (m.auth_method != "none").then(|| crate::rand::token(32));
     let record = RegisteredClient {
         client_id: client_id.clone(),
         secret_hash: secret.as_deref().map(|s| TokenHash::of(s).0),
@@ -196,7 +188,7 @@ async fn register_client(app: &AppState, m: CheckedMetadata) -> Result<Response,
         scope: m.scope.clone(),
         created_at: now,
     };
-    app.shared.store.put_client(&record).await?;
+    services.store.put_client(&record).await?;
     audit!(
         event = "client_registered",
         client_id = %client_id,
@@ -221,7 +213,7 @@ async fn register_client(app: &AppState, m: CheckedMetadata) -> Result<Response,
     if let Some(s) = m.scope {
         body["scope"] = json!(s);
     }
-    Ok(json_no_store(StatusCode::CREATED, body))
+    Ok(NoStoreJson(StatusCode::CREATED, body))
 }
 
 #[cfg(test)]
@@ -234,7 +226,7 @@ mod tests {
 
     #[test]
     fn registration_metadata_rules() {
-        let scopes = vec!["mcp".to_owned()];
+        let scopes = Scopes::parse("mcp");
         let cases = [
             (
                 "minimal",
@@ -308,7 +300,9 @@ mod tests {
                         "{name}"
                     );
                 }
-                (Err(e), Err(code)) => assert_eq!(e.error, code, "{name}: {}", e.description),
+                (Err(e), Err(code)) => {
+                    assert_eq!(e.code.as_str(), code, "{name}: {}", e.description)
+                }
                 (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
             }
         }

@@ -1,81 +1,78 @@
-//! The consent step (SPEC §4; anchors §1.7 phishing guidance; MCP security best practices):
+//! The consent step (the draft's §6 phishing guidance; MCP security best practices, "Confused
+//! Deputy"):
 //! the page leads with the client_id **hostname**, then the self-declared name, a "verified
 //! domain" badge (the document was served from that host), the redirect host with a warning
 //! when it is another host, loopback-only or an app scheme, the scopes and the resource.
 //!
 //! Order in [`decide`]: a remembered decision for (user, client) that still covers this request
-//! (same document hash, same redirect URI, scopes within the remembered ones) → a trusted client
+//! (same document digest, same redirect URI, scopes within the remembered ones) → a trusted client
 //! with `auto_approve_trusted` → the page. The user is always signed in first.
 //!
 //! CSRF: the consent form's `csrf` is an HMAC over the session id, the pending request id and
-//! the document hash shown; missing or wrong → 403.
+//! the document digest shown; missing or wrong → 403.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use cimd::redirect::RedirectUri;
-use cimdgate_store::{CodeRecord, ConsentRecord, TokenHash};
+use cimdgate_store::ConsentRecord;
 
-use super::authorize::{PENDING_TTL_SECS, PendingAuth, client_redirect};
-use super::login::client_display_host;
-use super::pages::{ConsentPage, ErrorPage, csp_origin, render, truncate_host};
-use super::seal::{Purpose, random_b64};
+use super::checks::{csrf_refused, open_pending, recheck_client};
+use super::ctx::FrontCtx;
+use super::pages::{
+    ConsentPage, ErrorPage, client_display_host, client_redirect, csp_origin, error_redirect,
+    render, truncate_host,
+};
 use super::session::Session;
-use super::{csrf_refused, open_pending, recheck_client};
 use crate::audit;
 use crate::clients::Client;
-use crate::state::AppState;
+use crate::error::{ErrorCode, OAuthError};
+use crate::grant::{Approver, PENDING_TTL_SECS, PendingAuth, Scopes, issue_code};
+use crate::seal::Purpose;
 
 /// CSRF purpose label of the consent form.
 pub const CSRF_CONSENT: &str = "consent";
 
-/// The document hash shown to the user ("" for DCR clients).
-fn document_hash(client: &Client) -> Option<String> {
+/// The digest of the document shown to the user (`None` for DCR clients).
+fn document_digest(client: &Client) -> Option<&str> {
     match client {
-        Client::Cimd(c) => Some(c.snapshot().1),
+        Client::Cimd(c) => Some(&c.resolved.digest),
         Client::Dcr(_) => None,
     }
 }
 
 /// Whether a remembered decision still answers this request.
-fn remembered_applies(rec: &ConsentRecord, pending: &PendingAuth, doc_hash: Option<&str>) -> bool {
-    if rec.redirect_uri != pending.redirect_uri || rec.document_hash.as_deref() != doc_hash {
+fn remembered_applies(rec: &ConsentRecord, pending: &PendingAuth, digest: Option<&str>) -> bool {
+    if rec.redirect_uri != pending.redirect_uri.as_str() || rec.document_hash.as_deref() != digest {
         return false;
     }
-    if !rec.approved {
-        return true;
-    }
-    let allowed: Vec<&str> = rec.scope.split_whitespace().collect();
-    pending
-        .scope
-        .split_whitespace()
-        .all(|s| allowed.contains(&s))
+    !rec.approved || pending.scope.is_subset_of(&Scopes::parse(&rec.scope))
 }
 
 /// After sign-in: remembered decision → auto-approve → consent page.
 pub async fn decide(
-    app: &AppState,
+    ctx: &FrontCtx,
     session: &Session,
     client: &Client,
     pending: &PendingAuth,
     notice: Option<&str>,
 ) -> Response {
-    let doc_hash = document_hash(client);
+    let digest = document_digest(client);
     if notice.is_none() {
-        match app
-            .shared
+        match ctx
+            .services
             .store
             .get_consent(&session.sub, &pending.client_id, SystemTime::now())
             .await
         {
-            Ok(Some(rec)) if remembered_applies(&rec, pending, doc_hash.as_deref()) => {
+            Ok(Some(rec)) if remembered_applies(&rec, pending, digest) => {
                 return if rec.approved {
-                    approve(app, session, client, pending, true).await
+                    approve(ctx, session, client, pending, true).await
                 } else {
-                    deny(app, session, pending, true)
+                    deny(ctx, session, pending, true)
                 };
             }
             Ok(_) => {}
@@ -87,24 +84,14 @@ pub async fn decide(
         if let Client::Cimd(c) = client
             && c.auto_approve
         {
-            return approve(app, session, client, pending, false).await;
+            return approve(ctx, session, client, pending, false).await;
         }
     }
-    page(
-        app,
-        session,
-        client,
-        pending,
-        doc_hash.as_deref().unwrap_or(""),
-        notice,
-    )
+    page(ctx, session, client, pending, digest.unwrap_or(""), notice)
 }
 
 /// What to warn about the redirect target, if anything.
-pub fn redirect_warning(client: &Client, redirect_uri: &str) -> (String, Option<String>) {
-    let Ok(uri) = RedirectUri::parse(redirect_uri) else {
-        return (redirect_uri.to_owned(), None);
-    };
+pub fn redirect_warning(client: &Client, uri: &RedirectUri) -> (String, Option<String>) {
     let Some(host) = uri.host().map(str::to_owned) else {
         let scheme = uri.scheme().to_owned();
         return (
@@ -152,23 +139,18 @@ pub fn redirect_warning(client: &Client, redirect_uri: &str) -> (String, Option<
 
 /// Render the consent page.
 fn page(
-    app: &AppState,
+    ctx: &FrontCtx,
     session: &Session,
     client: &Client,
     pending: &PendingAuth,
-    doc_hash: &str,
+    digest: &str,
     notice: Option<&str>,
 ) -> Response {
-    let front = &app.front;
-    let Ok(request) = front
-        .sealer
-        .seal(Purpose::PendingAuth, pending, PENDING_TTL_SECS)
-    else {
+    let sealer = &ctx.services.sealer;
+    let Ok(request) = sealer.seal(Purpose::PendingAuth, pending, PENDING_TTL_SECS) else {
         return ErrorPage::server_fault("show the consent page").respond(false);
     };
-    let csrf = front
-        .sealer
-        .csrf_token(CSRF_CONSENT, &[&session.sid, &pending.id, doc_hash]);
+    let csrf = sealer.csrf_token(CSRF_CONSENT, &[&session.sid, &pending.id, digest]);
     let (redirect_host, redirect_warning) = redirect_warning(client, &pending.redirect_uri);
     let (dcr, trusted) = match client {
         Client::Cimd(c) => (false, c.trusted),
@@ -182,52 +164,52 @@ fn page(
         trusted,
         redirect_host,
         redirect_warning,
-        scopes: pending.scope.split_whitespace().collect(),
+        scopes: pending.scope.iter().collect(),
         resource: &pending.resource,
         user: session.name.as_deref().unwrap_or(&session.sub),
         notice,
-        action: &app.shared.endpoints.authorization,
+        action: &ctx.services.endpoints.authorization,
         request: &request,
-        doc: doc_hash,
+        doc: digest,
         csrf: &csrf,
     };
     render(
         StatusCode::OK,
         &page,
-        csp_origin(&pending.redirect_uri).as_deref(),
+        csp_origin(pending.redirect_uri.as_str()).as_deref(),
     )
 }
 
 /// `POST /authorize` with `step=consent`.
 pub async fn submit(
-    app: &AppState,
+    ctx: &FrontCtx,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Response {
-    let pending = match open_pending(app, headers, form) {
+    let pending = match open_pending(ctx, headers, form) {
         Ok(p) => p,
         Err(page) => return page.respond(false),
     };
-    let Some(session) = app.front.cookies.session(headers, &app.front.sealer) else {
+    let Some(session) = ctx.cookies.session(headers, &ctx.services.sealer) else {
         return csrf_refused().respond(false);
     };
     let shown = form.get("doc").map(String::as_str).unwrap_or("");
     let token = form.get("csrf").map(String::as_str).unwrap_or("");
-    if !app
-        .front
+    if !ctx
+        .services
         .sealer
         .csrf_ok(CSRF_CONSENT, &[&session.sid, &pending.id, shown], token)
     {
         return csrf_refused().respond(false);
     }
-    let client = match recheck_client(app, &pending).await {
+    let client = match recheck_client(&ctx.services, &pending).await {
         Ok(c) => c,
         Err(page) => return page.respond(false),
     };
-    let current = document_hash(&client).unwrap_or_default();
+    let current = document_digest(&client).unwrap_or_default();
     if current != shown {
         return decide(
-            app,
+            ctx,
             &session,
             &client,
             &pending,
@@ -241,7 +223,7 @@ pub async fn submit(
         _ => {
             return ErrorPage::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "No decision",
                 "The form was sent without choosing Approve or Deny.",
                 "Go back and press Approve or Deny.",
@@ -250,87 +232,62 @@ pub async fn submit(
         }
     };
     if form.get("remember").is_some_and(|v| !v.is_empty())
-        && let Err(e) = remember(app, &session, &pending, &client, approved).await
+        && let Err(e) = remember(ctx, &session, &pending, &client, approved).await
     {
         tracing::error!(error = %e, "cannot store consent decision");
         return ErrorPage::server_fault("save your decision").respond(false);
     }
     if approved {
-        approve(app, &session, &client, &pending, false).await
+        approve(ctx, &session, &client, &pending, false).await
     } else {
-        deny(app, &session, &pending, false)
+        deny(ctx, &session, &pending, false)
     }
 }
 
 async fn remember(
-    app: &AppState,
+    ctx: &FrontCtx,
     session: &Session,
     pending: &PendingAuth,
     client: &Client,
     approved: bool,
 ) -> Result<(), cimdgate_store::StoreError> {
     let now = SystemTime::now();
-    let days = app.shared.config.consent.remember_days;
-    app.shared
+    let days = ctx.services.config.consent.remember_days;
+    ctx.services
         .store
         .put_consent(&ConsentRecord {
             subject: session.sub.clone(),
             client_id: pending.client_id.clone(),
             approved,
-            scope: pending.scope.clone(),
-            redirect_uri: pending.redirect_uri.clone(),
-            document_hash: document_hash(client),
+            scope: pending.scope.to_string(),
+            redirect_uri: pending.redirect_uri.as_str().to_owned(),
+            document_hash: document_digest(client).map(str::to_owned),
             decided_at: now,
             expires_at: now + Duration::from_secs(days.saturating_mul(86_400)),
         })
         .await
 }
 
-/// Issue an authorization code (contract §1) and redirect to the client with `code`, `state`
-/// and `iss`.
+/// Issue an authorization code and redirect to the client with `code`, `state` and `iss`.
 async fn approve(
-    app: &AppState,
+    ctx: &FrontCtx,
     session: &Session,
     client: &Client,
     pending: &PendingAuth,
     remembered: bool,
 ) -> Response {
-    let code = crate::back::tokens::new_code();
-    let Ok(family_id) = random_b64(16) else {
-        return ErrorPage::server_fault("issue the authorization").respond(false);
+    let approver = Approver {
+        subject: &session.sub,
+        auth_time: session.auth_time,
+        idp_ref: session.idp_ref.as_deref(),
     };
-    let (document_snapshot, document_hash) = match client {
-        Client::Cimd(c) => {
-            let (json, hash) = c.snapshot();
-            (Some(json), Some(hash))
+    let code = match issue_code(&ctx.services, client, pending, &approver).await {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store authorization code");
+            return ErrorPage::server_fault("issue the authorization").respond(false);
         }
-        Client::Dcr(_) => (None, None),
     };
-    let now = SystemTime::now();
-    let record = CodeRecord {
-        client_id: pending.client_id.clone(),
-        client_kind: client.kind(),
-        redirect_uri: pending.redirect_uri.clone(),
-        code_challenge: pending.code_challenge.clone(),
-        resource: pending.resource.clone(),
-        scope: pending.scope.clone(),
-        subject: session.sub.clone(),
-        family_id,
-        document_hash,
-        document_snapshot,
-        upstream_ref: session.upstream_ref.clone(),
-        auth_time: UNIX_EPOCH + Duration::from_secs(session.auth_time),
-        expires_at: now + Duration::from_secs(app.shared.config.tokens.code_ttl_secs),
-    };
-    if let Err(e) = app
-        .shared
-        .store
-        .put_code(&TokenHash::of(&code), &record)
-        .await
-    {
-        tracing::error!(error = %e, "cannot store authorization code");
-        return ErrorPage::server_fault("issue the authorization").respond(false);
-    }
     audit!(
         event = "consent_granted",
         subject = %session.sub,
@@ -341,29 +298,26 @@ async fn approve(
         auto_approved = matches!(client, Client::Cimd(c) if c.auto_approve) && !remembered
     );
     client_redirect(
-        &pending.redirect_uri,
+        pending.redirect_uri.as_str(),
         &[("code", &code)],
         pending.state.as_deref(),
-        &app.shared.issuer,
+        &ctx.services.issuer,
     )
 }
 
 /// Redirect with `access_denied`.
-fn deny(app: &AppState, session: &Session, pending: &PendingAuth, remembered: bool) -> Response {
+fn deny(ctx: &FrontCtx, session: &Session, pending: &PendingAuth, remembered: bool) -> Response {
     audit!(
         event = "consent_denied",
         subject = %session.sub,
         client_id = %pending.client_id,
         remembered = remembered
     );
-    client_redirect(
-        &pending.redirect_uri,
-        &[
-            ("error", "access_denied"),
-            ("error_description", "the user denied the request"),
-        ],
+    error_redirect(
+        pending.redirect_uri.as_str(),
+        &OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
         pending.state.as_deref(),
-        &app.shared.issuer,
+        &ctx.services.issuer,
     )
 }
 
@@ -376,11 +330,11 @@ mod tests {
         PendingAuth {
             id: "i".into(),
             client_id: "https://c.test/x".into(),
-            redirect_uri: "https://c.test/cb".into(),
+            redirect_uri: RedirectUri::parse("https://c.test/cb").unwrap(),
             state: None,
-            code_challenge: "c".into(),
+            code_challenge: crate::grant::pkce::CodeChallenge::from_stored("c".into()),
             resource: "r".into(),
-            scope: scope.into(),
+            scope: Scopes::parse(scope),
             browser: "b".into(),
             created_at: 0,
         }
@@ -394,8 +348,8 @@ mod tests {
             scope: scope.into(),
             redirect_uri: redirect.into(),
             document_hash: Some(hash.into()),
-            decided_at: UNIX_EPOCH,
-            expires_at: UNIX_EPOCH,
+            decided_at: std::time::UNIX_EPOCH,
+            expires_at: std::time::UNIX_EPOCH,
         }
     }
 

@@ -1,5 +1,7 @@
 //! HTML pages (askama, auto-escaped) and the security headers every front-channel response
-//! carries (SPEC §4: anti-framing, no JavaScript; anchors §1.7 phishing guidance).
+//! carries (anti-framing, no JavaScript; the draft's §6 phishing guidance), and the three
+//! renderings of an [`OAuthError`] on the front channel: the error page ([`ErrorPage`], JSON
+//! for API callers) and the redirect to the client ([`error_redirect`]).
 //!
 //! Headers: `Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline';
 //! form-action 'self' [redirect origin]; frame-ancestors 'none'; base-uri 'none'`,
@@ -12,14 +14,17 @@ use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::clients::Client;
+use crate::error::{ErrorCode, OAuthError};
+
 /// The error page (also rendered as JSON for API callers).
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
     /// HTTP status.
     pub status: StatusCode,
-    /// OAuth-style error code for JSON callers (`invalid_client`, `invalid_request`, …).
-    pub code: &'static str,
+    /// OAuth error code for JSON callers.
+    pub code: ErrorCode,
     /// Heading.
     pub title: String,
     /// What is wrong (one or two sentences).
@@ -32,7 +37,7 @@ impl ErrorPage {
     /// Build an error page.
     pub fn new(
         status: StatusCode,
-        code: &'static str,
+        code: ErrorCode,
         title: impl Into<String>,
         problem: impl Into<String>,
         hint: impl Into<String>,
@@ -46,11 +51,27 @@ impl ErrorPage {
         }
     }
 
+    /// The page of an OAuth error: its status and code, its description as the problem, a
+    /// title for its code, and `hint`.
+    pub fn from_oauth(e: &OAuthError, hint: impl Into<String>) -> Self {
+        let title = match (e.code, e.status) {
+            (_, StatusCode::TOO_MANY_REQUESTS) => "Too many requests",
+            (ErrorCode::TemporarilyUnavailable | ErrorCode::ServerError, _) => {
+                "Temporarily unavailable"
+            }
+            (ErrorCode::UnauthorizedClient, _) => "This application is not allowed here",
+            (ErrorCode::InvalidClient, _) => "This application cannot sign in",
+            (ErrorCode::AccessDenied, _) => "Request refused",
+            _ => "Invalid sign-in request",
+        };
+        ErrorPage::new(e.status, e.code, title, e.description.clone(), hint)
+    }
+
     /// A 5xx page for a server fault (details go to the log, not the page).
     pub fn server_fault(what: &str) -> Self {
         ErrorPage::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
+            ErrorCode::TemporarilyUnavailable,
             "Temporarily unavailable",
             format!("The server could not {what} right now."),
             "Wait a moment and try again. If it keeps happening, tell the server's administrator.",
@@ -60,7 +81,7 @@ impl ErrorPage {
     /// HTML, or JSON `{error, error_description}` when the caller asked for JSON.
     pub fn respond(self, json: bool) -> Response {
         if json {
-            let body = serde_json::json!({ "error": self.code, "error_description": self.problem });
+            let body = serde_json::json!({ "error": self.code.as_str(), "error_description": self.problem });
             let mut r = (self.status, Json(body)).into_response();
             r.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -128,8 +149,17 @@ pub struct ConsentPage<'a> {
 }
 
 /// Longest host shown in full; longer ones keep their right-most part (the registrable
-/// domain), per SPEC §4 "truncated from the left".
+/// domain): hosts are truncated from the left, so a long `login.example.com.evil.test` still
+/// shows `evil.test`.
 pub const MAX_HOST_CHARS: usize = 48;
+
+/// Host shown for a client: the client_id URL's host (CIMD), else the DCR client's name or id.
+pub fn client_display_host(client: &Client) -> String {
+    match client {
+        Client::Cimd(c) => truncate_host(c.id.host()),
+        Client::Dcr(c) => c.client_name.clone().unwrap_or_else(|| c.client_id.clone()),
+    }
+}
 
 /// Left-truncate a host for display.
 pub fn truncate_host(host: &str) -> String {
@@ -220,6 +250,43 @@ pub fn redirect(location: &str) -> Response {
         }
         Err(_) => ErrorPage::server_fault("build the redirect").respond(false),
     }
+}
+
+/// A redirect to the client's verified redirect URI with `params`, plus `state` when the
+/// request had one and `iss` (RFC 9207 §2: on every authorization response, success or error).
+pub fn client_redirect(
+    redirect_uri: &str,
+    params: &[(&str, &str)],
+    state: Option<&str>,
+    issuer: &str,
+) -> Response {
+    let Ok(mut url) = url::Url::parse(redirect_uri) else {
+        return ErrorPage::server_fault("build the redirect").respond(false);
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        q.extend_pairs(params);
+        if let Some(s) = state {
+            q.append_pair("state", s);
+        }
+        q.append_pair("iss", issuer);
+    }
+    redirect(url.as_str())
+}
+
+/// The redirect rendering of an OAuth error (RFC 6749 §4.1.2.1): `error` and
+/// `error_description` to the verified redirect URI.
+pub fn error_redirect(
+    redirect_uri: &str,
+    e: &OAuthError,
+    state: Option<&str>,
+    issuer: &str,
+) -> Response {
+    let params = [
+        ("error", e.code.as_str()),
+        ("error_description", e.description.as_str()),
+    ];
+    client_redirect(redirect_uri, &params, state, issuer)
 }
 
 /// Whether the caller prefers JSON (an API client, not a browser).

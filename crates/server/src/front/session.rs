@@ -1,19 +1,19 @@
-//! Browser cookies (SPEC §7): the user session, the browser binding used for login CSRF, and
-//! the upstream sign-in in progress. Every cookie is `HttpOnly; SameSite=Lax; Path=/`; on an
+//! Browser cookies: the user session, the browser binding used for login CSRF, and the IdP
+//! sign-in in progress. Every cookie is `HttpOnly; SameSite=Lax; Path=/`; on an
 //! `https` public URL they are also `Secure` and use the `__Host-` prefix (RFC 6265bis §4.1.3.2),
 //! which browsers refuse over plain http — so a plain-http loopback deployment drops both.
 //!
-//! Values are sealed ([`super::seal`]): the server keeps no session table.
+//! Values are sealed (`crate::seal`): the server keeps no session table.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use serde::{Deserialize, Serialize};
 
-use super::seal::{Purpose, Sealer};
+use crate::seal::{Purpose, Sealer};
 
-/// Session lifetime (issue: 12 h).
+/// Session lifetime: 12 h.
 pub const SESSION_TTL_SECS: u64 = 12 * 3600;
-/// Lifetime of an upstream sign-in cookie (matches `upstream::MAX_PENDING_AGE_SECS`).
-pub const UPSTREAM_TTL_SECS: u64 = 600;
+/// Lifetime of an IdP sign-in cookie (the IdP's pending sign-in expires then too).
+pub const IDP_SIGN_IN_TTL_SECS: u64 = crate::identity::idp::MAX_PENDING_AGE_SECS;
 
 /// A signed-in user, sealed into the session cookie.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,8 +26,9 @@ pub struct Session {
     pub name: Option<String>,
     /// When the user authenticated (Unix seconds).
     pub auth_time: u64,
-    /// Encrypted upstream tokens' store key (upstream mode).
-    pub upstream_ref: Option<String>,
+    /// The sealed IdP tokens' store key (IdP sign-in).
+    #[serde(alias = "upstream_ref")]
+    pub idp_ref: Option<String>,
 }
 
 /// Cookie names and attributes for this deployment.
@@ -38,8 +39,8 @@ pub struct Cookies {
     pub session: &'static str,
     /// Browser-binding cookie name.
     pub browser: &'static str,
-    /// Upstream sign-in cookie name.
-    pub upstream: &'static str,
+    /// IdP sign-in cookie name.
+    pub idp_sign_in: &'static str,
 }
 
 impl Cookies {
@@ -50,14 +51,14 @@ impl Cookies {
                 secure,
                 session: "__Host-cimdgate_session",
                 browser: "__Host-cimdgate_browser",
-                upstream: "__Host-cimdgate_upstream",
+                idp_sign_in: "__Host-cimdgate_upstream",
             }
         } else {
             Cookies {
                 secure,
                 session: "cimdgate_session",
                 browser: "cimdgate_browser",
-                upstream: "cimdgate_upstream",
+                idp_sign_in: "cimdgate_upstream",
             }
         }
     }

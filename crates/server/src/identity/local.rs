@@ -1,4 +1,5 @@
-//! Local users (SPEC §4 "Local mode: users in config with argon2id hashes").
+//! Local users: `[[identity.users]]` in the configuration with argon2id hashes
+//! (docs/architecture.md, *Authorization server*).
 //!
 //! Passwords are verified with argon2id (RFC 9106) on the blocking thread pool, never on the
 //! async executor. An unknown username is verified against a dummy hash with the same cost
@@ -12,6 +13,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::config::LocalUser;
+use crate::secret::ExposeSecret;
 
 /// A user who proved their password.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +55,7 @@ impl LocalUsers {
         let mut map = HashMap::new();
         let mut params = None;
         for u in users {
-            let parsed = PasswordHash::new(&u.password_hash).map_err(|e| {
+            let parsed = PasswordHash::new(u.password_hash.expose_secret()).map_err(|e| {
                 PasswordError::Hash(format!("user {:?}: invalid PHC string: {e}", u.username))
             })?;
             if parsed.algorithm.as_str() != "argon2id" || parsed.hash.is_none() {
@@ -68,7 +70,7 @@ impl LocalUsers {
             map.insert(
                 u.username.clone(),
                 Entry {
-                    hash: u.password_hash.clone(),
+                    hash: u.password_hash.expose_secret().to_owned(),
                     name: u.name.clone(),
                 },
             );
@@ -155,7 +157,7 @@ mod tests {
     fn users() -> LocalUsers {
         LocalUsers::new(&[LocalUser {
             username: "alice".into(),
-            password_hash: cheap_hash("pw"),
+            password_hash: cheap_hash("pw").into(),
             name: Some("Alice".into()),
         }])
         .unwrap()

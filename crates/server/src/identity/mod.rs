@@ -1,12 +1,12 @@
-//! Who the user is (SPEC §4 "Login"): local users with argon2id hashes ([`local`]) or an
-//! upstream identity provider in proxy mode ([`upstream`]). Exactly one is active per
+//! Who the user is: local users with argon2id hashes ([`local`]) or an identity provider
+//! ([`idp`]: OIDC, GitHub, plain OAuth 2.0 — the "OAuth proxy" mode). Exactly one is active per
 //! installation (`identity.mode`); the front channel asks [`Identity`] which one.
 
+pub mod idp;
 pub mod local;
-pub mod upstream;
 
-use crate::app::StartError;
 use crate::config::{Config, IdentityMode};
+use crate::error::StartError;
 
 /// The configured identity source.
 pub enum Identity {
@@ -14,7 +14,7 @@ pub enum Identity {
     Local(local::LocalUsers),
     /// `identity.mode = "upstream"`: the browser is sent to the IdP; `/upstream/callback`
     /// completes the sign-in.
-    Upstream(Box<upstream::UpstreamIdp>),
+    Idp(Box<idp::Idp>),
 }
 
 impl Identity {
@@ -38,8 +38,7 @@ impl Identity {
                         reason: "required when identity.mode = \"upstream\"".into(),
                     })?;
                 let callback = format!("{}{}", issuer.trim_end_matches('/'), CALLBACK_PATH);
-                upstream::UpstreamIdp::new(cfg, callback)
-                    .map(|idp| Identity::Upstream(Box::new(idp)))
+                idp::Idp::new(cfg, callback).map(|idp| Identity::Idp(Box::new(idp)))
             }
         }
     }

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use cimdgate_server::clients::{Client, Purpose, resolve_client};
-use cimdgate_store::{ClientKind, CodeRecord, TokenHash};
+use cimdgate_server::clients::{Purpose, resolve_client};
+use cimdgate_store::{CodeRecord, Grant, Scopes, TokenHash};
 
 use crate::common::{TestEnv, encode_form, http_client, pkce_pair};
 
@@ -21,47 +21,38 @@ pub struct Minted {
 }
 
 /// Build a code record the way /authorize does for `client_id` (resolving the client for the
-/// document snapshot); `patch` may change it before it is stored.
+/// document binding); `patch` may change it before it is stored.
 pub async fn mint_code(
     env: &TestEnv,
     client_id: &str,
     redirect_uri: &str,
     patch: impl FnOnce(&mut CodeRecord),
 ) -> Minted {
-    let shared = &env.server().state.shared;
-    let client = resolve_client(shared, client_id, Purpose::Authorize)
+    let services = &env.server().state.services;
+    let client = resolve_client(services, client_id, Purpose::Authorize)
         .await
         .unwrap_or_else(|e| panic!("resolve {client_id}: {e}"));
-    let (snapshot, hash) = match &client {
-        Client::Cimd(c) => {
-            let (s, h) = c.snapshot();
-            (Some(s), Some(h))
-        }
-        Client::Dcr(_) => (None, None),
-    };
     let (verifier, challenge) = pkce_pair();
     let code = format!("code-{}", cimdgate_store::hex(&rand16()));
     let now = SystemTime::now();
     let mut record = CodeRecord {
-        client_id: client_id.to_owned(),
-        client_kind: client.kind(),
+        grant: Grant {
+            client_id: client_id.to_owned(),
+            client_kind: client.kind(),
+            subject: "alice".into(),
+            scope: Scopes::parse("mcp"),
+            resource: env.resource(),
+            family_id: format!("fam-{}", cimdgate_store::hex(&rand16())),
+            document: client.document_binding(),
+            idp_ref: None,
+        },
         redirect_uri: redirect_uri.to_owned(),
         code_challenge: challenge,
-        resource: env.resource(),
-        scope: "mcp".into(),
-        subject: "alice".into(),
-        family_id: format!("fam-{}", cimdgate_store::hex(&rand16())),
-        document_hash: hash,
-        document_snapshot: snapshot,
-        upstream_ref: None,
         auth_time: now,
         expires_at: now + Duration::from_secs(60),
     };
-    if client.kind() == ClientKind::Dcr {
-        record.document_hash = None;
-    }
     patch(&mut record);
-    shared
+    services
         .store
         .put_code(&TokenHash::of(&code), &record)
         .await
@@ -140,7 +131,7 @@ pub async fn exchange(env: &TestEnv, m: &Minted, extra: &[(&str, &str)]) -> Resp
         ("code", m.code.as_str()),
         ("code_verifier", m.verifier.as_str()),
         ("redirect_uri", m.record.redirect_uri.as_str()),
-        ("client_id", m.record.client_id.as_str()),
+        ("client_id", m.record.grant.client_id.as_str()),
     ];
     for (k, v) in extra {
         form.retain(|(fk, _)| fk != k);
@@ -166,8 +157,8 @@ pub async fn refresh(env: &TestEnv, client_id: &str, token: &str, extra: &[(&str
 pub async fn verify(
     env: &TestEnv,
     token: &str,
-) -> Result<cimdgate_server::back::AccessClaims, cimdgate_server::back::TokenError> {
-    env.server().state.back.verify_access_token(token).await
+) -> Result<cimdgate_server::tokens::AccessClaims, cimdgate_server::tokens::TokenError> {
+    env.server().state.tokens.verify(token).await
 }
 
 /// `Basic base64(id:secret)`.

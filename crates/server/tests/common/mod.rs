@@ -80,18 +80,8 @@ pub struct TestEnv {
 /// PHC string carries its parameters, so the server verifies with these).
 pub fn password_hash() -> String {
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        use argon2::password_hash::{PasswordHasher, SaltString};
-        let params = argon2::Params::new(256, 1, 1, None).unwrap();
-        let argon =
-            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-        let salt = SaltString::encode_b64(b"cimdgate-test-salt").unwrap();
-        argon
-            .hash_password(PASSWORD.as_bytes(), &salt)
-            .unwrap()
-            .to_string()
-    })
-    .clone()
+    HASH.get_or_init(|| cimdgate_test_support::config::cheap_password_hash(PASSWORD))
+        .clone()
 }
 
 async fn serve_route(State(routes): State<Routes>, req: Request) -> Response {
@@ -130,36 +120,22 @@ impl TestEnv {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
-        let resolve: String = CIMD_HOSTS
-            .iter()
-            .map(|h| format!("\"{h}\" = \"127.0.0.1\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let toml = format!(
-            r#"
-[server]
-listen = "{addr}"
-public_url = "{base}"
-[store]
-url = "embedded:{store}"
-[identity]
-mode = "local"
-[[identity.users]]
-username = "{USERNAME}"
-password_hash = "{hash}"
-[fetch]
-dev_allow_loopback = true
-extra_ca_file = "{ca}"
-resolve = {{ {resolve} }}
-[[resources]]
-path = "/mcp"
-upstream = "builtin:demo"
-scopes = ["mcp"]
-"#,
-            store = dir.path().join("store").display(),
-            hash = password_hash(),
-            ca = dir.path().join("ca.pem").display(),
+        let (store, ca_file, hash) = (
+            dir.path().join("store"),
+            dir.path().join("ca.pem"),
+            password_hash(),
         );
+        let toml = cimdgate_test_support::config::TestConfig {
+            listen: &addr.to_string(),
+            public_url: &base,
+            store_dir: &store,
+            username: USERNAME,
+            password_hash: &hash,
+            ca_file: &ca_file,
+            hosts: CIMD_HOSTS,
+            extra: "",
+        }
+        .toml();
         let mut config = Config::from_toml(&toml).expect("harness config");
         configure(&mut config);
         config.check().expect("configured harness config");
@@ -201,14 +177,14 @@ scopes = ["mcp"]
         self.server = Some(server);
     }
 
-    /// The running server (state, store: `env.server().state.shared.store`).
+    /// The running server (state, store: `env.server().state.services.store`).
     pub fn server(&self) -> &RunningServer {
         self.server.as_ref().expect("server running")
     }
 
     /// The store.
     pub fn store(&self) -> &Arc<dyn cimdgate_store::Store> {
-        &self.server().state.shared.store
+        &self.server().state.services.store
     }
 
     /// `{base}{path}`.

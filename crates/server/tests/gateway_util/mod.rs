@@ -10,9 +10,10 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::Response;
-use cimdgate_server::back::keys::{KeyRing, SigningKey};
-use cimdgate_server::back::tokens::{AccessClaims, sign_access_token, unix};
 use cimdgate_server::config::{ResourceConfig, SigningAlg};
+use cimdgate_server::time::unix;
+use cimdgate_server::tokens::keys::{KeyRing, SigningKey};
+use cimdgate_server::tokens::{AccessClaims, sign_access_token};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::service::{RoleClient, RunningService};
@@ -102,7 +103,7 @@ pub fn claims(env: &TestEnv) -> AccessClaims {
 
 /// Sign with the server's own current key.
 pub fn mint(env: &TestEnv, claims: &AccessClaims) -> String {
-    sign_access_token(&env.server().state.back.keys, claims).unwrap()
+    sign_access_token(&env.server().state.tokens.keys, claims).unwrap()
 }
 
 /// Sign with a freshly generated key the server does not know.

@@ -13,7 +13,7 @@ use super::codec::{
 use super::writer::Tables;
 use crate::{
     CodeRecord, CodeRedeem, CodeRedeemOutcome, CodeRedemption, ConsentRecord, RefreshRecord,
-    RefreshRotation, RegisteredClient, SeenClient, SigningKeyRecord, StoreError,
+    RefreshRotation, RegisteredClient, SeenClient, SigningKeyRecord, SpentRefresh, StoreError,
 };
 
 type StrTable<'txn> = Table<'txn, &'static str, &'static [u8]>;
@@ -129,7 +129,7 @@ pub(crate) fn redeem_code(
     let plan = match stored {
         None => Plan::NotFound,
         Some(stored) if stored.redeemed => {
-            let family = stored.record.family_id.as_str();
+            let family = stored.record.grant.family_id.as_str();
             let until = revocation_until(&t.families, family, req.family_revoke_until)?;
             let bytes = encode(
                 "family revocation",
@@ -169,7 +169,7 @@ pub(crate) fn redeem_code(
         Plan::NotFound => Ok(CodeRedeemOutcome::NotFound),
         Plan::Reused(record, bytes) => {
             t.families
-                .insert(record.family_id.as_str(), bytes.as_slice())
+                .insert(record.grant.family_id.as_str(), bytes.as_slice())
                 .map_err(write)?;
             Ok(CodeRedeemOutcome::AlreadyUsed(record))
         }
@@ -212,7 +212,7 @@ pub(crate) fn rotate_refresh(
     let Some(mut stored) = stored.filter(|s| !is_expired(s.record.expires_at, now)) else {
         return Ok(RefreshRotation::NotFound);
     };
-    let family_id = stored.record.family_id.clone();
+    let family_id = stored.record.grant.family_id.clone();
     if family_revoked(&t.families, &family_id, now)? {
         return Ok(RefreshRotation::FamilyRevoked);
     }
@@ -235,6 +235,27 @@ pub(crate) fn rotate_refresh(
         },
     )?;
     Ok(RefreshRotation::Rotated(stored.record))
+}
+
+pub(crate) fn spend_refresh(
+    t: &mut Tables<'_>,
+    old: &str,
+    revoke_until: SystemTime,
+    now: SystemTime,
+) -> Result<SpentRefresh, StoreError> {
+    let stored: Option<StoredRefresh> = get_json(&t.refresh, "refresh token", old)?;
+    let Some(stored) = stored.filter(|s| !is_expired(s.record.expires_at, now)) else {
+        return Ok(SpentRefresh::Unknown);
+    };
+    let family_id = stored.record.grant.family_id;
+    if family_revoked(&t.families, &family_id, now)? {
+        return Ok(SpentRefresh::FamilyRevoked);
+    }
+    if !stored.spent {
+        return Ok(SpentRefresh::Active);
+    }
+    revoke_family(t, &family_id, later(stored.record.expires_at, revoke_until))?;
+    Ok(SpentRefresh::Reused { family_id })
 }
 
 pub(crate) fn revoke_family(

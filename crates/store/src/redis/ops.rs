@@ -11,8 +11,8 @@ use super::codec::{
 use super::{RedisStore, pxat, scripts, unix_ms, unix_secs};
 use crate::{
     CodeRecord, CodeRedeem, CodeRedeemOutcome, CodeRedemption, ConsentRecord, RefreshRecord,
-    RefreshRotation, RegisteredClient, SeenClient, SigningKeyRecord, Store, StoreError, TokenHash,
-    hex,
+    RefreshRotation, RegisteredClient, SeenClient, SigningKeyRecord, SpentRefresh, Store,
+    StoreError, TokenHash, hex,
 };
 
 impl RedisStore {
@@ -174,7 +174,7 @@ impl Store for RedisStore {
     }
 
     async fn put_code(&self, code: &TokenHash, record: &CodeRecord) -> Result<(), StoreError> {
-        let family = record.family_id.as_str();
+        let family = record.grant.family_id.as_str();
         let key = self.family_key(family, "code:", code.as_str());
         self.put_hash_record(key, encode("code", record)?, "used", record.expires_at)
             .await?;
@@ -297,7 +297,7 @@ impl Store for RedisStore {
         token: &TokenHash,
         record: &RefreshRecord,
     ) -> Result<(), StoreError> {
-        let family = record.family_id.as_str();
+        let family = record.grant.family_id.as_str();
         let key = self.family_key(family, "rt:", token.as_str());
         self.put_hash_record(
             key,
@@ -360,6 +360,42 @@ impl Store for RedisStore {
         }
     }
 
+    async fn spend_refresh(
+        &self,
+        token: &TokenHash,
+        revoke_until: SystemTime,
+        now: SystemTime,
+    ) -> Result<SpentRefresh, StoreError> {
+        let Some(family) = self.family_of("rt:", token.as_str()).await? else {
+            return Ok(SpentRefresh::Unknown);
+        };
+        let keys = [
+            self.family_key(&family, "rt:", token.as_str()),
+            self.revocation_key(&family),
+        ];
+        let floor = unix_ms(SystemTime::now()).saturating_add(1000);
+        let mut c = self.conn();
+        let status: i64 = self
+            .run("refresh reuse check", async move {
+                scripts::SPEND_REFRESH
+                    .key(&keys[0])
+                    .key(&keys[1])
+                    .arg(unix_secs(now))
+                    .arg(unix_secs(revoke_until))
+                    .arg(floor)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        match status {
+            0 => Ok(SpentRefresh::Unknown),
+            1 => Ok(SpentRefresh::Active),
+            2 => Ok(SpentRefresh::Reused { family_id: family }),
+            3 => Ok(SpentRefresh::FamilyRevoked),
+            s => Err(corrupt_status("refresh token", s)),
+        }
+    }
+
     async fn get_refresh(
         &self,
         token: &TokenHash,
@@ -377,7 +413,7 @@ impl Store for RedisStore {
             return Ok(None);
         }
         let record: RefreshRecord = decode("refresh token", &rec)?;
-        if self.is_family_revoked(&record.family_id, now).await? {
+        if self.is_family_revoked(&record.grant.family_id, now).await? {
             return Ok(None);
         }
         Ok(Some(record))

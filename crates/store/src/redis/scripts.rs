@@ -91,6 +91,28 @@ return {1, v[1]}
     )
 });
 
+/// `spend_refresh`. KEYS: token, family revocation. ARGV: now (s), revoke until (s), PXAT floor
+/// (ms). → 0 unknown, 1 active, 2 reused (family revoked now), 3 family revoked before.
+pub(super) static SPEND_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local now = tonumber(ARGV[1])
+local v = redis.call('HMGET', KEYS[1], 'exp', 'spent')
+if not v[1] or tonumber(v[1]) <= now then return 0 end
+local r = redis.call('GET', KEYS[2])
+if r and tonumber(r) > now then return 3 end
+if v[2] ~= '1' then return 1 end
+local u = math.max(tonumber(v[1]), tonumber(ARGV[2]))
+local cur = tonumber(r or '0')
+if u > cur then
+  local at = math.max(u * 1000, tonumber(ARGV[3]))
+  redis.call('SET', KEYS[2], string.format('%.0f', u), 'PXAT', string.format('%.0f', at))
+end
+return 2
+",
+    )
+});
+
 /// `revoke_family`. KEYS: family revocation. ARGV: until (s), PXAT (ms). Never shortens.
 pub(super) static REVOKE_FAMILY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cimdgate_store::embedded::EmbeddedStore;
 use cimdgate_store::{
-    ClientKind, CodeRecord, ConsentRecord, RefreshRecord, RegisteredClient, SeenClient,
-    SigningKeyRecord, TokenHash,
+    ClientKind, CodeRecord, ConsentRecord, DocumentBinding, Grant, RefreshRecord, RegisteredClient,
+    Scopes, SeenClient, SigningKeyRecord, TokenHash,
 };
 
 pub const HOUR: Duration = Duration::from_secs(3600);
@@ -46,19 +46,29 @@ pub fn hash(s: &str) -> TokenHash {
     TokenHash::of(s)
 }
 
-pub fn code(family: &str, expires_at: SystemTime) -> CodeRecord {
-    CodeRecord {
+/// The grant of family `family` (a CIMD client's, approved by alice for `mcp`).
+pub fn grant(family: &str, document: Option<DocumentBinding>, idp_ref: Option<&str>) -> Grant {
+    Grant {
         client_id: "https://client.example/cimd.json".into(),
         client_kind: ClientKind::Cimd,
+        subject: "alice".into(),
+        scope: Scopes::parse("mcp"),
+        resource: "https://as.example/mcp".into(),
+        family_id: family.into(),
+        document,
+        idp_ref: idp_ref.map(Into::into),
+    }
+}
+
+pub fn code(family: &str, expires_at: SystemTime) -> CodeRecord {
+    let document = DocumentBinding {
+        digest: "abc".into(),
+        auth_method: "none".into(),
+    };
+    CodeRecord {
+        grant: grant(family, Some(document), None),
         redirect_uri: "http://127.0.0.1:9999/cb".into(),
         code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
-        resource: "https://as.example/mcp".into(),
-        scope: "mcp".into(),
-        subject: "alice".into(),
-        family_id: family.into(),
-        document_hash: Some("abc".into()),
-        document_snapshot: Some("{}".into()),
-        upstream_ref: None,
         auth_time: stamp(),
         expires_at,
     }
@@ -66,15 +76,7 @@ pub fn code(family: &str, expires_at: SystemTime) -> CodeRecord {
 
 pub fn refresh(family: &str, expires_at: SystemTime) -> RefreshRecord {
     RefreshRecord {
-        family_id: family.into(),
-        client_id: "https://client.example/cimd.json".into(),
-        client_kind: ClientKind::Cimd,
-        subject: "alice".into(),
-        scope: "mcp".into(),
-        resource: "https://as.example/mcp".into(),
-        document_hash: None,
-        document_snapshot: None,
-        upstream_ref: Some("up-1".into()),
+        grant: grant(family, None, Some("up-1")),
         issued_at: stamp(),
         expires_at,
     }

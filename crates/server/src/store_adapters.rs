@@ -1,5 +1,10 @@
-//! The CIMD document cache and negative cache in Redis ([`RedisDocumentStore`]), so N instances
-//! fetch a document once (SPEC §3.4 "the cache can live in the shared store", §6).
+//! The core library's storage traits on cimdgate's store:
+//!
+//! - [`StoreReplay`]: the client-assertion `jti` replay records (RFC 7523 §3 item 7) in the
+//!   store, so an assertion is single-use across every replica;
+//! - [`RedisDocumentStore`]: the CIMD document cache and negative cache in Redis, so N instances
+//!   fetch a document once (docs/architecture.md, *Caching*).
+//!
 //!
 //! Entries are JSON ([`StoredDocument`], [`StoredNegative`]) under `<prefix>doc:<sha256(id)>`
 //! and `<prefix>neg:<sha256(id)>`, expiring at the entry's `keep_until` / `until`. The
@@ -13,9 +18,31 @@
 
 use std::sync::Arc;
 
+use std::time::SystemTime;
+
 use async_trait::async_trait;
+use cimd::assertion::{ReplayStore, ReplayStoreError};
 use cimd::cache::{DocumentStore, NegativeEntry, StoreError, StoredDocument, StoredNegative};
+use cimdgate_store::Store;
 use cimdgate_store::redis::RedisStore;
+
+/// The [`ReplayStore`] of the assertion verifier: `jti` values recorded in the shared store.
+pub struct StoreReplay(pub Arc<dyn Store>);
+
+#[async_trait]
+impl ReplayStore for StoreReplay {
+    async fn record_once(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: SystemTime,
+    ) -> Result<bool, ReplayStoreError> {
+        self.0
+            .record_jti(client_id, jti, expires_at)
+            .await
+            .map_err(|e| ReplayStoreError::Backend(e.to_string()))
+    }
+}
 
 const DOC_NS: &str = "doc";
 const NEG_NS: &str = "neg";

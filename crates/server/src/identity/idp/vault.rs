@@ -1,10 +1,10 @@
 //! The user's upstream-IdP access token for resources with `forward_upstream_token = true`
-//! (SPEC §5: "only if configured").
+//! (docs/architecture.md, *Gateway*: forwarded only where a resource asks for it).
 //!
 //! After an upstream sign-in, `/upstream/callback` stores the IdP's tokens sealed (AES-256-GCM-SIV,
-//! [`Purpose::UpstreamTokens`]) under a random reference, and every access token of that grant
+//! [`Purpose::IdpTokens`]) under a random reference, and every access token of that grant
 //! carries the reference as its `urf` claim. For each proxied request the gateway asks
-//! [`StoredUpstreamTokens::token_for`], which:
+//! [`IdpTokenVault::token_for`], which:
 //! 1. honours `urf` only in tokens this server issued (another trusted issuer's token naming a
 //!    reference must not reach someone else's IdP token);
 //! 2. reads and opens the sealed tokens; nothing stored → `None` (the gateway answers 401 and
@@ -18,15 +18,15 @@
 //!    one instance never spends a rotating refresh token twice).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use cimdgate_gateway::{UpstreamTokens, Verified};
+use cimdgate_gateway::{UpstreamTokens as ForwardedTokenSource, Verified};
 
-use crate::front::FrontState;
-use crate::front::seal::Purpose;
 use crate::identity::Identity;
-use crate::identity::upstream::{UpstreamError, UpstreamTokens as IdpTokens};
-use crate::state::Shared;
+use crate::identity::idp::{IdpError, IdpTokens};
+use crate::seal::{Purpose, Sealer};
+use crate::secret::ExposeSecret;
+use crate::services::Services;
 
 /// An upstream access token with less than this left is renewed before it is forwarded.
 pub const RENEW_MARGIN_SECS: u64 = 10;
@@ -60,25 +60,24 @@ impl moka::Expiry<String, Held> for HeldExpiry {
 }
 
 /// The gateway's provider of upstream-IdP tokens, backed by the store.
-pub struct StoredUpstreamTokens {
-    shared: Arc<Shared>,
-    front: Arc<FrontState>,
+pub struct IdpTokenVault {
+    services: Arc<Services>,
+    identity: Arc<Identity>,
     cache: moka::future::Cache<String, Held>,
 }
 
-impl std::fmt::Debug for StoredUpstreamTokens {
+impl std::fmt::Debug for IdpTokenVault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredUpstreamTokens")
-            .finish_non_exhaustive()
+        f.debug_struct("IdpTokenVault").finish_non_exhaustive()
     }
 }
 
-impl StoredUpstreamTokens {
-    /// A provider reading the store of `shared` with the sealer and IdP of `front`.
-    pub fn new(shared: Arc<Shared>, front: Arc<FrontState>) -> Self {
-        StoredUpstreamTokens {
-            shared,
-            front,
+impl IdpTokenVault {
+    /// A vault reading the store and sealer of `services`, renewing at the IdP of `identity`.
+    pub fn new(services: Arc<Services>, identity: Arc<Identity>) -> Self {
+        IdpTokenVault {
+            services,
+            identity,
             cache: moka::future::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .expire_after(HeldExpiry)
@@ -87,33 +86,31 @@ impl StoredUpstreamTokens {
     }
 
     async fn load(&self, reference: &str) -> Result<Held, Miss> {
-        let store = &self.shared.store;
+        let store = &self.services.store;
         let sealed = store
             .get_upstream_tokens(reference, SystemTime::now())
             .await
             .map_err(|e| Miss::Unavailable(format!("store: {e}")))?
             .ok_or_else(|| Miss::Gone("no upstream tokens are stored for this sign-in".into()))?;
-        let mut tokens = self
-            .front
-            .open_upstream_tokens(&sealed)
+        let mut tokens = open_tokens(&self.services.sealer, &sealed)
             .ok_or_else(|| Miss::Gone("the stored upstream tokens cannot be opened".into()))?;
-        let now = unix_now();
+        let now = crate::time::now_secs();
         if needs_renewal(&tokens, now) {
             tokens = self.renew(reference, &tokens).await?;
         }
         Ok(Held {
-            until: reuse_until(&tokens, unix_now()),
-            access_token: tokens.access_token,
+            until: reuse_until(&tokens, crate::time::now_secs()),
+            access_token: tokens.access_token.expose_secret().to_owned(),
         })
     }
 
     async fn renew(&self, reference: &str, old: &IdpTokens) -> Result<IdpTokens, Miss> {
-        let Identity::Upstream(idp) = &self.front.identity else {
+        let Identity::Idp(idp) = &*self.identity else {
             return Err(Miss::Gone("identity.mode is not upstream".into()));
         };
         let new = match idp.refresh(old).await {
             Ok(new) => new,
-            Err(e @ (UpstreamError::Unavailable { .. } | UpstreamError::Discovery { .. })) => {
+            Err(e @ (IdpError::Unavailable { .. } | IdpError::Discovery { .. })) => {
                 return Err(Miss::Unavailable(e.to_string()));
             }
             Err(refused) => {
@@ -122,7 +119,7 @@ impl StoredUpstreamTokens {
                 // again instead of minting tokens this resource can only refuse.
                 let gone = SystemTime::now() - Duration::from_secs(1);
                 if let Err(e) = self
-                    .shared
+                    .services
                     .store
                     .put_upstream_tokens(reference, b"", gone)
                     .await
@@ -134,25 +131,11 @@ impl StoredUpstreamTokens {
                 return Err(Miss::Gone(refused.to_string()));
             }
         };
-        // The stored record slides with the refresh-token lifetime, like cimdgate's own
-        // refresh tokens do on rotation.
-        let ttl = self.shared.config.tokens.refresh_token_ttl_secs;
-        let sealed = self
-            .front
-            .sealer
-            .seal(Purpose::UpstreamTokens, &new, ttl)
-            .map_err(|_| Miss::Unavailable("cannot seal the renewed tokens".into()))?;
-        let expires = SystemTime::now() + Duration::from_secs(ttl);
         // The IdP has already renewed (and may have rotated its refresh token): use the new
         // access token even if storing it fails, rather than throw it away with a 503. The
         // stored copy then keeps the old tokens, so a later renewal may be refused and end the
         // sign-in.
-        if let Err(e) = self
-            .shared
-            .store
-            .put_upstream_tokens(reference, sealed.as_bytes(), expires)
-            .await
-        {
+        if let Err(e) = store_tokens(&self.services, reference, &new).await {
             tracing::warn!(error = %e, "cannot store renewed upstream tokens");
         }
         crate::audit!(event = "upstream_token_refreshed", host = %idp.provider_host());
@@ -160,10 +143,41 @@ impl StoredUpstreamTokens {
     }
 }
 
+/// Seal `tokens` (AES-256-GCM-SIV, [`Purpose::IdpTokens`]) and store them under `reference`.
+/// The record lives as long as a refresh token and slides with each renewal, like cimdgate's
+/// own refresh tokens do on rotation.
+pub async fn store_tokens(
+    services: &Services,
+    reference: &str,
+    tokens: &IdpTokens,
+) -> Result<(), String> {
+    let ttl = services.config.tokens.refresh_token_ttl_secs;
+    let sealed = services
+        .sealer
+        .seal(Purpose::IdpTokens, tokens, ttl)
+        .map_err(|_| "cannot seal the IdP tokens".to_owned())?;
+    services
+        .store
+        .put_upstream_tokens(
+            reference,
+            sealed.as_bytes(),
+            crate::time::after(SystemTime::now(), ttl),
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Open sealed IdP tokens read from the store; `None` when they are not ours, tampered with or
+/// expired.
+pub fn open_tokens(sealer: &Sealer, sealed: &[u8]) -> Option<IdpTokens> {
+    let s = std::str::from_utf8(sealed).ok()?;
+    sealer.open(Purpose::IdpTokens, s).ok()
+}
+
 #[async_trait::async_trait]
-impl UpstreamTokens for StoredUpstreamTokens {
+impl ForwardedTokenSource for IdpTokenVault {
     async fn token_for(&self, who: &Verified) -> Result<Option<String>, String> {
-        let Some(reference) = honoured_reference(who, &self.shared.issuer) else {
+        let Some(reference) = honoured_reference(who, &self.services.issuer) else {
             return Ok(None);
         };
         let held = self
@@ -207,12 +221,6 @@ fn reuse_until(tokens: &IdpTokens, now: u64) -> Instant {
         exp.saturating_sub(now.saturating_add(RENEW_MARGIN_SECS))
     });
     Instant::now() + Duration::from_secs(left.min(CACHE_SECS))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::UpstreamError;
 use super::net::{self, check_url, host_of};
+use super::types::IdpError;
 
 /// How long a failed discovery blocks new attempts (requests in that window get the same error).
 pub(crate) const DISCOVERY_RETRY: Duration = Duration::from_secs(2);
@@ -127,7 +127,7 @@ pub(crate) fn check_discovery(configured: &Url, doc: DiscoveryDoc) -> Result<Dis
 #[derive(Default)]
 struct DiscoveryState {
     ok: Option<Arc<Discovered>>,
-    failed: Option<(Instant, UpstreamError)>,
+    failed: Option<(Instant, IdpError)>,
 }
 
 #[derive(Default)]
@@ -161,7 +161,7 @@ impl OidcCache {
     pub(crate) async fn discovered(
         &self,
         client: &reqwest::Client,
-    ) -> Result<Arc<Discovered>, UpstreamError> {
+    ) -> Result<Arc<Discovered>, IdpError> {
         let mut st = self.discovery.lock().await;
         if let Some(d) = &st.ok {
             return Ok(d.clone());
@@ -186,13 +186,13 @@ impl OidcCache {
         }
     }
 
-    async fn fetch_discovery(&self, client: &reqwest::Client) -> Result<Discovered, UpstreamError> {
-        let url = discovery_url(&self.issuer).map_err(|reason| UpstreamError::Discovery {
+    async fn fetch_discovery(&self, client: &reqwest::Client) -> Result<Discovered, IdpError> {
+        let url = discovery_url(&self.issuer).map_err(|reason| IdpError::Discovery {
             host: host_of(&self.issuer),
             reason,
         })?;
         let body = net::send(&url, client.get(url.clone())).await?;
-        let bad = |reason: String| UpstreamError::Discovery {
+        let bad = |reason: String| IdpError::Discovery {
             host: host_of(&url),
             reason,
         };
@@ -209,7 +209,7 @@ impl OidcCache {
         client: &reqwest::Client,
         jwks_uri: &Url,
         refresh: bool,
-    ) -> Result<Arc<JwkSet>, UpstreamError> {
+    ) -> Result<Arc<JwkSet>, IdpError> {
         let mut st = self.keys.lock().await;
         if !refresh
             && let Some((set, at)) = &st.keys
@@ -218,7 +218,7 @@ impl OidcCache {
             return Ok(set.clone());
         }
         let body = net::send(jwks_uri, client.get(jwks_uri.clone())).await?;
-        let bad = |reason: String| UpstreamError::InvalidIdToken {
+        let bad = |reason: String| IdpError::InvalidIdToken {
             reason: format!("the IdP's key set at {jwks_uri}: {reason}"),
         };
         if !body.status.is_success() {

@@ -1,14 +1,12 @@
-//! Access tokens (RFC 9068 JWT profile; SPEC §4) and opaque refresh tokens.
+//! Access tokens: the RFC 9068 JWT profile.
 //!
 //! Access token: header `{alg, kid, typ: "at+jwt"}` (RFC 9068 §2.1); claims `iss`, `sub`, `aud`
 //! (the RFC 8707 resource), `client_id`, `scope`, `exp`, `iat`, `jti`, and `fid`, the token
 //! family, so revoking a family (code reuse, refresh reuse, RFC 7009) revokes its access tokens;
 //! and `urf` after an upstream sign-in (see [`AccessClaims::urf`]).
 //!
-//! Refresh token and authorization code: ordered tokens (a time prefix and 24 random bytes,
-//! base64url); only their store key — the time prefix and the SHA-256 — is stored.
-
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+//! Refresh tokens and authorization codes are opaque ordered tokens (`crate::rand::ordered_token`);
+//! only their store key — the time prefix and the SHA-256 — is stored.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::KeyRing;
 
-/// Allowed clock difference when verifying `exp`/`iat` (SPEC §5: small skew).
+/// Allowed clock difference when verifying `exp`/`iat` (RFC 7519 §4.1.4 allows "some small
+/// leeway").
 pub const VERIFY_LEEWAY_SECS: u64 = 30;
 
 /// The claims of an access token.
@@ -65,46 +64,6 @@ pub enum TokenError {
     Store(String),
 }
 
-/// Seconds since the epoch.
-pub fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// Fill `buf` from the system RNG.
-fn fill_random(buf: &mut [u8]) {
-    // aws-lc's RNG fails only when the OS entropy source is broken. A predictable token must
-    // never be handed out, so that is fatal.
-    if aws_lc_rs::rand::fill(buf).is_err() {
-        tracing::error!("system random number generator failed");
-        std::process::abort();
-    }
-}
-
-/// `n` random bytes, base64url without padding.
-pub fn random_token(n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    fill_random(&mut buf);
-    URL_SAFE_NO_PAD.encode(&buf)
-}
-
-/// A new ordered token: 192 random bits behind a time prefix, so that store keys sort by issue
-/// time (see [`cimdgate_store::ORDERED_TOKEN_VERSION`]). Authorization codes and refresh tokens.
-pub fn new_ordered_token() -> String {
-    let mut random = [0u8; 24];
-    fill_random(&mut random);
-    cimdgate_store::TokenHash::ordered_token(SystemTime::now(), &random)
-}
-
-/// A new opaque refresh token ([`new_ordered_token`]).
-pub fn new_refresh_token() -> String {
-    new_ordered_token()
-}
-
-/// A new authorization code ([`new_ordered_token`]).
-pub fn new_code() -> String {
-    new_ordered_token()
-}
-
 /// Sign an access token with the ring's current key.
 pub fn sign_access_token(keys: &KeyRing, claims: &AccessClaims) -> Result<String, String> {
     let key = keys.signing();
@@ -120,7 +79,7 @@ pub fn sign_access_token(keys: &KeyRing, claims: &AccessClaims) -> Result<String
 }
 
 /// Check signature (our keys only), `typ`, `iss` and `exp`; not revocation (see
-/// [`super::BackState::verify_access_token`]).
+/// [`super::Tokens::verify`]).
 pub fn verify_signed(
     keys: &KeyRing,
     issuer: &str,
@@ -152,37 +111,4 @@ pub fn verify_signed(
     decode::<AccessClaims>(token, &key.decoding, &validation)
         .map(|d| d.claims)
         .map_err(|e| TokenError::Invalid(e.to_string()))
-}
-
-/// `now + secs`.
-pub fn after(now: SystemTime, secs: u64) -> SystemTime {
-    now + Duration::from_secs(secs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cimdgate_store::TokenHash;
-
-    #[test]
-    fn codes_and_refresh_tokens_are_unique_ordered_tokens() {
-        let minted: Vec<String> = (0..200)
-            .map(|i| {
-                if i % 2 == 0 {
-                    new_code()
-                } else {
-                    new_refresh_token()
-                }
-            })
-            .collect();
-        let unique: std::collections::HashSet<&String> = minted.iter().collect();
-        assert_eq!(unique.len(), minted.len());
-        let keys: Vec<String> = minted.iter().map(|t| TokenHash::of(t).0).collect();
-        for (t, k) in minted.iter().zip(&keys) {
-            assert_eq!(t.len(), 44, "{t}");
-            assert_eq!(k.len(), 16 + 64, "time prefix + SHA-256: {k}");
-        }
-        // Minted one after another: the time prefixes never go backwards.
-        assert!(keys.windows(2).all(|w| w[0][..16] <= w[1][..16]));
-    }
 }

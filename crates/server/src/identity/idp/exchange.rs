@@ -5,11 +5,12 @@
 use serde::Deserialize;
 use url::Url;
 
+use crate::secret::ExposeSecret;
+
+use super::client::{Endpoints, Flavor, Idp};
 use super::net::{self, basic_auth, form_body, host_of};
 use super::oidc::{Discovered, IdTokenProblem, IdTokenRules, OidcCache, validate_id_token};
-use super::{
-    Endpoints, Flavor, UpstreamError, UpstreamIdp, UpstreamPending, UpstreamTokens, now_secs,
-};
+use super::types::{IdpError, IdpPending, IdpTokens, sanitize};
 
 /// The token endpoint's success response (RFC 6749 §5.1; OIDC Core §3.1.3.3).
 #[derive(Deserialize)]
@@ -48,7 +49,7 @@ struct UserInfo {
     email: Option<String>,
 }
 
-impl UpstreamIdp {
+impl Idp {
     /// Exchange `code` for tokens. Client authentication: `client_secret_basic` when a secret is
     /// configured (`client_secret_post` for GitHub, which documents only that), otherwise `none`
     /// (client_id in the body). The PKCE verifier is always sent.
@@ -57,7 +58,7 @@ impl UpstreamIdp {
         ep: &Endpoints,
         code: &str,
         verifier: &str,
-    ) -> Result<UpstreamTokens, UpstreamError> {
+    ) -> Result<IdpTokens, IdpError> {
         self.token_request(
             ep,
             vec![
@@ -73,9 +74,10 @@ impl UpstreamIdp {
     /// Renew upstream tokens with the upstream refresh token (RFC 6749 §6), authenticating as
     /// for the code exchange. An IdP that rotates refresh tokens returns a new one; one that
     /// does not keeps the old one valid, so it is carried over.
-    pub async fn refresh(&self, old: &UpstreamTokens) -> Result<UpstreamTokens, UpstreamError> {
-        let Some(refresh_token) = old.refresh_token.as_deref() else {
-            return Err(UpstreamError::Exchange {
+    pub async fn refresh(&self, old: &IdpTokens) -> Result<IdpTokens, IdpError> {
+        let Some(refresh_token) = old.refresh_token.as_ref().map(ExposeSecret::expose_secret)
+        else {
+            return Err(IdpError::Exchange {
                 host: self.provider_host(),
                 reason: "the provider gave no refresh token, so an expired access token cannot \
                          be renewed"
@@ -105,7 +107,7 @@ impl UpstreamIdp {
         &self,
         ep: &Endpoints,
         mut pairs: Vec<(&str, &str)>,
-    ) -> Result<UpstreamTokens, UpstreamError> {
+    ) -> Result<IdpTokens, IdpError> {
         let url = &ep.token;
         let mut req = self
             .http
@@ -118,27 +120,27 @@ impl UpstreamIdp {
         match (&self.client_secret, &self.flavor) {
             (Some(secret), Flavor::Github) => {
                 pairs.push(("client_id", &self.client_id));
-                pairs.push(("client_secret", secret));
+                pairs.push(("client_secret", secret.expose_secret()));
             }
             (Some(secret), _) => {
                 req = req.header(
                     reqwest::header::AUTHORIZATION,
-                    basic_auth(&self.client_id, secret),
+                    basic_auth(&self.client_id, secret.expose_secret()),
                 );
             }
             (None, _) => pairs.push(("client_id", &self.client_id)),
         }
         let body = net::send(url, req.body(form_body(&pairs))).await?;
-        let refused = |reason: String| UpstreamError::Exchange {
+        let refused = |reason: String| IdpError::Exchange {
             host: host_of(url),
             reason,
         };
         if let Ok(err) = net::parse_json::<TokenError>(&body) {
             let desc = err
                 .error_description
-                .map(|d| format!(" ({})", super::sanitize(&d)))
+                .map(|d| format!(" ({})", sanitize(&d)))
                 .unwrap_or_default();
-            return Err(refused(format!("{}{desc}", super::sanitize(&err.error))));
+            return Err(refused(format!("{}{desc}", sanitize(&err.error))));
         }
         if !body.status.is_success() {
             return Err(refused(format!(
@@ -152,17 +154,19 @@ impl UpstreamIdp {
         {
             return Err(refused(format!(
                 "unsupported token_type {:?}",
-                super::sanitize(tt)
+                sanitize(tt)
             )));
         }
         if t.access_token.is_empty() {
             return Err(refused("empty access_token".into()));
         }
-        Ok(UpstreamTokens {
-            access_token: t.access_token,
-            refresh_token: t.refresh_token.filter(|r| !r.is_empty()),
-            id_token: t.id_token.filter(|i| !i.is_empty()),
-            expires_at: t.expires_in.map(|s| now_secs().saturating_add(s)),
+        Ok(IdpTokens {
+            access_token: t.access_token.into(),
+            refresh_token: t.refresh_token.filter(|r| !r.is_empty()).map(Into::into),
+            id_token: t.id_token.filter(|i| !i.is_empty()).map(Into::into),
+            expires_at: t
+                .expires_in
+                .map(|s| crate::time::now_secs().saturating_add(s)),
         })
     }
 
@@ -174,19 +178,20 @@ impl UpstreamIdp {
         cache: &OidcCache,
         d: &Discovered,
         ep: &Endpoints,
-        tokens: &UpstreamTokens,
-        pending: &UpstreamPending,
-    ) -> Result<(String, Option<String>, Option<String>), UpstreamError> {
+        tokens: &IdpTokens,
+        pending: &IdpPending,
+    ) -> Result<(String, Option<String>, Option<String>), IdpError> {
         let id_token = tokens
             .id_token
-            .as_deref()
-            .ok_or_else(|| UpstreamError::InvalidIdToken {
+            .as_ref()
+            .map(ExposeSecret::expose_secret)
+            .ok_or_else(|| IdpError::InvalidIdToken {
                 reason: "the token response has no id_token (is `openid` among the scopes?)".into(),
             })?;
         let rules = IdTokenRules {
             issuer: &d.issuer,
             client_id: &self.client_id,
-            nonce: &pending.nonce,
+            nonce: pending.nonce.expose_secret(),
             algorithms: &d.algorithms,
         };
         let keys = cache.keys(&self.http, &d.jwks_uri, false).await?;
@@ -197,11 +202,11 @@ impl UpstreamIdp {
             }
             other => other,
         }
-        .map_err(|p| UpstreamError::InvalidIdToken {
+        .map_err(|p| IdpError::InvalidIdToken {
             reason: match p {
                 IdTokenProblem::UnknownKey(kid) => format!(
                     "it is signed with a key the IdP does not publish (kid {:?})",
-                    kid.as_deref().map(super::sanitize)
+                    kid.as_deref().map(sanitize)
                 ),
                 IdTokenProblem::Invalid(r) => r,
             },
@@ -211,9 +216,11 @@ impl UpstreamIdp {
         if (name.is_none() || email.is_none())
             && let Some(url) = &ep.userinfo
         {
-            let info = self.userinfo(url, &tokens.access_token).await?;
+            let info = self
+                .userinfo(url, tokens.access_token.expose_secret())
+                .await?;
             if info.sub.as_deref() != Some(claims.sub.as_str()) {
-                return Err(UpstreamError::UserInfo {
+                return Err(IdpError::UserInfo {
                     host: host_of(url),
                     reason: "userinfo describes a different user than the ID token".into(),
                 });
@@ -228,19 +235,21 @@ impl UpstreamIdp {
     pub(super) async fn oauth_identity(
         &self,
         ep: &Endpoints,
-        tokens: &UpstreamTokens,
-    ) -> Result<(String, Option<String>, Option<String>), UpstreamError> {
+        tokens: &IdpTokens,
+    ) -> Result<(String, Option<String>, Option<String>), IdpError> {
         let url = ep
             .userinfo
             .as_ref()
-            .ok_or_else(|| UpstreamError::Internal("no userinfo endpoint configured".into()))?;
-        let info = self.userinfo(url, &tokens.access_token).await?;
+            .ok_or_else(|| IdpError::Internal("no userinfo endpoint configured".into()))?;
+        let info = self
+            .userinfo(url, tokens.access_token.expose_secret())
+            .await?;
         let subject = match (info.sub, info.id) {
             (Some(s), _) if !s.is_empty() => s,
             (_, Some(serde_json::Value::String(s))) if !s.is_empty() => s,
             (_, Some(serde_json::Value::Number(n))) => n.to_string(),
             _ => {
-                return Err(UpstreamError::UserInfo {
+                return Err(IdpError::UserInfo {
                     host: host_of(url),
                     reason: "the profile has neither `sub` nor `id`".into(),
                 });
@@ -249,14 +258,14 @@ impl UpstreamIdp {
         Ok((subject, info.name.or(info.preferred_username), info.email))
     }
 
-    async fn userinfo(&self, url: &Url, access_token: &str) -> Result<UserInfo, UpstreamError> {
+    async fn userinfo(&self, url: &Url, access_token: &str) -> Result<UserInfo, IdpError> {
         let req = self
             .http
             .get(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .bearer_auth(access_token);
         let body = net::send(url, req).await?;
-        let bad = |reason: String| UpstreamError::UserInfo {
+        let bad = |reason: String| IdpError::UserInfo {
             host: host_of(url),
             reason,
         };

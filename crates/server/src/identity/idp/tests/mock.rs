@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::secret::ExposeSecret;
 
 // ---- a mock IdP on 127.0.0.1 ------------------------------------------------------------
 
@@ -71,17 +72,17 @@ async fn start_mock() -> (String, M) {
     (base, mock)
 }
 
-fn oidc_idp(issuer: &str, secret: Option<&str>) -> UpstreamIdp {
-    let cfg = UpstreamConfig {
+fn oidc_idp(issuer: &str, secret: Option<&str>) -> Idp {
+    let cfg = IdpConfig {
         issuer: Some(Url::parse(issuer).unwrap()),
         client_id: CLIENT.into(),
         client_secret: secret.map(Into::into),
-        ..UpstreamConfig::default()
+        ..IdpConfig::default()
     };
-    UpstreamIdp::new(&cfg, "http://127.0.0.1:1/upstream/callback".into()).unwrap()
+    Idp::new(&cfg, "http://127.0.0.1:1/upstream/callback".into()).unwrap()
 }
 
-fn callback(p: &UpstreamPending, iss: Option<&str>) -> CallbackParams {
+fn callback(p: &IdpPending, iss: Option<&str>) -> CallbackParams {
     CallbackParams {
         code: Some("the-code".into()),
         state: Some(p.state.clone()),
@@ -95,7 +96,7 @@ async fn discovery_issuer_mismatch_is_refused() {
     let (base, mock) = start_mock().await;
     mock.lock().unwrap().discovery["issuer"] = json!("https://someone-else.example");
     let err = oidc_idp(&base, None).begin().await.unwrap_err();
-    assert!(matches!(err, UpstreamError::Discovery { .. }), "{err:?}");
+    assert!(matches!(err, IdpError::Discovery { .. }), "{err:?}");
     assert!(err.to_string().contains("must match exactly"), "{err}");
     assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
 }
@@ -108,7 +109,7 @@ async fn idp_down_is_unavailable_naming_the_host() {
     };
     let idp = oidc_idp(&format!("http://127.0.0.1:{port}"), None);
     let err = idp.begin().await.unwrap_err();
-    assert!(matches!(err, UpstreamError::Unavailable { .. }), "{err:?}");
+    assert!(matches!(err, IdpError::Unavailable { .. }), "{err:?}");
     assert!(
         err.to_string().contains(&format!("127.0.0.1:{port}")),
         "{err}"
@@ -125,14 +126,14 @@ async fn full_oidc_exchange_against_mock_with_key_rotation() {
     let (url, p) = idp.begin().await.unwrap();
     let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
     assert_eq!(q["scope"], "openid email profile");
-    assert_eq!(q["nonce"], p.nonce);
+    assert_eq!(q["nonce"], p.nonce.expose_secret());
     assert_eq!(q["code_challenge_method"], "S256");
     {
         let mut m = mock.lock().unwrap();
         m.jwks = json!({"keys": [old.jwk.clone()]});
         let claims = with(
             good_claims(),
-            json!({"iss": base, "nonce": p.nonce, "email": null}),
+            json!({"iss": base, "nonce": p.nonce.expose_secret(), "email": null}),
         );
         m.token = (
             200,
@@ -146,17 +147,14 @@ async fn full_oidc_exchange_against_mock_with_key_rotation() {
         .finish(&callback(&p, Some(&base)), &p)
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, UpstreamError::InvalidIdToken { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, IdpError::InvalidIdToken { .. }), "{err:?}");
     // The IdP rotates: the refetch on the unknown kid finds it.
     mock.lock().unwrap().jwks = json!({"keys": [old.jwk.clone(), new.jwk.clone()]});
     let user = idp.finish(&callback(&p, Some(&base)), &p).await.unwrap();
     assert_eq!(user.subject, "alice");
     assert_eq!(user.name.as_deref(), Some("Alice"));
     assert_eq!(user.email.as_deref(), Some("alice@example.com")); // from userinfo
-    assert_eq!(user.tokens.access_token, "UP-AT");
+    assert_eq!(user.tokens.access_token.expose_secret(), "UP-AT");
     let m = mock.lock().unwrap();
     assert_eq!(
         m.jwks_fetches, 3,
@@ -172,7 +170,7 @@ async fn full_oidc_exchange_against_mock_with_key_rotation() {
     let form: std::collections::HashMap<_, _> = url::form_urlencoded::parse(body.as_bytes())
         .into_owned()
         .collect();
-    assert_eq!(form["code_verifier"], p.pkce_verifier);
+    assert_eq!(form["code_verifier"], p.pkce_verifier.expose_secret());
     assert_eq!(form["grant_type"], "authorization_code");
     assert!(!form.contains_key("client_secret"));
 }
@@ -188,7 +186,7 @@ async fn iss_parameter_rules() {
     ] {
         let err = idp.finish(&callback(&p, iss), &p).await.unwrap_err();
         assert!(
-            matches!(err, UpstreamError::IssuerMismatch { .. }),
+            matches!(err, IdpError::IssuerMismatch { .. }),
             "{rule}: {err:?}"
         );
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
@@ -209,7 +207,7 @@ async fn denied_callback_and_refused_exchange() {
     };
     let err = idp.finish(&denied, &p).await.unwrap_err();
     assert!(
-        matches!(err, UpstreamError::Denied { ref error, .. } if error == "access_denied"),
+        matches!(err, IdpError::Denied { ref error, .. } if error == "access_denied"),
         "{err:?}"
     );
 
@@ -221,7 +219,7 @@ async fn denied_callback_and_refused_exchange() {
         .finish(&callback(&p, Some(&base)), &p)
         .await
         .unwrap_err();
-    assert!(matches!(err, UpstreamError::Exchange { .. }), "{err:?}");
+    assert!(matches!(err, IdpError::Exchange { .. }), "{err:?}");
     assert!(err.to_string().contains("invalid_grant"), "{err}");
     // Without a secret: client auth `none` → client_id in the body.
     let body = mock
@@ -239,21 +237,21 @@ async fn denied_callback_and_refused_exchange() {
         .finish(&callback(&p, Some(&base)), &p)
         .await
         .unwrap_err();
-    assert!(matches!(err, UpstreamError::Unavailable { .. }), "{err:?}");
+    assert!(matches!(err, IdpError::Unavailable { .. }), "{err:?}");
 }
 
 #[tokio::test]
 async fn github_preset_exchange_and_user() {
     let (base, mock) = start_mock().await;
-    let cfg = UpstreamConfig {
-        preset: Some(UpstreamPreset::Github),
+    let cfg = IdpConfig {
+        preset: Some(IdpPreset::Github),
         client_id: "gh".into(),
         client_secret: Some("gh-secret".into()),
         token_endpoint: Some(Url::parse(&format!("{base}/token")).unwrap()),
         userinfo_endpoint: Some(Url::parse(&format!("{base}/userinfo")).unwrap()),
-        ..UpstreamConfig::default()
+        ..IdpConfig::default()
     };
-    let idp = UpstreamIdp::new(&cfg, "http://127.0.0.1:1/upstream/callback".into()).unwrap();
+    let idp = Idp::new(&cfg, "http://127.0.0.1:1/upstream/callback".into()).unwrap();
     let (_, p) = idp.begin().await.unwrap();
     {
         let mut m = mock.lock().unwrap();

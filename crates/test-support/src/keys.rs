@@ -1,10 +1,10 @@
 //! Test keys and assertion signing for client-assertion tests.
 //!
-//! Shared by the unit tests in `src/assertion/tests.rs` (via `#[path]`), the integration tests in
-//! `tests/assertion.rs` and the benches. Keys are generated with rcgen (aws-lc-rs); public JWKs
+//! Shared by the client-assertion tests of `cimd` (unit, integration, benches) and the token
+//! endpoint, gateway and multi-instance tests of `cimdgate-server`. Keys are generated with rcgen (aws-lc-rs); public JWKs
 //! are built from the raw public key for EC and OKP (jsonwebtoken's `Jwk::from_encoding_key`
 //! rejects rcgen's PKCS#8 v2 Ed25519 keys, crates.md gotcha 3) and by jsonwebtoken for RSA.
-#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -10,8 +10,13 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
+use super::client::*;
 use super::oidc::{IdTokenProblem, IdTokenRules, validate_id_token};
+use super::types::*;
 use super::*;
+use crate::config::{IdpConfig, IdpPreset};
+use crate::secret::ExposeSecret;
+use url::Url;
 
 const ISS: &str = "https://idp.example";
 const CLIENT: &str = "cimdgate";
@@ -39,7 +44,7 @@ fn test_key(kid: &str) -> TestKey {
 }
 
 fn now() -> u64 {
-    now_secs()
+    crate::time::now_secs()
 }
 
 fn good_claims() -> Value {
@@ -245,11 +250,11 @@ fn id_token_without_kid_uses_the_only_key() {
     );
 }
 
-fn pending() -> UpstreamPending {
-    UpstreamPending {
+fn pending() -> IdpPending {
+    IdpPending {
         state: "the-state".into(),
         nonce: NONCE.into(),
-        pkce_verifier: "v".repeat(43),
+        pkce_verifier: "v".repeat(43).into(),
         created_at: now(),
     }
 }
@@ -295,11 +300,8 @@ fn callback_state_rules() {
         let got = check_state(&params, &p);
         assert_eq!(got.is_ok(), ok, "{rule}: {got:?}");
         if !ok {
-            assert!(matches!(got, Err(UpstreamError::StateMismatch)), "{rule}");
-            assert_eq!(
-                UpstreamError::StateMismatch.status(),
-                StatusCode::BAD_REQUEST
-            );
+            assert!(matches!(got, Err(IdpError::StateMismatch)), "{rule}");
+            assert_eq!(IdpError::StateMismatch.status(), StatusCode::BAD_REQUEST);
         }
     }
 }
@@ -309,7 +311,7 @@ fn stale_pending_sign_in_is_refused() {
     let mut p = pending();
     assert!(check_age(&p, now()).is_ok());
     p.created_at = now() - MAX_PENDING_AGE_SECS - 1;
-    assert!(matches!(check_age(&p, now()), Err(UpstreamError::Expired)));
+    assert!(matches!(check_age(&p, now()), Err(IdpError::Expired)));
 }
 
 #[test]
@@ -321,7 +323,7 @@ fn error_parameter_maps_to_denied_with_sanitised_text() {
     };
     let err = check_error(&params).unwrap_err();
     match &err {
-        UpstreamError::Denied { error, description } => {
+        IdpError::Denied { error, description } => {
             assert_eq!(error, "access_denied");
             // '"' and '\n' are outside RFC 6749's error_description charset.
             assert_eq!(description.as_deref(), Some("User said no<script>"));
@@ -334,7 +336,7 @@ fn error_parameter_maps_to_denied_with_sanitised_text() {
 
 #[test]
 fn tokens_debug_is_redacted() {
-    let t = UpstreamTokens {
+    let t = IdpTokens {
         access_token: "AT-SECRET".into(),
         refresh_token: Some("RT-SECRET".into()),
         id_token: None,
@@ -349,16 +351,16 @@ fn tokens_debug_is_redacted() {
 
 #[test]
 fn config_rules_at_startup() {
-    let base = |f: &dyn Fn(&mut UpstreamConfig)| {
-        let mut c = UpstreamConfig {
+    let base = |f: &dyn Fn(&mut IdpConfig)| {
+        let mut c = IdpConfig {
             issuer: Some(Url::parse(ISS).unwrap()),
             client_id: CLIENT.into(),
-            ..UpstreamConfig::default()
+            ..IdpConfig::default()
         };
         f(&mut c);
-        UpstreamIdp::new(&c, "http://127.0.0.1:1/upstream/callback".into()).map(|_| ())
+        Idp::new(&c, "http://127.0.0.1:1/upstream/callback".into()).map(|_| ())
     };
-    type Case = (&'static str, Box<dyn Fn(&mut UpstreamConfig)>, bool);
+    type Case = (&'static str, Box<dyn Fn(&mut IdpConfig)>, bool);
     let cases: Vec<Case> = vec![
         ("oidc_ok", Box::new(|_| {}), true),
         (
@@ -378,14 +380,14 @@ fn config_rules_at_startup() {
         ),
         (
             "issuer_and_preset",
-            Box::new(|c| c.preset = Some(UpstreamPreset::Github)),
+            Box::new(|c| c.preset = Some(IdpPreset::Github)),
             false,
         ),
         (
             "github_ok",
             Box::new(|c| {
                 c.issuer = None;
-                c.preset = Some(UpstreamPreset::Github)
+                c.preset = Some(IdpPreset::Github)
             }),
             true,
         ),
@@ -404,18 +406,21 @@ fn config_rules_at_startup() {
 
 #[tokio::test]
 async fn github_begin_uses_preset_endpoints_and_scopes() {
-    let cfg = UpstreamConfig {
-        preset: Some(UpstreamPreset::Github),
+    let cfg = IdpConfig {
+        preset: Some(IdpPreset::Github),
         client_id: "gh-client".into(),
-        ..UpstreamConfig::default()
+        ..IdpConfig::default()
     };
-    let idp = UpstreamIdp::new(&cfg, "https://as.example/upstream/callback".into()).unwrap();
+    let idp = Idp::new(&cfg, "https://as.example/upstream/callback".into()).unwrap();
     let (url, p) = idp.begin().await.unwrap();
     assert!(url.as_str().starts_with(github::AUTHORIZE), "{url}");
     let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
     assert_eq!(q["scope"], "read:user user:email");
-    assert_eq!(q["state"], p.state);
-    assert_eq!(q["code_challenge"], pkce_challenge(&p.pkce_verifier));
+    assert_eq!(q["state"], p.state.expose_secret());
+    assert_eq!(
+        q["code_challenge"],
+        crate::grant::pkce::s256(p.pkce_verifier.expose_secret())
+    );
     assert!(!q.contains_key("nonce"));
 }
 

@@ -1,11 +1,11 @@
-//! Access-token signing keys (SPEC §4: "JWT (EdDSA or ES256; configurable key, rotation with
-//! overlap via `kid`)").
+//! Access-token signing keys: EdDSA or ES256, from a configured key or generated into the
+//! store, rotated with overlap by `kid` (RFC 9068 §2.1, RFC 7517 §4.5).
 //!
 //! Where keys come from, in order:
 //! 1. `tokens.signing_key_file`: a PKCS#8 PEM private key (Ed25519 → `EdDSA`, P-256 → `ES256`);
 //!    it signs, and any keys already in the store stay published for verification (so moving
 //!    from a generated key to a file key does not invalidate live tokens);
-//! 2. otherwise the store: [`Store::init_signing_key`](cimdgate_store::Store::init_signing_key)
+//! 2. otherwise the store: [`cimdgate_store::Store::init_signing_key`]
 //!    with a freshly generated candidate of `tokens.signing_alg`. Every instance and every
 //!    restart ends up with the same key; the newest stored key signs, older ones verify.
 //!
@@ -30,8 +30,8 @@ use sha2::Digest;
 
 use cimdgate_store::{SigningKeyRecord, Store};
 
-use crate::app::StartError;
 use crate::config::{SigningAlg, TokenConfig};
+use crate::error::StartError;
 
 fn init_err(reason: impl Into<String>) -> StartError {
     StartError::Init {

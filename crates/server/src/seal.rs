@@ -31,9 +31,9 @@ pub enum Purpose {
     /// The user session cookie.
     Session,
     /// An upstream sign-in in progress (cookie between /authorize and /upstream/callback).
-    Upstream,
+    IdpSignIn,
     /// Upstream IdP tokens at rest in the store.
-    UpstreamTokens,
+    IdpTokens,
 }
 
 impl Purpose {
@@ -41,8 +41,8 @@ impl Purpose {
         match self {
             Purpose::PendingAuth => b"cimdgate/pending-auth/v1",
             Purpose::Session => b"cimdgate/session/v1",
-            Purpose::Upstream => b"cimdgate/upstream/v1",
-            Purpose::UpstreamTokens => b"cimdgate/upstream-tokens/v1",
+            Purpose::IdpSignIn => b"cimdgate/upstream/v1",
+            Purpose::IdpTokens => b"cimdgate/upstream-tokens/v1",
         }
     }
 }

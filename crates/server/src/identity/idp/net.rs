@@ -1,8 +1,8 @@
 //! HTTP plumbing toward the upstream IdP: one reqwest client, the URL rule, bounded JSON reads
-//! and the mapping of transport failures to [`UpstreamError::Unavailable`].
+//! and the mapping of transport failures to [`IdpError::Unavailable`].
 //!
 //! The upstream IdP is chosen by the operator, so it is **not** subject to the CIMD SSRF policy
-//! (SPEC §3.3 applies to client-supplied URLs only). The one rule enforced here is transport
+//! (docs/architecture.md, *Fetching (SSRF-safe)*, applies to client-supplied URLs only). The one rule enforced here is transport
 //! security: every upstream URL must be `https`, except on a loopback host (`127.0.0.1`, `::1`,
 //! `localhost`), where `http` is accepted for tests and local development.
 
@@ -12,9 +12,9 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::UpstreamError;
-use crate::app::StartError;
-use crate::config::UpstreamConfig;
+use super::types::IdpError;
+use crate::config::IdpConfig;
+use crate::error::StartError;
 
 /// Connect timeout toward the IdP.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,9 +28,11 @@ const USER_AGENT: &str = concat!("cimdgate/", env!("CARGO_PKG_VERSION"));
 
 /// Build the one HTTP client used for every upstream call: rustls (aws-lc-rs) with the OS trust
 /// store plus `extra_ca_file`, no redirects, no retries, 5 s connect / 10 s total.
-pub(crate) fn build_client(cfg: &UpstreamConfig) -> Result<reqwest::Client, StartError> {
+pub(crate) fn build_client(cfg: &IdpConfig) -> Result<reqwest::Client, StartError> {
     let roots = match &cfg.extra_ca_file {
-        Some(path) => extra_roots(path, "identity.upstream.extra_ca_file").map_err(init_err)?,
+        Some(path) => {
+            crate::tls::extra_roots(path, "identity.upstream.extra_ca_file").map_err(init_err)?
+        }
         None => Vec::new(),
     };
     reqwest::Client::builder()
@@ -43,21 +45,6 @@ pub(crate) fn build_client(cfg: &UpstreamConfig) -> Result<reqwest::Client, Star
         .tls_certs_merge(roots)
         .build()
         .map_err(|e| init_err(format!("HTTP client: {}", root_message(&e))))
-}
-
-/// The CA certificates in the PEM file `path` (config key `key`, for the error), at least one.
-pub(crate) fn extra_roots(
-    path: &std::path::Path,
-    key: &str,
-) -> Result<Vec<reqwest::Certificate>, String> {
-    let pem =
-        std::fs::read(path).map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| format!("{key}: {}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{key}: {} contains no certificate", path.display()));
-    }
-    Ok(certs)
 }
 
 pub(crate) fn init_err(reason: String) -> StartError {
@@ -113,8 +100,8 @@ pub(crate) fn root_message(err: &(dyn StdError + 'static)) -> String {
     cur.to_string()
 }
 
-/// Map a reqwest send/read failure to [`UpstreamError::Unavailable`].
-pub(crate) fn transport_err(url: &Url, err: &reqwest::Error) -> UpstreamError {
+/// Map a reqwest send/read failure to [`IdpError::Unavailable`].
+pub(crate) fn transport_err(url: &Url, err: &reqwest::Error) -> IdpError {
     let reason = if err.is_timeout() {
         format!("no answer within {} s", TOTAL_TIMEOUT.as_secs())
     } else if err.is_connect() {
@@ -122,7 +109,7 @@ pub(crate) fn transport_err(url: &Url, err: &reqwest::Error) -> UpstreamError {
     } else {
         root_message(err)
     };
-    UpstreamError::Unavailable {
+    IdpError::Unavailable {
         host: host_of(url),
         reason,
     }
@@ -135,12 +122,12 @@ pub(crate) struct Body {
 }
 
 /// Send a request and read the body up to [`MAX_BODY_BYTES`]. Transport failures and 5xx become
-/// [`UpstreamError::Unavailable`]; other statuses are returned for the caller to judge.
-pub(crate) async fn send(url: &Url, req: reqwest::RequestBuilder) -> Result<Body, UpstreamError> {
+/// [`IdpError::Unavailable`]; other statuses are returned for the caller to judge.
+pub(crate) async fn send(url: &Url, req: reqwest::RequestBuilder) -> Result<Body, IdpError> {
     let mut resp = req.send().await.map_err(|e| transport_err(url, &e))?;
     let status = resp.status();
     if status.is_server_error() {
-        return Err(UpstreamError::Unavailable {
+        return Err(IdpError::Unavailable {
             host: host_of(url),
             reason: format!("HTTP {status}"),
         });
@@ -161,8 +148,8 @@ pub(crate) async fn send(url: &Url, req: reqwest::RequestBuilder) -> Result<Body
     Ok(Body { status, bytes })
 }
 
-fn too_large(url: &Url) -> UpstreamError {
-    UpstreamError::Unavailable {
+fn too_large(url: &Url) -> IdpError {
+    IdpError::Unavailable {
         host: host_of(url),
         reason: format!("response larger than {MAX_BODY_BYTES} bytes"),
     }

@@ -6,8 +6,8 @@
 use serde::Deserialize;
 use url::Url;
 
-use super::UpstreamError;
 use super::net::{self, host_of};
+use super::types::IdpError;
 
 /// GitHub's authorization endpoint.
 pub(crate) const AUTHORIZE: &str = "https://github.com/login/oauth/authorize";
@@ -42,9 +42,9 @@ pub(crate) async fn user(
     client: &reqwest::Client,
     user_url: &Url,
     access_token: &str,
-) -> Result<(String, Option<String>, Option<String>), UpstreamError> {
+) -> Result<(String, Option<String>, Option<String>), IdpError> {
     let body = net::send(user_url, api_get(client, user_url, access_token)).await?;
-    let bad = |reason: String| UpstreamError::UserInfo {
+    let bad = |reason: String| IdpError::UserInfo {
         host: host_of(user_url),
         reason,
     };

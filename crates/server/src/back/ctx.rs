@@ -1,0 +1,41 @@
+//! The back channel's context: what its handlers share.
+
+use std::sync::Arc;
+
+use cimd::assertion::{AssertionConfig, AssertionVerifier};
+
+use super::metadata::Documents;
+use crate::services::Services;
+use crate::store_adapters::StoreReplay;
+use crate::tokens::Tokens;
+
+/// Back-channel context.
+pub struct BackCtx {
+    /// Shared services.
+    pub services: Arc<Services>,
+    /// Token signing, issuing and verification.
+    pub tokens: Arc<Tokens>,
+    /// `private_key_jwt` verifier (audiences: the token endpoint as advertised and the issuer;
+    /// `jti` replay records shared through the store).
+    pub verifier: AssertionVerifier,
+    /// Pre-rendered metadata and JWKS documents.
+    pub documents: Arc<Documents>,
+}
+
+impl BackCtx {
+    /// The context for `services` and `tokens`: the assertion verifier and the documents.
+    pub fn new(services: Arc<Services>, tokens: Arc<Tokens>) -> Self {
+        let verifier = AssertionVerifier::new(
+            AssertionConfig::new([services.endpoints.token.clone(), services.issuer.clone()]),
+            services.fetcher.clone(),
+            Arc::new(StoreReplay(services.store.clone())),
+        );
+        let documents = Arc::new(Documents::new(&services, &tokens.keys.jwks()));
+        BackCtx {
+            services,
+            tokens,
+            verifier,
+            documents,
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The services every part of the server uses ([`Services`]): configuration, store, CIMD
+//! fetcher and resolver, trust policy, redirect allow-list, protected resources, rate limits and
+//! the sealer of browser-carried state — and how they are built from a checked configuration
+//! ([`Services::build`]). Domain layer: no HTTP framework, no channel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use cimd::cache::Resolver;
+use cimd::fetch::Fetcher;
+use cimd::policy::TrustPolicy;
+use cimd::redirect::RedirectAllowList;
+use cimdgate_store::{Scopes, Store};
+
+use cimd::cache::MemoryDocumentStore;
+use cimdgate_store::embedded::EmbeddedStore;
+use cimdgate_store::redis::{RedisOptions, RedisStore, is_redis_url};
+
+use crate::config::{Config, ConfigError};
+use crate::error::StartError;
+use crate::ratelimit::RateLimits;
+use crate::seal::{self, Sealer};
+use crate::store_adapters::RedisDocumentStore;
+
+/// Endpoint URLs exactly as advertised in the metadata (RFC 7523 §3 with
+/// draft-ietf-oauth-rfc7523bis: a client assertion's `aud` must equal the token endpoint
+/// exactly as advertised).
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// `/authorize`
+    pub authorization: String,
+    /// `/token`
+    pub token: String,
+    /// `/register`
+    pub registration: String,
+    /// `/revoke`
+    pub revocation: String,
+    /// `/jwks.json`
+    pub jwks: String,
+}
+
+impl Endpoints {
+    /// Derive every endpoint from the issuer (no double slashes on bare origins — FastMCP #4789).
+    pub fn for_issuer(issuer: &str) -> Self {
+        let base = issuer.trim_end_matches('/');
+        Endpoints {
+            authorization: format!("{base}/authorize"),
+            token: format!("{base}/token"),
+            registration: format!("{base}/register"),
+            revocation: format!("{base}/revoke"),
+            jwks: format!("{base}/jwks.json"),
+        }
+    }
+}
+
+/// A protected resource this server issues tokens for (RFC 8707).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// The resource identifier: `public_url` + path (the token `aud`).
+    pub id: String,
+    /// Path on this server.
+    pub path: String,
+    /// Scopes it offers.
+    pub scopes: Scopes,
+    /// Upstream MCP server (`builtin:demo` or a URL).
+    pub upstream: String,
+    /// Whether the user's IdP access token is forwarded to the upstream
+    /// (`forward_upstream_token`).
+    pub forwards_idp_token: bool,
+}
+
+/// Services every endpoint uses.
+pub struct Services {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Issuer identifier (RFC 8414 §2), no trailing slash.
+    pub issuer: String,
+    /// Advertised endpoint URLs.
+    pub endpoints: Endpoints,
+    /// Durable state.
+    pub store: Arc<dyn Store>,
+    /// The SSRF-safe fetcher (documents, `jwks_uri`, logos).
+    pub fetcher: Arc<Fetcher>,
+    /// CIMD document resolver (cache ▸ fetch ▸ validate).
+    pub resolver: Resolver,
+    /// Trust policy; swappable on config reload.
+    pub policy: ArcSwap<TrustPolicy>,
+    /// Operator redirect-URI allow-list (both it and the document must pass).
+    pub redirect_allow_list: Option<RedirectAllowList>,
+    /// Protected resources.
+    pub resources: Vec<Resource>,
+    /// Rate limits on fetch-triggering requests.
+    pub limits: RateLimits,
+    /// Clients recorded as seen recently (skips a store write per request).
+    pub seen: moka::sync::Cache<String, ()>,
+    /// Seals browser-carried state and IdP tokens at rest; computes CSRF tags.
+    pub sealer: Sealer,
+}
+
+/// How long a client stays in [`Services::seen`] before its `last_seen` is written again.
+pub const SEEN_REFRESH: Duration = Duration::from_secs(3600);
+
+impl Services {
+    /// The resource with this identifier.
+    pub fn resource(&self, id: &str) -> Option<&Resource> {
+        self.resources.iter().find(|r| r.id == id)
+    }
+
+    /// The resource used when a request names none: the only one, or none when ambiguous.
+    pub fn default_resource(&self) -> Option<&Resource> {
+        match self.resources.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        }
+    }
+
+    /// Every scope any resource offers (metadata `scopes_supported`).
+    pub fn all_scopes(&self) -> Scopes {
+        Scopes::from_tokens(self.resources.iter().flat_map(|r| r.scopes.iter()))
+    }
+}
+
+/// The opened store, and the Redis handle when it is Redis (for the shared CIMD cache and the
+/// shared rate-limit counters).
+pub struct OpenedStore {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The same store as [`RedisStore`] when `store.url` is `redis://` / `rediss://`.
+    pub redis: Option<Arc<RedisStore>>,
+}
+
+/// Open the configured store.
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StartError> {
+    Ok(open_store_with(url, None).await?.store)
+}
+
+/// Open the configured store with an optional Redis key prefix (`store.key_prefix`).
+pub async fn open_store_with(
+    url: &str,
+    key_prefix: Option<&str>,
+) -> Result<OpenedStore, StartError> {
+    let err = |reason: String| StartError::Store {
+        url: url.to_owned(),
+        reason,
+    };
+    if url.starts_with("embedded:") {
+        let store = EmbeddedStore::open_url(url).map_err(|e| err(e.to_string()))?;
+        return Ok(OpenedStore {
+            store: Arc::new(store),
+            redis: None,
+        });
+    }
+    if is_redis_url(url) {
+        let mut options = RedisOptions::default();
+        if let Some(p) = key_prefix {
+            options.key_prefix = p.to_owned();
+        }
+        let redis = RedisStore::open_with(url, options)
+            .await
+            .map_err(|e| StartError::Store {
+                url: redact_url(url),
+                reason: e.to_string(),
+            })?;
+        let redis = Arc::new(redis);
+        return Ok(OpenedStore {
+            store: redis.clone(),
+            redis: Some(redis),
+        });
+    }
+    Err(err(
+        "unsupported store URL (expected embedded:PATH, redis://HOST:PORT/DB or rediss://…)".into(),
+    ))
+}
+
+/// A store URL without its password.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Services {
+    /// Build the services from a checked configuration: open the store, the fetcher and the
+    /// resolver (sharing the CIMD cache through Redis when the store is Redis), the trust
+    /// policy, the rate limits and the sealer.
+    pub async fn build(config: Config) -> Result<Services, StartError> {
+        if config.dev_hooks_enabled() {
+            tracing::warn!(
+                "fetch dev hooks are ON (dev_allow_loopback / extra_ca_file / resolve / dns_server): \
+                 never use them in production"
+            );
+        }
+        let opened = open_store_with(&config.store.url, config.store.key_prefix.as_deref()).await?;
+        let store = opened.store;
+        let fetcher =
+            Arc::new(
+                Fetcher::new(config.fetch.fetch_config()?).map_err(|e| StartError::Init {
+                    component: "fetcher",
+                    reason: e.to_string(),
+                })?,
+            );
+        let cache = config.cimd.cache();
+        // With Redis the CIMD cache and negative cache are shared, so N instances fetch once.
+        // Each instance keeps a process-local L1 in front of it (fresh hits without a Redis round
+        // trip for at most `cache.local_ttl`, see `cimd::cache`).
+        let resolver = match &opened.redis {
+            Some(redis) => Resolver::shared(
+                fetcher.clone(),
+                Arc::new(RedisDocumentStore::new(redis.clone())),
+                cache,
+                config.cimd.profile,
+            ),
+            None => Resolver::new(
+                fetcher.clone(),
+                Arc::new(MemoryDocumentStore::new(&cache)),
+                cache,
+                config.cimd.profile,
+            ),
+        };
+        let policy = TrustPolicy::from_config(&config.cimd.policy()).map_err(|e| {
+            StartError::Config(ConfigError::Key {
+                key: "cimd".into(),
+                reason: e.to_string(),
+            })
+        })?;
+        let redirect_allow_list = match &config.cimd.redirect_allow_list {
+            Some(list) => Some(RedirectAllowList::parse(list).map_err(|e| {
+                StartError::Config(ConfigError::Key {
+                    key: "cimd.redirect_allow_list".into(),
+                    reason: e.to_string(),
+                })
+            })?),
+            None => None,
+        };
+        let issuer = config.issuer();
+        let resources = config
+            .resources
+            .iter()
+            .map(|r| Resource {
+                id: format!("{issuer}{}", r.path),
+                path: r.path.clone(),
+                scopes: Scopes::from_tokens(&r.scopes),
+                upstream: r.upstream.clone(),
+                forwards_idp_token: r.forward_upstream_token,
+            })
+            .collect();
+        let sealer = load_sealer(store.as_ref()).await?;
+        Ok(Services {
+            sealer,
+            endpoints: Endpoints::for_issuer(&issuer),
+            issuer,
+            store,
+            fetcher,
+            resolver,
+            policy: ArcSwap::from_pointee(policy),
+            redirect_allow_list,
+            resources,
+            limits: match &opened.redis {
+                Some(redis) => RateLimits::with_shared(&config.limits, redis.clone()),
+                None => RateLimits::new(&config.limits),
+            },
+            seen: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(SEEN_REFRESH)
+                .build(),
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// Load the sealing secret from the store (created by the first instance, so every replica
+/// seals and opens with the same keys) and build the [`Sealer`].
+async fn load_sealer(store: &dyn Store) -> Result<Sealer, StartError> {
+    let init = |reason: String| StartError::init("sealing keys", reason);
+    let secret = store
+        .init_secret(seal::SECRET_NAME, &crate::rand::bytes::<32>())
+        .await
+        .map_err(|e| init(e.to_string()))?;
+    if secret.len() < 32 {
+        return Err(init(format!(
+            "stored secret {} is too short",
+            seal::SECRET_NAME
+        )));
+    }
+    Sealer::new(&secret).map_err(|_| init("cannot build keys".into()))
+}
