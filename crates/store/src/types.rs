@@ -113,8 +113,8 @@ pub enum ClientKind {
     Dcr,
 }
 
-/// An authorization code's binding (SPEC §4: client_id, redirect_uri, PKCE challenge, resource,
-/// scopes, user, and the document snapshot).
+/// An authorization code's binding (docs/architecture.md, *Authorization server*: client_id,
+/// redirect_uri, PKCE challenge, resource, scopes, user, and the document snapshot).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CodeRecord {
     /// The client the code was issued to (exact string).
@@ -246,7 +246,7 @@ impl fmt::Debug for SigningKeyRecord {
     }
 }
 
-/// A CIMD client seen by this installation (inventory, SPEC §1 user 3).
+/// A CIMD client seen by this installation (inventory, docs/architecture.md, *Audit and logging*).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeenClient {
     /// The client_id URL.

@@ -3,7 +3,7 @@
 //! Shared by the unit tests in `src/assertion/tests.rs` (via `#[path]`), the integration tests in
 //! `tests/assertion.rs` and the benches. Keys are generated with rcgen (aws-lc-rs); public JWKs
 //! are built from the raw public key for EC and OKP (jsonwebtoken's `Jwk::from_encoding_key`
-//! rejects rcgen's PKCS#8 v2 Ed25519 keys, crates.md gotcha 3) and by jsonwebtoken for RSA.
+//! rejects rcgen's PKCS#8 v2 Ed25519 keys) and by jsonwebtoken for RSA.
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::OnceLock;
