@@ -1,6 +1,7 @@
 //! # Document cache: RFC 9111 private cache, negative cache, request coalescing
 //!
-//! Implements SPEC §3.3 (coalescing, negative cache) and §3.4 (caching) for client metadata
+//! Implements coalescing and the negative cache (docs/architecture.md, *Fetching (SSRF-safe)*)
+//! and caching (docs/architecture.md, *Caching*) for client metadata
 //! documents fetched under draft-ietf-oauth-client-id-metadata-document-02 §5.2 ("the
 //! authorization server MAY cache the document … SHOULD respect the HTTP cache headers", and
 //! may impose its own bounds).
@@ -30,7 +31,7 @@
 //! Invalid documents are never cached as documents: the old good entry is evicted (an invalid
 //! new version must not be served) and the validation report goes into the negative cache.
 //!
-//! Stale-if-error (RFC 5861 §4 in spirit, SPEC §3.4): [`Resolver::resolve_allow_stale`] — for
+//! Stale-if-error (RFC 5861 §4 in spirit; a product rule): [`Resolver::resolve_allow_stale`] — for
 //! `/token` and refresh only, never a new `/authorize` — may return a previously valid document
 //! up to [`CacheConfig::stale_if_error`] past its freshness when the refetch fails, with a
 //! `WARN` log.
@@ -65,28 +66,29 @@ pub use store::{
 };
 
 /// Default freshness lifetime when the response carries no `max-age`, `Expires` or
-/// `no-cache`: 1 hour (SPEC §3.4; FastMCP's `DEFAULT_CACHE_TTL_SECONDS = 3600`).
+/// `no-cache`: 1 hour (product default; FastMCP's `DEFAULT_CACHE_TTL_SECONDS = 3600`).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
-/// Lower clamp for server-supplied lifetimes: 30 s (SPEC §3.4, draft §5.2 AS-imposed bounds).
+/// Lower clamp for server-supplied lifetimes: 30 s (draft §5.2 AS-imposed bounds; product default).
 pub const DEFAULT_MIN_TTL: Duration = Duration::from_secs(30);
-/// Upper clamp for server-supplied lifetimes: 24 h (SPEC §3.4).
+/// Upper clamp for server-supplied lifetimes: 24 h (draft §5.2 AS-imposed bounds; product default).
 pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(24 * 3600);
-/// How long a failed fetch or invalid document is remembered: 30 s (SPEC §3.3).
+/// How long a failed fetch or invalid document is remembered: 30 s (product default).
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
-/// Default bound on cached documents (SPEC §3.4 "bounded size"; FastMCP 4.1.6 used 1 000).
+/// Default bound on cached documents (product default; FastMCP 4.1.6 used 1 000).
 pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
-/// Default bound on cached bytes: 64 MiB (SPEC §3.4). With 5 KiB documents
+/// Default bound on cached bytes: 64 MiB (product default). With 5 KiB documents
 /// ([`crate::document::MAX_DOCUMENT_BYTES`]) the entry bound is normally hit first.
 pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// How long past its freshness a previously valid document may still serve `/token` and
-/// refresh while its host is failing: 1 h (SPEC §3.4 stale-if-error).
+/// refresh while its host is failing: 1 h (product default, stale-if-error).
 pub const DEFAULT_STALE_IF_ERROR: Duration = Duration::from_secs(3600);
 
 /// With a shared store: how long an instance may answer from its own copy of a fresh entry
 /// before reading the shared store again: 10 s (see [`CacheConfig::local_ttl`]).
 pub const DEFAULT_LOCAL_TTL: Duration = Duration::from_secs(10);
 
-/// Cache tuning. All bounds are operator-configurable; [`Default`] gives the SPEC §3.4 values.
+/// Cache tuning. All bounds are operator-configurable; [`Default`] gives the values in
+/// docs/architecture.md, *Caching*.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
     /// Lifetime for a response with no freshness information ([`DEFAULT_TTL`]).

@@ -10,7 +10,7 @@
 //! applied to the **raw** string; [`url::Url`] is only a secondary sanity check that must agree
 //! with our reading of the host and port.
 //!
-//! Decisions beyond the draft (SPEC §3.1):
+//! Decisions beyond the draft (product rules; docs/architecture.md, *Client ID URL*):
 //! - the scheme must be written exactly `https` (lower case): `HTTPS://a.com/x` is rejected
 //!   because a client_id is an exact string and upper case only invites duplicates;
 //! - a path of `/` (NOT RECOMMENDED by -02) is rejected, as is an empty path;
@@ -22,8 +22,8 @@
 
 use std::fmt;
 
-/// Maximum accepted length of a client_id URL, in bytes (SPEC §3.1 "length cap (e.g. 2048)";
-/// the draft recommends short URLs, §3).
+/// Maximum accepted length of a client_id URL, in bytes (a product limit, docs/architecture.md,
+/// *Client ID URL*; the draft recommends short URLs, §3).
 pub const MAX_CLIENT_ID_LENGTH: usize = 2048;
 
 /// The only scheme a client_id may use, written exactly (draft §3).
@@ -159,7 +159,8 @@ pub enum ClientIdError {
 }
 
 impl ClientIdUrl {
-    /// Parse and validate the raw string against draft §3 / SPEC §3.1.
+    /// Parse and validate the raw string against draft §3 and the product rules
+    /// (docs/architecture.md, *Client ID URL*).
     pub fn parse(raw: &str) -> Result<Self, ClientIdError> {
         let parsed = raw::parse_https_url(raw, true)?;
         Ok(Self {

@@ -20,20 +20,20 @@
 //! | `client-id-mismatch` | error | `client_id` ≠ the URL fetched, exactly | draft §4 |
 //! | `client-id-query` | warning | `client_id` has a query | draft §3 (SHOULD NOT) |
 //! | `empty-redirect-uris` | error | `redirect_uris` is `[]` | draft §4.2 |
-//! | `invalid-redirect-uri` | error | an entry fails [`RedirectUri::parse`] | draft §4.2, SPEC §3.2 |
+//! | `invalid-redirect-uri` | error | an entry fails [`RedirectUri::parse`] | draft §4.2, RFC 8252 §7.1 |
 //! | `forbidden-auth-method` | error | a shared-secret or unknown auth method | draft §4.1 |
-//! | `auth-methods-conflict` | warning | singular and plural auth method fields disagree | SPEC §3.2 |
+//! | `auth-methods-conflict` | warning | singular and plural auth method fields disagree | product rule (oauth-wg #87) |
 //! | `client-secret-forbidden` | error | `client_secret` / `client_secret_expires_at` | draft §4.1 |
 //! | `private-key-material` | error | `d`,`p`,`q`,`dp`,`dq`,`qi`,`k`,`oth` in `jwks` | draft -02 §4.1 |
 //! | `symmetric-key` | error | a `kty: oct` key in `jwks` | draft -02 §4.1 |
 //! | `invalid-jwks` | error | `jwks` is not a JWK Set | RFC 7517 §5 |
 //! | `jwks-conflict` | error | both `jwks` and `jwks_uri` | RFC 7591 §2 |
 //! | `missing-keys` | error | `private_key_jwt` without `jwks`/`jwks_uri` | draft §8.2 |
-//! | `unsupported-signing-alg` | error | `token_endpoint_auth_signing_alg` not asymmetric | RFC 7523, SPEC §3.7 |
-//! | `uri-not-https` | error | a URI field is not an https URL | SPEC §3.2 |
+//! | `unsupported-signing-alg` | error | `token_endpoint_auth_signing_alg` not asymmetric | RFC 7523 §3 |
+//! | `uri-not-https` | error | a URI field is not an https URL | product rule |
 //! | `unsafe-fetch-url` | error | `jwks_uri`/`logo_uri` breaks URL hygiene | draft §8.6 |
-//! | `unsupported-value` | warning | a `grant_types`/`response_types` value is dropped | SPEC §3.2 |
-//! | `authorization-code-required` | error | `grant_types`/`response_types` leave no code flow | SPEC §4 |
+//! | `unsupported-value` | warning | a `grant_types`/`response_types` value is dropped | product rule (oauth-wg #71) |
+//! | `authorization-code-required` | error | `grant_types`/`response_types` leave no code flow | OAuth 2.1 §4.1 |
 
 mod validate;
 
@@ -47,12 +47,13 @@ use crate::redirect::RedirectUri;
 /// Maximum document size in bytes, counted while reading (draft -02 §8.7: "5 KB").
 pub const MAX_DOCUMENT_BYTES: usize = 5120;
 
-/// Grant types this server supports; other values are filtered with a warning (SPEC §3.2).
+/// Grant types this server supports; other values are filtered with a warning
+/// (docs/architecture.md, *The document*).
 pub const SUPPORTED_GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
 /// Response types this server supports (authorization code flow only).
 pub const SUPPORTED_RESPONSE_TYPES: &[&str] = &["code"];
 /// Signing algorithms accepted in `token_endpoint_auth_signing_alg` (asymmetric only; the ones
-/// `jsonwebtoken` verifies — SPEC §3.7).
+/// `jsonwebtoken` verifies — docs/architecture.md, *Client authentication at /token*).
 pub const ALLOWED_SIGNING_ALGS: &[&str] = &[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
 ];
@@ -261,9 +262,9 @@ fn ser_opt_url<S: serde::Serializer>(u: &Option<url::Url>, s: S) -> Result<S::Ok
 }
 
 impl ClientDocument {
-    /// Whether the refresh-token grant may be used. SPEC §3.2: every authorization-code client
-    /// may refresh (FastMCP's refusal is a known bug), so this is true whenever
-    /// `authorization_code` is registered.
+    /// Whether the refresh-token grant may be used. Product rule (docs/architecture.md, *The
+    /// document*): every authorization-code client may refresh (FastMCP's refusal is a known
+    /// bug), so this is true whenever `authorization_code` is registered.
     pub fn allows_refresh(&self) -> bool {
         self.grant_types.iter().any(|g| g == "authorization_code")
     }

@@ -1,9 +1,9 @@
 //! The SSRF-safe HTTPS fetcher for metadata documents, `jwks_uri` and `logo_uri`.
 //!
-//! draft-ietf-oauth-client-id-metadata-document-02 §5 (fetching), §8.6 (SSRF: MUST NOT fetch a
-//! URL that resolves to a special-use address), §8.7 (cap what is read; 5 KB recommended);
-//! SPEC §3.3. One [`Fetcher`] holds one `reqwest::Client`, built once and reused (connection
-//! pool, TLS configuration).
+//! draft-ietf-oauth-client-id-metadata-document-02 §5 (fetching), §8.6 (SSRF: MUST NOT fetch a URL
+//! that resolves to a special-use address), §8.7 (cap what is read; 5 KB recommended);
+//! docs/architecture.md, *Fetching (SSRF-safe)*. One [`Fetcher`] holds one `reqwest::Client`, built
+//! once and reused (connection pool, TLS configuration).
 //!
 //! # What a fetch does, in order
 //!
@@ -12,7 +12,7 @@
 //!    calling the resolver; the host is classified both as parsed (URL parsers normalise
 //!    `127.1` → `127.0.0.1`) and as written in the raw string. Non-canonical IPv4 spellings
 //!    of public addresses (`134744072`) are refused as invalid.
-//! 2. **Per-host rate limit** (outbound, SPEC §3.3): [`FetchConfig::per_host_per_minute`].
+//! 2. **Per-host rate limit** (outbound, a product rule): [`FetchConfig::per_host_per_minute`].
 //! 3. **Resolve and pin**: the client's resolver looks the name up (a `fetch.resolve` override,
 //!    `fetch.dns_server`, or the system resolver), rejects the host if **any** answer is blocked,
 //!    and hands reqwest exactly the checked addresses. reqwest never resolves again, so DNS
@@ -31,7 +31,7 @@
 //! The connect timeout bounds DNS + TCP + TLS; the total deadline bounds the whole fetch,
 //! including reading the body (a server that stalls mid-body is cut off).
 //!
-//! # Dev/test hooks (SPEC §3.3)
+//! # Dev/test hooks (draft -02 §8.6: loopback for development only)
 //!
 //! [`FetchConfig::dev_allow_loopback`], [`FetchConfig::extra_ca_pem`], [`FetchConfig::resolve`]
 //! and [`FetchConfig::dns_server`] are off by default; [`Fetcher::new`] logs a `WARN` when any is
@@ -55,20 +55,20 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use crate::ip::{BlockedAddress, IpPolicy};
 use resolver::{PinningResolver, normalise_host};
 
-/// Default connect timeout (SPEC §3.3: "defaults 3 s / 5 s").
+/// Default connect timeout (product default).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Default total deadline for one fetch, body included (SPEC §3.3).
+/// Default total deadline for one fetch, body included (product default).
 pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default outbound requests per host per minute. Generous: the cache absorbs normal traffic;
 /// this only stops a flood of distinct client_ids on one host from turning us into a cannon.
 pub const DEFAULT_PER_HOST_PER_MINUTE: u32 = 120;
-/// The product `User-Agent` (SPEC §3.3 "a product User-Agent").
+/// The product `User-Agent` (docs/architecture.md, *Fetching (SSRF-safe)*).
 pub const DEFAULT_USER_AGENT: &str = concat!(
     "cimdgate/",
     env!("CARGO_PKG_VERSION"),
     " (+https://github.com/cimdgate/cimdgate)"
 );
-/// The `Accept` header sent with every fetch (SPEC §3.3).
+/// The `Accept` header sent with every fetch (draft §5).
 pub const ACCEPT_JSON: &str = "application/json";
 /// Hosts tracked by the rate limiter before idle entries are purged (bounds memory).
 const RATE_LIMIT_PURGE_THRESHOLD: usize = 10_000;
@@ -113,7 +113,7 @@ impl Default for FetchConfig {
 }
 
 impl FetchConfig {
-    /// True if any SPEC §3.3 dev/test hook is on.
+    /// True if any dev/test hook is on (docs/architecture.md, *Fetching (SSRF-safe)*).
     pub fn dev_hooks_enabled(&self) -> bool {
         self.dev_allow_loopback
             || !self.extra_ca_pem.is_empty()

@@ -2,9 +2,9 @@
 //!
 //! draft-ietf-oauth-client-id-metadata-document-02 §8.6: the authorization server MUST NOT fetch
 //! the client_id URL, or any URL inside the document, if it resolves to a special-use address
-//! (RFC 6890). The loopback exception is for development only. SPEC §3.3 lists the ranges; this
-//! module implements the **complete** IANA IPv4 and IPv6 special-purpose registries, the
-//! multicast blocks, and the IPv6 transition forms that embed an IPv4 address.
+//! (RFC 6890). The loopback exception is for development only. This module implements the
+//! **complete** IANA IPv4 and IPv6 special-purpose registries, the multicast blocks, and the IPv6
+//! transition forms that embed an IPv4 address.
 //!
 //! # The rule
 //!
@@ -12,7 +12,7 @@
 //! in it is blocked. [`IpPolicy::check`] returns a [`BlockedAddress`] naming the range and, for
 //! embeddings, the embedded IPv4 that was refused.
 //!
-//! # Decisions (documented per SPEC §3.3)
+//! # Decisions (product rules; docs/architecture.md, *Fetching (SSRF-safe)*)
 //!
 //! | form | treatment |
 //! |---|---|
@@ -21,7 +21,7 @@
 //! | `::a.b.c.d` IPv4-compatible (deprecated) | judged by `a.b.c.d` (`::` and `::1` are unspecified/loopback) |
 //! | `64:ff9b::a.b.c.d` NAT64 well-known prefix | judged by `a.b.c.d`: a public IPv4 behind NAT64 is a public host |
 //! | `64:ff9b:1::/48` local-use NAT64 | **blocked outright**: the embedding position depends on a prefix length only the local operator knows (RFC 6052 §2.2), and the range is for local use |
-//! | `2002::/16` 6to4 | judged by the IPv4 in bits 16..48 (SPEC §3.3); relays are deprecated (RFC 7526), so such addresses are rare |
+//! | `2002::/16` 6to4 | judged by the IPv4 in bits 16..48 (RFC 3056 §2); relays are deprecated (RFC 7526), so such addresses are rare |
 //! | `2001::/32` Teredo | **blocked outright** as part of `2001::/23`: no document host sits behind a Teredo tunnel, and both the server and the obfuscated client IPv4 would need checks |
 //! | ISATAP IID (`…:0:5efe:a.b.c.d`, `…:200:5efe:a.b.c.d`) | judged by `a.b.c.d` on top of the prefix's own check |
 //! | IPv6 outside `2000::/3` (other than the forms above) | **blocked**: "Reserved by IETF" in the IANA IPv6 address space registry |
@@ -42,7 +42,7 @@ use registry::*;
 
 /// Which addresses the fetcher may connect to.
 ///
-/// The default blocks every special-purpose address. `allow_loopback` is the SPEC §3.3 dev hook
+/// The default blocks every special-purpose address. `allow_loopback` is the dev hook
 /// `fetch.dev_allow_loopback`: it lets `127.0.0.0/8`, `::1` and `::ffff:127.0.0.0/104` through and
 /// **nothing else** (not `10/8`, not `169.254/16`, not `::`). It MUST NOT be on in production
 /// (draft-02 §8.6).

@@ -1,6 +1,6 @@
-//! The operator's trust policy for CIMD clients (SPEC §3.6; draft -02 §8.9 "domain trust":
-//! allowlists of trusted patterns such as `*.example.com` with reduced friction; oauth-wg #90:
-//! a restrictive AS may still advertise CIMD support).
+//! The operator's trust policy for CIMD clients (docs/architecture.md, *Trust policy*; draft -02
+//! §8.9 "domain trust": allowlists of trusted patterns such as `*.example.com` with reduced
+//! friction; oauth-wg #90: a restrictive AS may still advertise CIMD support).
 //!
 //! [`TrustPolicy::evaluate`] works on the validated [`ClientIdUrl`] alone, so it runs **before
 //! any fetch**. Order of evaluation:

@@ -1,5 +1,6 @@
-//! Redirect URIs: syntax (SPEC §3.2), matching (draft -02 §4.2, RFC 9700 §4.1.3, RFC 8252 §7.3)
-//! and the operator's allow-list (SPEC §3.5).
+//! Redirect URIs: syntax (RFC 8252 §7.1, RFC 9700 §4.1), matching (draft -02 §4.2, RFC 9700
+//! §4.1.3, RFC 8252 §7.3) and the operator's allow-list (docs/architecture.md, *Redirect URI
+//! matching*).
 //!
 //! - [`RedirectUri::parse`] accepts absolute URIs only; rejects `javascript:`, `data:`, `file:`,
 //!   `vbscript:` (any case), fragments, userinfo, `.`/`..` segments (raw or `%2e`), and `http:`
@@ -21,13 +22,14 @@ use std::fmt;
 
 use crate::client_id::raw::{self, AuthorityError, CharProblem};
 
-/// Maximum accepted redirect URI length in bytes (same cap as client_id, SPEC §3.1).
+/// Maximum accepted redirect URI length in bytes (same cap as client_id, a product limit).
 pub const MAX_REDIRECT_URI_LENGTH: usize = 2048;
 
 /// Schemes that are never acceptable redirect targets (draft §8.6 "known schemes"; FastMCP).
 pub const UNSAFE_SCHEMES: &[&str] = &["javascript", "data", "file", "vbscript"];
 
-/// The only hosts for which `http` and the RFC 8252 §7.3 port exception apply (SPEC §3.5).
+/// The only hosts for which `http` and the RFC 8252 §7.3 port exception apply
+/// (docs/architecture.md, *Redirect URI matching*).
 pub const LOOPBACK_HOSTS: &[&str] = &["127.0.0.1", "[::1]", "localhost"];
 
 /// A redirect URI that passed the syntax rules. Equality is the exact string.
@@ -167,7 +169,7 @@ pub enum RedirectUriError {
 }
 
 impl RedirectUri {
-    /// Parse and validate a redirect URI (SPEC §3.2).
+    /// Parse and validate a redirect URI (docs/architecture.md, *The document*).
     pub fn parse(raw: &str) -> Result<Self, RedirectUriError> {
         let parts = parse_parts(raw, false)?;
         Ok(Self {
@@ -347,7 +349,8 @@ enum PortPattern {
     Fixed(u16),
 }
 
-/// The operator's redirect URI allow-list (SPEC §3.5). Empty ⇒ denies everything.
+/// The operator's redirect URI allow-list (docs/architecture.md, *Redirect URI matching*). Empty ⇒
+/// denies everything.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RedirectAllowList {
     patterns: Vec<Pattern>,
@@ -453,8 +456,8 @@ fn pattern_matches(p: &Pattern, req: &RedirectUri) -> bool {
     }
 }
 
-/// Why no redirect URI could be selected. Never redirect on any of these (SPEC §3.5): show an
-/// error page or JSON instead.
+/// Why no redirect URI could be selected. Never redirect on any of these (RFC 6749 §4.1.2.1): show
+/// an error page or JSON instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RedirectMismatch {
     /// The requested `redirect_uri` is not a valid redirect URI.
@@ -482,7 +485,8 @@ pub enum RedirectMismatch {
     },
 }
 
-/// Choose the redirect URI for an authorization request (SPEC §3.5).
+/// Choose the redirect URI for an authorization request (docs/architecture.md, *Redirect URI
+/// matching*).
 ///
 /// With `requested`, it must match a registered URI ([`redirect_uri_matches`]) **and** the
 /// allow-list (if any); the requested string is returned as sent. Without it, the document

@@ -1,5 +1,6 @@
 //! Client assertions whose keys come from a `jwks_uri` served by a real HTTPS host on loopback
-//! (SPEC §3.7: `jwks_uri` cached, refreshed on unknown `kid` at most every 30 s; SPEC §3.3: the
+//! (docs/architecture.md, *Client authentication at /token*: `jwks_uri` cached, refreshed on
+//! unknown `kid` at most every 30 s; *Fetching (SSRF-safe)*: the
 //! fetch is SSRF-safe, size-capped and must be JSON).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 

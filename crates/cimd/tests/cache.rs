@@ -1,6 +1,6 @@
-//! Integration tests for the document cache (SPEC §3.3 coalescing + negative cache, §3.4
-//! RFC 9111 caching, clamps, stale-if-error) against a REAL HTTPS host on 127.0.0.1 from the
-//! test-support crate. Waits are short and bounded.
+//! Integration tests for the document cache (docs/architecture.md: *Fetching (SSRF-safe)*
+//! coalescing + negative cache, *Caching* RFC 9111 caching, clamps, stale-if-error) against a REAL
+//! HTTPS host on 127.0.0.1 from the test-support crate. Waits are short and bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;

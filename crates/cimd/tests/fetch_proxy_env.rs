@@ -1,4 +1,4 @@
-//! Proxy environment variables are ignored (SPEC §3.3 "no proxy from the environment").
+//! Proxy environment variables are ignored (docs/architecture.md, *Fetching (SSRF-safe)*).
 //!
 //! Environment variables are process-global, so this lives in its own test binary with a
 //! single test.

@@ -1,10 +1,10 @@
 //! `cimdgate cimd validate`: fetch or read a Client ID Metadata Document and report every
 //! problem in it, with the rule each one breaks.
 //!
-//! URLs are fetched by the same SSRF-safe fetcher the server uses (SPEC §3.3): private and
-//! special-purpose addresses are refused, redirects are not followed, the body is capped at
-//! 5120 bytes. The dev hooks (`--dev-allow-loopback`, `--ca-file`, `--resolve`) exist for
-//! local testing and print a warning.
+//! URLs are fetched by the same SSRF-safe fetcher the server uses (docs/architecture.md, *Fetching
+//! (SSRF-safe)*): private and special-purpose addresses are refused, redirects are not followed,
+//! the body is capped at 5120 bytes. The dev hooks (`--dev-allow-loopback`, `--ca-file`,
+//! `--resolve`) exist for local testing and print a warning.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -1,6 +1,6 @@
-//! `cimdgate login MCP_URL [--client-id CIMD_URL]` (SPEC §7): the client side of MCP
-//! authorization, from a terminal. The work is in `cimdgate-client`; this module parses
-//! arguments and prints.
+//! `cimdgate login MCP_URL [--client-id CIMD_URL]` (docs/architecture.md, *Command line*): the
+//! client side of MCP authorization, from a terminal. The work is in `cimdgate-client`; this module
+//! parses arguments and prints.
 //!
 //! Output: the URL to open goes to stderr (so `--print-token` can put only the token on
 //! stdout); progress and errors go to stderr too.

@@ -2,7 +2,7 @@
 //!
 //! This binary only parses arguments and wires library crates together; every rule lives in the
 //! `cimd` core crate. Commands: `serve`, `demo`, `login`, `hash-password`, `cimd create`,
-//! `cimd validate` (SPEC §7).
+//! `cimd validate` (docs/architecture.md, *Command line*).
 #![forbid(unsafe_code)]
 // Panics in request paths are bugs: no unwrap/expect outside tests (STYLE.md).
 #![cfg_attr(

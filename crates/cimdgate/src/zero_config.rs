@@ -1,4 +1,5 @@
-//! `cimdgate serve` without a config file (SPEC §7): what a newcomer gets.
+//! `cimdgate serve` without a config file (docs/architecture.md, *Command line*): what a newcomer
+//! gets.
 //!
 //! Only when **no config file** is given (neither `--config` nor `CIMDGATE_CONFIG`) — an
 //! operator's file is taken literally, so a file without `[[resources]]` is a pure

@@ -1,7 +1,7 @@
-//! Issue 5 / SPEC §6, end to end: `kill -9` the real `cimdgate serve` binary (embedded store)
-//! during a load run of token issuance; after a restart on the same data folder every refresh
-//! token that was returned to a client still works, and every client-assertion `jti` the server
-//! accepted is still rejected.
+//! Issue 5 / docs/architecture.md, *Storage and scale*, end to end: `kill -9` the real `cimdgate
+//! serve` binary (embedded store) during a load run of token issuance; after a restart on the same
+//! data folder every refresh token that was returned to a client still works, and every
+//! client-assertion `jti` the server accepted is still rejected.
 //!
 //! The client is a CIMD `private_key_jwt` client (ES256, inline `jwks`) served over real HTTPS
 //! by a test CIMD host. Several tasks loop authorize → login/consent (a cookie-keeping form

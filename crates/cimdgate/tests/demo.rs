@@ -1,5 +1,5 @@
-//! `cimdgate demo` (SPEC §7): the whole CIMD login and tool call in one process, run as the
-//! real binary. CI runs this: it must exit 0 and print every step.
+//! `cimdgate demo` (docs/architecture.md, *Command line*): the whole CIMD login and tool call in
+//! one process, run as the real binary. CI runs this: it must exit 0 and print every step.
 
 mod support;
 

@@ -1,7 +1,8 @@
-//! `cimdgate login` end to end (SPEC §7): the binary discovers a running gateway, logs in as a
-//! CIMD client through a loopback callback (the test plays the browser with a cookie-keeping
-//! form driver and follows the final redirect), stores tokens in a 0600 file, prints a token
-//! that works at `/mcp`, and refreshes an expired one. A second test covers the DCR fallback.
+//! `cimdgate login` end to end (docs/architecture.md, *Command line*): the binary discovers a
+//! running gateway, logs in as a CIMD client through a loopback callback (the test plays the
+//! browser with a cookie-keeping form driver and follows the final redirect), stores tokens in a
+//! 0600 file, prints a token that works at `/mcp`, and refreshes an expired one. A second test
+//! covers the DCR fallback.
 
 mod support;
 

@@ -1,7 +1,7 @@
-//! `cimdgate serve` with no config file (SPEC §7, issue 4): in an empty working folder it
-//! starts, answers `/healthz`, protects the demo MCP server at `/mcp` with the RFC 9728
-//! challenge, creates a dev user whose password is printed on the first start only, and that
-//! password signs in.
+//! `cimdgate serve` with no config file (docs/architecture.md, *Command line*; issue 4): in an
+//! empty working folder it starts, answers `/healthz`, protects the demo MCP server at `/mcp` with
+//! the RFC 9728 challenge, creates a dev user whose password is printed on the first start only,
+//! and that password signs in.
 
 mod support;
 

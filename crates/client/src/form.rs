@@ -1,7 +1,8 @@
-//! A browser stand-in for cimdgate's login and consent pages (demos and tests; a person uses a
-//! real browser). It keeps cookies, does not follow redirects, and speaks the form contract of
-//! SPEC §4: `<form method="post">`; login inputs `username`/`password`; consent buttons
-//! `name="decision"` with values `approve`/`deny`; hidden inputs posted back unchanged.
+//! A browser stand-in for cimdgate's login and consent pages (demos and tests; a person uses a real
+//! browser). It keeps cookies, does not follow redirects, and speaks the form contract of
+//! docs/architecture.md, *Authorization server*: `<form method="post">`; login inputs
+//! `username`/`password`; consent buttons `name="decision"` with values `approve`/`deny`; hidden
+//! inputs posted back unchanged.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -14,7 +14,7 @@
 //!   refresh tokens;
 //! - [`callback`]: the loopback redirect listener on an ephemeral port (RFC 8252 §7.3);
 //! - [`store`]: the token file (`tokens.json`, mode 0600);
-//! - [`login`]: the whole interactive login, and "give me a valid token" for scripts;
+//! - [`mod@login`]: the whole interactive login, and "give me a valid token" for scripts;
 //! - [`form`]: a browser stand-in that fills cimdgate's login and consent forms (demos, tests);
 //! - [`mcp`]: the few MCP Streamable HTTP calls a smoke test needs (`initialize`,
 //!   `tools/call`).

@@ -8,7 +8,7 @@ use url::Url;
 /// `upstream = "builtin:demo"`: the in-process demo MCP server.
 pub const BUILTIN_DEMO: &str = "builtin:demo";
 
-/// Allowed clock difference for `exp`/`nbf` (SPEC §5 "small skew"). 30 s matches the
+/// Allowed clock difference for `exp`/`nbf` (RFC 9068 §4, RFC 7519 §4.1.4). 30 s matches the
 /// authorization server's own leeway (`cimdgate_server::back::tokens::VERIFY_LEEWAY_SECS`).
 pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(30);
 
@@ -85,7 +85,8 @@ pub struct ResourceSpec {
     /// valid token for this resource is enough.
     pub required_scopes: Vec<String>,
     /// Forward the user's upstream-IdP access token to the upstream as `Authorization: Bearer`
-    /// (SPEC §5 "only if configured"). Needs an [`crate::UpstreamTokens`] provider; default off.
+    /// (docs/architecture.md, *Gateway*: only if configured). Needs an [`crate::UpstreamTokens`]
+    /// provider; default off.
     pub forward_upstream_token: bool,
 }
 

@@ -1,5 +1,5 @@
-//! The built-in demo MCP server (`upstream = "builtin:demo"`; SPEC §5, §7) on rmcp's
-//! Streamable HTTP server, served in process behind the resource layer.
+//! The built-in demo MCP server (`upstream = "builtin:demo"`; docs/architecture.md, *Gateway*) on
+//! rmcp's Streamable HTTP server, served in process behind the resource layer.
 //!
 //! Tools:
 //! - `echo` — `{"text": string}` → that text;

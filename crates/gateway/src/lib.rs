@@ -1,4 +1,4 @@
-//! # cimdgate-gateway — the resource server in front of MCP servers (SPEC §5)
+//! # cimdgate-gateway — the resource server in front of MCP servers (RFC 9728)
 //!
 //! What an operator puts in front of an MCP server: every request needs a bearer token that
 //! cimdgate's authorization server (or another trusted issuer) issued **for this resource**;

@@ -1,5 +1,6 @@
-//! Reverse proxy to an upstream MCP server over Streamable HTTP (MCP 2025-11-25, "Transports":
-//! POST for client messages, GET for the server stream, DELETE to end a session; SPEC §5).
+//! Reverse proxy to an upstream MCP server over Streamable HTTP (MCP 2025-11-25, "Transports": POST
+//! for client messages, GET for the server stream, DELETE to end a session; docs/architecture.md,
+//! *Gateway*).
 //!
 //! - Response bodies — SSE included — are relayed chunk by chunk as they arrive, never buffered
 //!   whole; request bodies are read up to [`GatewayConfig::max_body_bytes`] (413 with a JSON

@@ -1,5 +1,5 @@
-//! Access-token verification for the resource server (SPEC §5; RFC 9068 §4; MCP 2025-11-25
-//! authorization, "Token Handling": servers MUST validate the audience).
+//! Access-token verification for the resource server (docs/architecture.md, *Gateway*; RFC 9068 §4;
+//! MCP 2025-11-25 authorization, "Token Handling": servers MUST validate the audience).
 //!
 //! A token is accepted when, for the first [`TokenSource`] whose issuer equals the token's
 //! `iss`: the header's `alg` is in [`ALLOWED_ALGS`] (asymmetric only), the signature verifies
@@ -28,7 +28,8 @@ use crate::keys::{ALLOWED_ALGS, KeySource};
 /// Name of the token source for tokens issued by cimdgate's own authorization server.
 pub const LOCAL_SOURCE: &str = "cimdgate";
 
-/// One trusted issuer of access tokens (SPEC §5 "several token sources per resource").
+/// One trusted issuer of access tokens (docs/architecture.md, *Gateway*: several token
+/// sources per resource).
 #[derive(Clone)]
 pub struct TokenSource {
     /// Name passed upstream in `X-Forwarded-Token-Source`.

@@ -1,4 +1,4 @@
-//! # Embedded backend (redb) — the default store (SPEC §6)
+//! # Embedded backend (redb) — the default store (docs/architecture.md, *Storage and scale*)
 //!
 //! One redb file (`cimdgate.redb`) inside a folder the operator names (`store.url =
 //! "embedded:PATH"`). It serves one cimdgate process: redb takes an exclusive lock on the
@@ -6,12 +6,12 @@
 //! Redis backend.
 //!
 //! ## Design
-//! - **Writes** go through one writer thread that batches concurrent writes into one
-//!   transaction and commits once with redb's default durability (fsync) — *group commit*, see
-//!   `embedded/writer.rs`. A write call returns `Ok` only after the commit holding it has
-//!   returned, so a refresh token handed to a client, or a `jti` recorded as used, survives
-//!   `kill -9` (issue 5). Atomic operations (code redemption, refresh rotation, `jti` insert, secret and
-//!   key initialisation) run their check-and-write inside that transaction.
+//! - **Writes** go through one writer thread that batches concurrent writes into one transaction
+//!   and commits once with redb's default durability (fsync) — *group commit*, see
+//!   `embedded/writer.rs`. A write call returns `Ok` only after the commit holding it has returned,
+//!   so a refresh token handed to a client, or a `jti` recorded as used, survives `kill -9`
+//!   (issue 5). Atomic operations (code redemption, refresh rotation, `jti` insert, secret and key
+//!   initialisation) run their check-and-write inside that transaction.
 //! - **Reads** use their own read transactions (MVCC snapshots, which never wait for the
 //!   writer) directly on the calling task: a lookup costs a few microseconds (see the
 //!   `store` benchmark), less than a `spawn_blocking` hop.

@@ -1,12 +1,12 @@
 //! # cimdgate-store — durable authorization-server state behind one trait
 //!
-//! The authorization server (SPEC §4) and, later, the gateway keep every piece of state that
-//! must survive a restart or be shared by replicas behind [`Store`]: authorization codes,
-//! refresh-token families, revocations, consent decisions, DCR clients, signing keys, server
-//! secrets, client-assertion `jti` replay records, encrypted upstream tokens and the inventory
-//! of CIMD clients seen. SPEC §6: "one storage trait; two backends" — the embedded backend
-//! ([`embedded::EmbeddedStore`], redb) and the Redis backend ([`redis::RedisStore`]) for
-//! several instances.
+//! The authorization server and the gateway keep every piece of state that must survive a restart
+//! or be shared by replicas behind [`Store`]: authorization codes, refresh-token families,
+//! revocations, consent decisions, DCR clients, signing keys, server secrets, client-assertion
+//! `jti` replay records, encrypted upstream tokens and the inventory of CIMD clients seen. One
+//! storage trait, two backends (docs/architecture.md, *Storage and scale*): the embedded backend
+//! ([`embedded::EmbeddedStore`], redb) and the Redis backend ([`redis::RedisStore`]) for several
+//! instances.
 //!
 //! Rules every backend must keep:
 //! - **Atomic single-use operations** ([`Store::take_code`], [`Store::redeem_code`],
@@ -65,7 +65,8 @@ pub enum CodeRedemption {
     NotFound,
 }
 
-/// A client-assertion `jti` to record as used (SPEC §3.7), as part of [`CodeRedeem`].
+/// A client-assertion `jti` to record as used (RFC 7523 §3 `jti`; single-use across instances), as
+/// part of [`CodeRedeem`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JtiRecord {
     /// The client the assertion authenticated (exact string).
@@ -154,7 +155,7 @@ pub trait Store: Send + Sync + 'static {
     /// Cheap liveness check for `/readyz`.
     async fn health(&self) -> Result<(), StoreError>;
 
-    // --- authorization codes (SPEC §4: single-use, ≤ 60 s) ---------------------------------
+    // --- authorization codes (OAuth 2.1 §4.1.3: single-use; ≤ 60 s) ------------------------
     /// Store a new code under its hash.
     async fn put_code(&self, code: &TokenHash, record: &CodeRecord) -> Result<(), StoreError>;
     /// Atomically redeem a code: the first call gets [`CodeRedemption::Redeemed`], every later
@@ -231,7 +232,7 @@ pub trait Store: Send + Sync + 'static {
     async fn is_family_revoked(&self, family_id: &str, now: SystemTime)
     -> Result<bool, StoreError>;
 
-    // --- consent (SPEC §4 "remember this decision", per user + client) ----------------------
+    // --- consent ("remember this decision", per user + client) -------------------------------
     /// The remembered decision for `(subject, client_id)`, if any and not expired.
     async fn get_consent(
         &self,
@@ -261,7 +262,7 @@ pub trait Store: Send + Sync + 'static {
     /// Get the named secret, storing `candidate` first if it is absent (atomic insert-if-absent).
     async fn init_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
 
-    // --- client-assertion replay (SPEC §3.7: single-use across all replicas) -----------------
+    // --- client-assertion replay (RFC 7523 §3: single-use across all replicas) ---------------
     /// Record `(client_id, jti)` until `expires_at`. `Ok(true)` if it was new, `Ok(false)` if
     /// it was already recorded and not expired. Atomic.
     async fn record_jti(

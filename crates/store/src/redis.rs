@@ -1,4 +1,4 @@
-//! # Redis backend — shared state for several cimdgate instances (SPEC §6)
+//! # Redis backend — state shared by several instances (docs/architecture.md, *Storage and scale*)
 //!
 //! `store.url = "redis://HOST:PORT/DB"` (or `rediss://` for TLS, verified with the system
 //! roots; `redis://:PASSWORD@HOST…` / `redis://USER:PASSWORD@HOST…` for AUTH). Any number of

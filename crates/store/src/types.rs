@@ -468,7 +468,7 @@ impl fmt::Debug for SigningKeyRecord {
     }
 }
 
-/// A CIMD client seen by this installation (inventory, SPEC §1 user 3).
+/// A CIMD client seen by this installation (inventory, docs/architecture.md, *Audit and logging*).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeenClient {
     /// The client_id URL.

@@ -1,7 +1,8 @@
-//! Issue 5 / SPEC §6: the embedded store survives `kill -9` without losing an acknowledged
-//! write. The test re-runs this test binary as a child process that writes refresh tokens,
-//! rotations, jtis and code redemptions (`redeem_code`) from several tasks and prints each key only after the write returned
-//! `Ok`; the parent `SIGKILL`s it mid-run, reopens the folder and checks every printed key.
+//! Issue 5 / docs/architecture.md, *Storage and scale*: the embedded store survives `kill -9`
+//! without losing an acknowledged write. The test re-runs this test binary as a child process that
+//! writes refresh tokens, rotations, jtis and code redemptions (`redeem_code`) from several tasks
+//! and prints each key only after the write returned `Ok`; the parent `SIGKILL`s it mid-run,
+//! reopens the folder and checks every printed key.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -1,9 +1,10 @@
 //! Test keys and assertion signing for client-assertion tests.
 //!
 //! Shared by the client-assertion tests of `cimd` (unit, integration, benches) and the token
-//! endpoint, gateway and multi-instance tests of `cimdgate-server`. Keys are generated with rcgen (aws-lc-rs); public JWKs
-//! are built from the raw public key for EC and OKP (jsonwebtoken's `Jwk::from_encoding_key`
-//! rejects rcgen's PKCS#8 v2 Ed25519 keys, crates.md gotcha 3) and by jsonwebtoken for RSA.
+//! endpoint, gateway and multi-instance tests of `cimdgate-server`. Keys are generated with
+//! rcgen (aws-lc-rs); public JWKs are built from the raw public key for EC and OKP
+//! (jsonwebtoken's `Jwk::from_encoding_key` rejects rcgen's PKCS#8 v2 Ed25519 keys) and by
+//! jsonwebtoken for RSA.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::OnceLock;

@@ -1,5 +1,5 @@
 //! Freshness lifetime of a fetched document: RFC 9111 §4.2 via `http_cache_semantics`, plus our
-//! clamps (SPEC §3.4, draft §5.2 AS-imposed bounds).
+//! clamps (draft §5.2 AS-imposed bounds; docs/architecture.md, *Caching*).
 //!
 //! `http_cache_semantics` is built with `shared: false` (a private cache: `private` is storable,
 //! `s-maxage` ignored) and `cache_heuristic: 0.0` (no heuristic freshness from `Last-Modified`,

@@ -1,5 +1,5 @@
 //! The [`Resolver`]: cache lookup, negative cache, coalesced fetch/revalidation, stale-if-error
-//! (SPEC §3.3, §3.4; RFC 9111 §4, §4.3).
+//! (docs/architecture.md, *Fetching (SSRF-safe)* and *Caching*; RFC 9111 §4, §4.3).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,7 +57,8 @@ struct Inner {
     local: Option<LocalCache>,
     cfg: CacheConfig,
     profile: Profile,
-    /// One in-flight fetch per client_id (coalescing, SPEC §3.3).
+    /// One in-flight fetch per client_id (coalescing, docs/architecture.md, *Fetching
+    /// (SSRF-safe)*).
     inflight: Mutex<HashMap<String, InflightFetch>>,
     counters: Counters,
 }
@@ -227,9 +228,9 @@ impl Resolver {
         }
     }
 
-    /// Joins the in-flight fetch for `id`, or starts one (deciding with the clock `now`). The fetch runs in its own task, so a
-    /// caller that goes away does not cancel it for the others, and its map entry is always
-    /// removed when it ends.
+    /// Joins the in-flight fetch for `id`, or starts one (deciding with the clock `now`). The fetch
+    /// runs in its own task, so a caller that goes away does not cancel it for the others, and its
+    /// map entry is always removed when it ends.
     async fn fetch_coalesced(&self, id: &ClientIdUrl, now: SystemTime) -> ResolveResult {
         let shared = {
             let mut map = lock(&self.inner.inflight);

@@ -1,6 +1,6 @@
 //! Storage for cached documents and negative entries: the [`DocumentStore`] trait and its
-//! in-process implementation [`MemoryDocumentStore`] (SPEC §3.4 "bounded size … the cache can
-//! live in the shared store", §6).
+//! in-process implementation [`MemoryDocumentStore`] (docs/architecture.md, *Caching*: bounded
+//! size, shareable through the store — *Storage and scale*).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -50,7 +50,8 @@ impl StoredDocument {
     }
 }
 
-/// A remembered failure (SPEC §3.3 negative cache): the exact error, until when it holds.
+/// A remembered failure (the negative cache, docs/architecture.md, *Fetching (SSRF-safe)*): the
+/// exact error, until when it holds.
 ///
 /// A shared backend stores it as [`StoredNegative`] ([`NegativeEntry::to_stored`]).
 #[derive(Debug, Clone)]

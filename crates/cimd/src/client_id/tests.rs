@@ -1,4 +1,5 @@
-//! Table-driven tests for the client_id URL rules (draft §3, SPEC §3.1).
+//! Table-driven tests for the client_id URL rules (draft §3; docs/architecture.md, *Client ID
+//! URL*).
 use super::*;
 
 fn err(raw: &str) -> ClientIdError {

@@ -1,5 +1,5 @@
 //! Table-driven tests for document validation, including real-world documents
-//! (anchors.md §3.4: Claude, Claude Code, ChatGPT) in [`auth`].
+//! (the published documents of Claude, Claude Code and ChatGPT) in [`auth`].
 
 mod auth;
 
@@ -130,7 +130,8 @@ fn filters_unsupported_grant_and_response_types() {
     has_warning(&v, "grant_types[1]", rule::UNSUPPORTED_VALUE);
     has_warning(&v, "grant_types[2]", rule::UNSUPPORTED_VALUE);
     has_warning(&v, "response_types[1]", rule::UNSUPPORTED_VALUE);
-    // refresh is allowed for every code client, even when not listed (SPEC §3.2).
+    // refresh is allowed for every code client, even when not listed (docs/architecture.md, *The
+    // document*).
     assert!(v.document.allows_refresh());
 }
 

@@ -1,5 +1,5 @@
-//! The pinning DNS resolver handed to reqwest (SPEC §3.3 "resolve the host ourselves",
-//! "connect to the validated address").
+//! The pinning DNS resolver handed to reqwest (draft §8.6; docs/architecture.md,
+//! *Fetching (SSRF-safe)*: resolve the host ourselves, connect to the validated address).
 //!
 //! reqwest's connector dials exactly the addresses a custom [`reqwest::dns::Resolve`] returns and
 //! never resolves again, so "resolve → check every answer → connect" is one step: a DNS rebinding

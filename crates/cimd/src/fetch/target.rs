@@ -1,4 +1,5 @@
-//! Checks on the URL before any connection (SPEC §3.3).
+//! Checks on the URL before any connection (draft §8.6; docs/architecture.md, *Fetching
+//! (SSRF-safe)*).
 //!
 //! reqwest never calls the resolver for IP-literal hosts (hyper-util parses them and dials
 //! directly), so an IP-literal URL must be judged here. URL parsers also normalise IPv4 hosts

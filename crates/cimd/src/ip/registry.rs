@@ -89,7 +89,7 @@ fn prefix_match_u128(net: u128, ip: u128, len: u8) -> bool {
     (net >> shift) == (ip >> shift)
 }
 
-/// `127.0.0.0/8`, the only IPv4 block the dev loopback hook lets through (SPEC §3.3).
+/// `127.0.0.0/8`, the only IPv4 block the dev loopback hook lets through (draft -02 §8.6).
 pub(crate) const V4_LOOPBACK: V4Range = v4(127, 0, 0, 0, 8, "127.0.0.0/8", "loopback");
 
 /// The IPv4 special-purpose registry (complete as of 2025) plus multicast.

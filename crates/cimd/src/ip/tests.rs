@@ -1,5 +1,6 @@
 //! Table-driven tests for [`IpPolicy`]: every registry range, edges just outside, public
-//! addresses, every IPv6 transition form, the dev loopback hook, and the fastmcp §5.3 catalogue.
+//! addresses, every IPv6 transition form, the dev loopback hook, and FastMCP's SSRF test
+//! catalogue.
 
 use super::*;
 
@@ -285,8 +286,8 @@ fn blocked_address_display_names_range_and_embedded_ipv4() {
     );
 }
 
-/// fastmcp `tests/server/auth/test_ssrf_protection.py::TestIsIPAllowed` (reference §5.3 items
-/// 1–8), plus the three addresses CPython 3.11's `is_global` wrongly allows (reference §2.7).
+/// The cases of FastMCP's `tests/server/auth/test_ssrf_protection.py::TestIsIPAllowed`, plus the
+/// three addresses CPython 3.11's `ipaddress.is_global` wrongly allows.
 #[test]
 fn fastmcp_is_ip_allowed_catalogue() {
     let allowed = [

@@ -1,5 +1,5 @@
-//! `cimdgate demo` (SPEC §7): one full CIMD login and tool call, in one process, printed step
-//! by step with timings.
+//! `cimdgate demo` (docs/architecture.md, *Command line*): one full CIMD login and tool call, in
+//! one process, printed step by step with timings.
 //!
 //! Everything runs on loopback: the gateway + authorization server (embedded store in a temp
 //! folder, removed at exit), the built-in demo MCP server at `/mcp`, an HTTPS host serving a

@@ -1,4 +1,5 @@
-//! Auth methods, keys and real-world documents (draft §4.1, §8.2; anchors.md §3.4).
+//! Auth methods, keys and real-world documents (draft §4.1, §8.2; the published documents of
+//! Claude, Claude Code and ChatGPT).
 use serde_json::{Value, json};
 
 use super::super::validate::rule;
