@@ -1,10 +1,8 @@
-//! The gateway (SPEC §5) end to end: a real cimdgate server with `[[resources]]`, real CIMD
+//! The gateway (RFC 9728, RFC 6750; docs/architecture.md, *Gateway*) end to end: a real cimdgate server with `[[resources]]`, real CIMD
 //! logins through the browser harness, real upstream servers on 127.0.0.1:0, and the official
 //! Rust MCP client (rmcp) — plus raw HTTP where a test needs to see exact headers.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod gateway_util;
+use crate::{common, gateway_util};
 
 use std::time::{Duration, Instant, SystemTime};
 

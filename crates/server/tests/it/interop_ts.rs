@@ -4,11 +4,8 @@
 //! HTTPS CIMD host), and calls `echo` through the gateway against a separate upstream MCP
 //! server **process** (`interop_util::UpstreamProcess`). The SDK's redirect handler plays the
 //! user on cimdgate's login and consent forms over HTTP (`fixtures/ts-sdk/client.mjs`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod gateway_util;
-mod interop_util;
+use crate::{common, gateway_util, interop_util};
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -6,7 +6,9 @@
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use cimdgate_test_support::keys::{TestKey, jwks_json};
 
 use cimdgate_server::clients::{Purpose, resolve_client};
 use cimdgate_store::{CodeRecord, Grant, Scopes, TokenHash};
@@ -167,5 +169,57 @@ pub fn basic(id: &str, secret: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+/// RFC 7523 §2.2 `client_assertion_type`.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The redirect URI the test clients of `cimd.test` register.
+pub fn redirect() -> String {
+    TestEnv::default_redirect("cimd.test")
+}
+
+/// Whether the minted code is still unused (white-box read of the store).
+pub async fn code_unused(env: &TestEnv, m: &Minted) -> bool {
+    let got = env
+        .server()
+        .state
+        .services
+        .store
+        .get_code(&cimdgate_store::TokenHash::of(&m.code), SystemTime::now())
+        .await
+        .unwrap();
+    matches!(got, Some((_, false)))
+}
+
+/// Publish a `private_key_jwt` client with `key` inline in its document.
+pub fn pkjwt_client(env: &TestEnv, key: &TestKey) -> String {
+    env.publish_client(
+        "pkjwt",
+        json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_json(&[key])}),
+    )
+}
+
+/// The code-exchange form of minted code `m` with a client assertion.
+pub fn assertion_form<'a>(m: &'a Minted, assertion: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("grant_type", "authorization_code"),
+        ("code", &m.code),
+        ("code_verifier", &m.verifier),
+        ("redirect_uri", &m.record.redirect_uri),
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", assertion),
+    ]
+}
+
+/// Mint and exchange a code for `id`: (access token, refresh token).
+pub async fn tokens(env: &TestEnv, id: &str) -> (String, String) {
+    let m = mint_code(env, id, &redirect(), |_| {}).await;
+    let r = exchange(env, &m, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    (
+        r.body["access_token"].as_str().unwrap().to_owned(),
+        r.body["refresh_token"].as_str().unwrap().to_owned(),
     )
 }

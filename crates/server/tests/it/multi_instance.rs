@@ -1,11 +1,10 @@
-//! Several cimdgate instances, one Redis (SPEC §6, issue 5): they behave as one server.
+//! Several cimdgate instances, one Redis (docs/architecture.md, *Storage and scale*): they behave as one server.
 //! Each test starts its own `redis-server` (killed on drop) and three instances sharing the
 //! same configuration; `public_url` is instance A's URL for all of them (one logical server
 //! behind a load balancer), and B and C are called directly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod back_util;
-mod common;
+use crate::{back_util, common};
+
 use cimdgate_test_support::keys as test_keys;
 
 use std::time::{Duration, Instant, SystemTime};

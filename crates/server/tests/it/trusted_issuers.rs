@@ -1,11 +1,10 @@
-//! `[[trusted_issuers]]` (SPEC §5, FastMCP's `MultiAuth`): the gateway accepts JWTs of another
+//! `[[trusted_issuers]]` (docs/architecture.md, *Gateway*; FastMCP's `MultiAuth`): the gateway accepts JWTs of another
 //! issuer — keys from its JWKS over real HTTPS (a test CA), cached, refetched for an unknown
 //! `kid` at most every 30 s — besides cimdgate's own tokens, and tells the upstream which source
 //! vouched. Every rule the source adds is tried with a token that breaks only that rule.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod gateway_util;
+use crate::{common, gateway_util};
+
 use cimdgate_test_support::keys as test_keys;
 
 use std::time::{SystemTime, UNIX_EPOCH};

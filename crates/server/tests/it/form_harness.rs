@@ -1,6 +1,7 @@
 //! The shared harness itself works: server up, CIMD host serving programmed documents, form
 //! parser reading what askama writes.
-mod common;
+
+use crate::common;
 
 use common::{Form, TestEnv, html_unescape};
 

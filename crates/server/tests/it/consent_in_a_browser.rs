@@ -12,9 +12,8 @@
 //! The fixture's `node_modules` is installed on first use with
 //! `npm ci --prefix tests/fixtures/browser --no-audit --no-fund`; a missing Chromium, npm or
 //! node fails the test — nothing is skipped. CI pre-installs all three.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,9 +5,8 @@
 //! The fixture's `node_modules` is installed on first use with
 //! `npm ci --prefix tests/fixtures/oidc-provider --no-audit --no-fund` (once per test process;
 //! a failure fails the test — nothing is skipped). CI pre-installs it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use cimdgate_server::secret::ExposeSecret;
 use std::io::{BufRead as _, BufReader, Read as _};

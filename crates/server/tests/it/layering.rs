@@ -10,7 +10,6 @@
 //!
 //! Imports are read from the text: every `crate::…` path, every `super::…` path, and the child
 //! modules a `mod.rs` names; `#[cfg(test)]` modules are left out (tests may reach anywhere).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! `GET /authorize` over real HTTP: each named check, proven by a test named after its rule.
-mod common;
+
+use crate::common;
 
 use std::time::SystemTime;
 

@@ -5,11 +5,8 @@
 //! the code, and its `AuthClient` then carries (and refreshes) the token while the MCP client
 //! calls `echo` through the gateway against a separate upstream MCP server **process**. The
 //! user's part (login and consent forms) is played over HTTP by the harness browser.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod gateway_util;
-mod interop_util;
+use crate::{common, gateway_util, interop_util};
 
 use rmcp::ServiceExt;
 use rmcp::model::ClientConfig;

@@ -1,6 +1,7 @@
-//! Login and consent over real HTTP (SPEC §4 form contract, consent page content, CSRF,
-//! remember-decision, auto-approve of trusted clients).
-mod common;
+//! Login and consent over real HTTP: the form contract (docs/architecture.md, *Authorization
+//! server*), consent page content, CSRF, remember-decision, auto-approve of trusted clients.
+
+use crate::common;
 
 use axum::http::StatusCode;
 use common::{Browser, Page, STATE, TestEnv, pkce_pair, query_map};

@@ -13,7 +13,7 @@
 //! [`TestEnv::start_with`] lets a test change the [`Config`] before the server starts.
 //! [`Browser`] is a browser-like client: its own cookie jar, redirects NOT followed, a tiny
 //! HTML form parser; [`TestEnv::login_and_consent`] walks login + consent through the form
-//! contract (SPEC §4: inputs `username`/`password`, buttons `name="decision"` with values
+//! contract (docs/architecture.md, *Authorization server*: inputs `username`/`password`, buttons `name="decision"` with values
 //! `approve`/`deny`, hidden inputs posted back) and returns the client redirect `Location`.
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
