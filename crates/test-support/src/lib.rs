@@ -11,6 +11,7 @@
 //! | [`TcpProbe`] | a plain TCP listener that only counts connection attempts (e.g. a fake proxy) |
 //! | [`RedisServer`] | a private `redis-server` on a free loopback port |
 //! | [`config`] | the TOML of a test installation, and a cheap argon2id password hash |
+//! | [`node`] | `npm ci` once per fixture and a deadline-bounded runner for node scripts |
 //! | [`keys`] | signing keys (ES256/RS256/EdDSA…) with their public JWKs, and client-assertion claims |
 //!
 //! Call [`install_crypto_provider`] if a test builds rustls configs through a path that relies on
@@ -20,6 +21,7 @@
 
 pub mod config;
 pub mod keys;
+pub mod node;
 mod redis_server;
 pub use redis_server::RedisServer;
 

@@ -51,7 +51,10 @@ fn ensure_browser() {
         "{CHROMIUM} is missing: the browser tests need Debian's Chromium \
          (`apt-get install -y chromium`)"
     );
-    common::npm_ci_once(&fixture_dir(), "node_modules/playwright-core/package.json");
+    cimdgate_test_support::node::npm_ci_once(
+        &fixture_dir(),
+        "node_modules/playwright-core/package.json",
+    );
 }
 
 // ---- the client's redirect URI: a real loopback listener -----------------------------------
@@ -128,7 +131,7 @@ fn run_drive(authorize_url: &str, callback: &str, decision: &str, shot_dir: &Pat
         .env("SCREENSHOT_DIR", shot_dir)
         .env("CHROMIUM", CHROMIUM)
         .env("STEP_TIMEOUT_MS", STEP_TIMEOUT_MS.to_string());
-    let (status, stdout, stderr) = common::run_bounded(cmd, DRIVE_TIMEOUT);
+    let (status, stdout, stderr) = cimdgate_test_support::node::run_bounded(cmd, DRIVE_TIMEOUT);
     let Some(status) = status else {
         panic!("drive.js killed after {DRIVE_TIMEOUT:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
     };

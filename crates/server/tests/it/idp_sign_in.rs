@@ -34,7 +34,10 @@ fn fixture_dir() -> PathBuf {
 
 /// Install the fixture's dependencies once per process (`npm ci` from the committed lockfile).
 fn ensure_installed() {
-    common::npm_ci_once(&fixture_dir(), "node_modules/oidc-provider/package.json");
+    cimdgate_test_support::node::npm_ci_once(
+        &fixture_dir(),
+        "node_modules/oidc-provider/package.json",
+    );
 }
 
 /// A running `oidc-provider`; killed (by PID) on drop.

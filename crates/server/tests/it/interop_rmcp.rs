@@ -19,12 +19,6 @@ use common::{TestEnv, USERNAME, query_map};
 use gateway_util::{call_text, initialize_msg, post_mcp};
 use interop_util::{UpstreamProcess, publish_native_client};
 
-/// The child entry point that serves the upstream (see `interop_util`); a no-op otherwise.
-#[test]
-fn upstream_child_process_entry() {
-    interop_util::child_main();
-}
-
 #[tokio::test]
 async fn rmcp_oauth_client_logs_in_with_cimd_and_calls_echo_on_a_separate_upstream_process() {
     let upstream = tokio::task::spawn_blocking(UpstreamProcess::start)

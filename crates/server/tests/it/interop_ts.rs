@@ -23,12 +23,6 @@ fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ts-sdk")
 }
 
-/// The child entry point that serves the upstream (see `interop_util`); a no-op otherwise.
-#[test]
-fn upstream_child_process_entry() {
-    interop_util::child_main();
-}
-
 /// Run `client.mjs` (blocking): killed by PID after [`NODE_TIMEOUT`]; panics with its output
 /// on failure; returns its JSON lines.
 fn run_client(mcp_url: &str, client_id: &str, redirect_uri: &str, text: &str) -> Vec<Value> {
@@ -41,7 +35,7 @@ fn run_client(mcp_url: &str, client_id: &str, redirect_uri: &str, text: &str) ->
         .env("PASSWORD", PASSWORD)
         .env("TEXT", text)
         .env_remove("NODE_OPTIONS");
-    let (status, stdout, stderr) = common::run_bounded(cmd, NODE_TIMEOUT);
+    let (status, stdout, stderr) = cimdgate_test_support::node::run_bounded(cmd, NODE_TIMEOUT);
     let Some(status) = status else {
         panic!("client.mjs killed after {NODE_TIMEOUT:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
     };
@@ -65,7 +59,7 @@ fn step<'a>(lines: &'a [Value], name: &str) -> &'a Value {
 
 #[tokio::test]
 async fn typescript_sdk_client_logs_in_with_cimd_and_calls_echo_on_a_separate_upstream_process() {
-    common::npm_ci_once(
+    cimdgate_test_support::node::npm_ci_once(
         &fixture_dir(),
         "node_modules/@modelcontextprotocol/sdk/package.json",
     );
