@@ -1,5 +1,5 @@
 //! `private_key_jwt` client authentication: verifying RFC 7523 client assertions for CIMD
-//! clients, with single-use `jti` (SPEC §3.7; RFC 7523 §2.2 and §3; RFC 7521 §4.2;
+//! clients, with single-use `jti` (docs/architecture.md, *Client authentication at /token*; RFC 7523 §2.2 and §3; RFC 7521 §4.2;
 //! draft-ietf-oauth-client-id-metadata-document-02 §4 `jwks`/`jwks_uri`, §8.2; OAuth 2.1 §2.4.1).
 //!
 //! [`AssertionVerifier::verify`] is one visible pipeline of named steps, each its own function
@@ -27,7 +27,7 @@
 //! instead of two.
 //!
 //! Non-goals: issuing assertions, `client_secret_jwt` (shared secrets are forbidden for CIMD
-//! clients, SPEC §3.2), keys carried in the JWT header (`jwk`, `jku`, `x5c`, `x5u` are ignored).
+//! clients, draft §4.1), keys carried in the JWT header (`jwk`, `jku`, `x5c`, `x5u` are ignored).
 
 mod claims;
 mod error;
@@ -56,18 +56,20 @@ pub use replay::{
 use crate::document::{AuthMethod, ClientDocument};
 use crate::fetch::Fetcher;
 
-/// Longest accepted assertion lifetime (`exp − iat`), SPEC §3.7 and the reference
+/// Longest accepted assertion lifetime (`exp − iat`), a product limit (docs/architecture.md, *Client authentication at
+/// /token*) and the reference
 /// implementation's `MAX_ASSERTION_LIFETIME` (fastmcp-cimd.md §2.9).
 pub const MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
-/// Allowed clock difference between the client and us, SPEC §3.7.
+/// Allowed clock difference between the client and us (docs/architecture.md, *Client authentication at /token*).
 pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
-/// A `jwks_uri` is refetched for an unknown `kid` at most this often, SPEC §3.7.
+/// A `jwks_uri` is refetched for an unknown `kid` at most this often (docs/architecture.md, *Client
+/// authentication at /token*).
 pub const JWKS_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(30);
-/// Largest accepted `jwks_uri` response, counted while reading (SPEC §3.3 size caps; a JWK Set
+/// Largest accepted `jwks_uri` response, counted while reading (docs/architecture.md, *Fetching (SSRF-safe)*, size caps; a JWK Set
 /// of a few RSA-4096 keys is ~3 KB).
 pub const MAX_JWKS_BYTES: usize = 65_536;
 /// How long a fetched `jwks_uri` key set is used before it is fetched again, like the document
-/// cache's default TTL (SPEC §3.4).
+/// cache's default TTL (docs/architecture.md, *Caching*).
 pub const JWKS_CACHE_TTL: Duration = Duration::from_secs(3600);
 /// Longest accepted `client_assertion` in bytes (an RS512/RSA-4096 assertion is ~1.5 KB).
 pub const MAX_ASSERTION_BYTES: usize = 16 * 1024;
@@ -76,7 +78,7 @@ pub const MAX_ASSERTION_BYTES: usize = 16 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssertionConfig {
     /// Accepted `aud` values, compared exactly: the token endpoint URL as advertised in the
-    /// metadata, and the issuer identifier (RFC 7523 §3 item 3; SPEC §3.7).
+    /// metadata, and the issuer identifier (RFC 7523 §3 item 3).
     pub audiences: Vec<String>,
     /// Allowed clock skew for `exp`, `iat` and `nbf` (default [`CLOCK_SKEW`]).
     pub skew: Duration,

@@ -32,6 +32,7 @@ pub mod client_id;
 pub mod document;
 pub mod fetch;
 pub mod ip;
+pub mod jose;
 pub mod policy;
 pub mod redirect;
 

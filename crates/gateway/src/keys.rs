@@ -2,15 +2,18 @@
 //! in process, or a remote JWKS document (RFC 7517 §5) fetched over HTTPS, cached, and fetched
 //! again when a token names an unknown `kid` — at most once per [`JWKS_MIN_REFRESH`].
 //!
-//! Only asymmetric keys are kept: a JWK of `kty: "oct"` would become an HMAC key in jsonwebtoken
-//! (crates.md gotcha 2), letting anyone who can read the JWKS forge tokens.
+//! Which keys are used, and which key verifies a token, is decided by the one JOSE rule set of
+//! [`cimd::jose`] — the same as for client assertions and id_tokens: public asymmetric keys
+//! only (a `kty: "oct"` JWK would become an HMAC key anyone reading the JWKS could forge with),
+//! `use` absent or `sig`, `key_ops` with `verify`, RSA of at least 2048 bits, the header `alg`
+//! fitting the key.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use cimd::jose::{KeyError, KeySet, VerifyingKey};
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::JwkSet;
 
 /// Shortest time between two fetches of a remote JWKS (an unknown `kid` does not let a caller
 /// make us hammer the JWKS host).
@@ -22,78 +25,28 @@ pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest JWKS document accepted.
 pub const JWKS_MAX_BYTES: usize = 256 * 1024;
 
-/// Signature algorithms a token may use. Asymmetric only: never `none`, never `HS*`.
-pub const ALLOWED_ALGS: &[Algorithm] = &[
-    Algorithm::EdDSA,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
+/// Signature algorithms a token may use: the JOSE allow-list of [`cimd::jose`] (asymmetric
+/// only: never `none`, never `HS*`).
+pub const ALLOWED_ALGS: &[Algorithm] = &cimd::jose::ALLOWED_ALGORITHMS;
 
-/// One public verification key.
-#[derive(Clone)]
-pub struct VerifyKey {
-    /// Key id.
-    pub kid: String,
-    /// The algorithm the JWK pins (`alg` member), if any.
-    pub alg: Option<Algorithm>,
-    /// The key.
-    pub decoding: DecodingKey,
-}
-
-impl std::fmt::Debug for VerifyKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifyKey")
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Keys by `kid`.
-pub type KeyMap = HashMap<String, VerifyKey>;
-
-/// Parse a JWK Set, keeping asymmetric keys that carry a `kid`.
-pub fn parse_jwks(doc: &serde_json::Value) -> Result<KeyMap, String> {
+/// Parse a JWK Set under the key rules of [`cimd::jose`] (public asymmetric keys, `use` sig,
+/// RSA ≥ 2048 bits, …).
+pub fn parse_jwks(doc: &serde_json::Value) -> Result<KeySet, String> {
     let set: JwkSet =
         serde_json::from_value(doc.clone()).map_err(|e| format!("not a JWK Set: {e}"))?;
-    Ok(keys_from_set(&set))
+    Ok(KeySet::from_jwks(&set))
 }
 
-fn keys_from_set(set: &JwkSet) -> KeyMap {
-    set.keys.iter().filter_map(verify_key).collect()
-}
-
-fn verify_key(jwk: &Jwk) -> Option<(String, VerifyKey)> {
-    use jsonwebtoken::jwk::AlgorithmParameters as P;
-    if !matches!(
-        jwk.algorithm,
-        P::RSA(_) | P::EllipticCurve(_) | P::OctetKeyPair(_)
-    ) {
-        return None;
-    }
-    let kid = jwk.common.key_id.clone()?;
-    let alg = match jwk.common.key_algorithm {
-        Some(a) => Some(Algorithm::try_from(a).ok()?),
-        None => None,
-    };
-    if alg.is_some_and(|a| !ALLOWED_ALGS.contains(&a)) {
-        return None;
-    }
-    let decoding = DecodingKey::from_jwk(jwk).ok()?;
-    Some((kid.clone(), VerifyKey { kid, alg, decoding }))
+/// The key of `keys` for a token with header `kid` and `alg` (see [`KeySet::select`]).
+fn select(keys: &KeySet, kid: &str, alg: Algorithm) -> Result<VerifyingKey, KeyError> {
+    keys.select(Some(kid), alg).cloned()
 }
 
 /// Where a token source's keys come from.
 #[derive(Clone)]
 pub enum KeySource {
     /// Keys held in process (the embedded authorization server's public keys).
-    Local(Arc<KeyMap>),
+    Local(Arc<KeySet>),
     /// A remote JWKS URL, cached, refreshed on an unknown `kid`.
     RemoteJwks(Arc<RemoteJwks>),
 }
@@ -111,8 +64,8 @@ impl KeySource {
     /// In-process keys from a JWK Set document (e.g. the AS's `/jwks.json` contents).
     pub fn local_jwks(doc: &serde_json::Value) -> Result<Self, String> {
         let keys = parse_jwks(doc)?;
-        if keys.is_empty() {
-            return Err("the JWK Set has no usable (asymmetric, with kid) key".into());
+        if keys.usable() == 0 {
+            return Err("the JWK Set has no usable (asymmetric, signing) key".into());
         }
         Ok(KeySource::Local(Arc::new(keys)))
     }
@@ -122,14 +75,12 @@ impl KeySource {
         KeySource::RemoteJwks(Arc::new(RemoteJwks::new(url, client)))
     }
 
-    /// The key with this `kid`, fetching the remote JWKS when it is unknown (rate-limited).
-    pub async fn key(&self, kid: &str) -> Result<VerifyKey, String> {
+    /// The key for a token with this `kid` and `alg`, fetching the remote JWKS when the `kid` is
+    /// unknown (rate-limited).
+    pub async fn key(&self, kid: &str, alg: Algorithm) -> Result<VerifyingKey, String> {
         match self {
-            KeySource::Local(keys) => keys
-                .get(kid)
-                .cloned()
-                .ok_or_else(|| format!("unknown kid {kid:?}")),
-            KeySource::RemoteJwks(remote) => remote.key(kid).await,
+            KeySource::Local(keys) => select(keys, kid, alg).map_err(|e| e.to_string()),
+            KeySource::RemoteJwks(remote) => remote.key(kid, alg).await,
         }
     }
 }
@@ -139,7 +90,7 @@ pub struct RemoteJwks {
     /// The JWKS URL.
     pub url: url::Url,
     client: reqwest::Client,
-    keys: RwLock<Arc<KeyMap>>,
+    keys: RwLock<Arc<KeySet>>,
     /// When the last fetch started (`None`: never); the mutex also makes fetches single-flight.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -150,27 +101,28 @@ impl RemoteJwks {
         RemoteJwks {
             url,
             client,
-            keys: RwLock::new(Arc::new(KeyMap::new())),
+            keys: RwLock::new(Arc::new(KeySet::default())),
             last_fetch: tokio::sync::Mutex::new(None),
         }
     }
 
-    fn cached(&self, kid: &str) -> Option<VerifyKey> {
-        self.keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(kid)
-            .cloned()
+    /// The cached set's answer, unless the `kid` is unknown to it.
+    fn cached(&self, kid: &str, alg: Algorithm) -> Option<Result<VerifyingKey, String>> {
+        let keys = Arc::clone(&self.keys.read().unwrap_or_else(|e| e.into_inner()));
+        match select(&keys, kid, alg) {
+            Err(KeyError::UnknownKid { .. }) => None,
+            other => Some(other.map_err(|e| e.to_string())),
+        }
     }
 
-    async fn key(&self, kid: &str) -> Result<VerifyKey, String> {
-        if let Some(k) = self.cached(kid) {
-            return Ok(k);
+    async fn key(&self, kid: &str, alg: Algorithm) -> Result<VerifyingKey, String> {
+        if let Some(k) = self.cached(kid, alg) {
+            return k;
         }
         let mut last = self.last_fetch.lock().await;
         // Another request may have fetched while we waited.
-        if let Some(k) = self.cached(kid) {
-            return Ok(k);
+        if let Some(k) = self.cached(kid, alg) {
+            return k;
         }
         if last.is_some_and(|t| t.elapsed() < JWKS_MIN_REFRESH) {
             return Err(format!(
@@ -180,13 +132,13 @@ impl RemoteJwks {
         }
         *last = Some(Instant::now());
         let keys = self.fetch().await?;
-        tracing::debug!(url = %self.url, keys = keys.len(), "JWKS refreshed");
-        let found = keys.get(kid).cloned();
+        tracing::debug!(url = %self.url, keys = keys.len(), usable = keys.usable(), "JWKS refreshed");
+        let found = select(&keys, kid, alg).map_err(|e| e.to_string());
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
-        found.ok_or_else(|| format!("unknown kid {kid:?}"))
+        found
     }
 
-    async fn fetch(&self) -> Result<KeyMap, String> {
+    async fn fetch(&self) -> Result<KeySet, String> {
         let err = |e: String| format!("JWKS {}: {e}", self.url);
         let mut resp = self
             .client
@@ -207,7 +159,7 @@ impl RemoteJwks {
         }
         let set: JwkSet =
             serde_json::from_slice(&body).map_err(|e| err(format!("not a JWK Set: {e}")))?;
-        Ok(keys_from_set(&set))
+        Ok(KeySet::from_jwks(&set))
     }
 }
 
@@ -216,19 +168,38 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn symmetric_and_kidless_keys_are_dropped() {
+    /// The gateway follows the one JOSE rule set: a symmetric key, a key for encryption, a
+    /// 1024-bit RSA key and an alg other than the JWK's never verify a token (the gateway used
+    /// to accept the `use: enc` and the 1024-bit keys).
+    #[tokio::test]
+    async fn only_keys_the_jose_rules_allow_verify_tokens() {
+        use base64::Engine as _;
+        let ed = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+        let mut n = vec![0xa5u8; 128];
+        n[0] = 0xc1;
+        let n1024 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&n);
         let doc = json!({"keys": [
             {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
-            {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
-            {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
-             "kid": "ed", "alg": "EdDSA"},
-            {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
-             "kid": "hs", "alg": "HS256"},
+            {"kty": "OKP", "crv": "Ed25519", "x": ed, "kid": "ed", "alg": "EdDSA"},
+            {"kty": "OKP", "crv": "Ed25519", "x": ed, "kid": "enc", "use": "enc"},
+            {"kty": "RSA", "n": n1024, "e": "AQAB", "kid": "rsa1024"},
         ]});
-        let keys = parse_jwks(&doc).unwrap();
-        assert_eq!(keys.keys().collect::<Vec<_>>(), vec!["ed"]);
-        assert_eq!(keys["ed"].alg, Some(Algorithm::EdDSA));
+        let source = KeySource::local_jwks(&doc).unwrap();
+        let cases = [
+            ("ed", Algorithm::EdDSA, None),
+            ("hmac", Algorithm::EdDSA, Some("symmetric")),
+            ("enc", Algorithm::EdDSA, Some("not \"sig\"")),
+            ("rsa1024", Algorithm::RS256, Some("1024 bits")),
+            ("ed", Algorithm::ES256, Some("does not fit")),
+            ("nope", Algorithm::EdDSA, Some("no key has kid")),
+        ];
+        for (kid, alg, want) in cases {
+            match (source.key(kid, alg).await, want) {
+                (Ok(k), None) => assert_eq!(k.kid.as_deref(), Some(kid)),
+                (Err(e), Some(words)) => assert!(e.contains(words), "{kid}: {e}"),
+                (got, want) => panic!("{kid} {alg:?}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]

@@ -335,17 +335,14 @@ impl Verifier {
             .kid
             .as_deref()
             .ok_or_else(|| invalid("the token has no kid"))?;
-        let key = source.keys.key(kid).await.map_err(invalid)?;
-        if key.alg.is_some_and(|a| a != header.alg) {
-            return Err(invalid("alg does not match the key"));
-        }
+        let key = source.keys.key(kid, header.alg).await.map_err(invalid)?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&source.issuer]);
         validation.validate_aud = false; // checked per resource, exactly
         validation.validate_nbf = true;
         validation.leeway = self.skew.as_secs();
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-        let claims = decode::<Claims>(token, &key.decoding, &validation)
+        let claims = decode::<Claims>(token, &key.key, &validation)
             .map_err(|e| invalid(format!("invalid token: {e}")))?
             .claims;
         Ok(Verified {

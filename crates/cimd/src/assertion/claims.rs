@@ -1,4 +1,4 @@
-//! Claim checks for a client assertion (RFC 7523 §3, RFC 7519 §4.1, SPEC §3.7).
+//! Claim checks for a client assertion (RFC 7523 §3, RFC 7519 §4.1).
 //!
 //! Done here rather than with `jsonwebtoken::Validation`, whose single `leeway` applies to both
 //! `exp` and `nbf` and whose errors do not name the claim. Every time comparison is in whole

@@ -1,5 +1,5 @@
 //! Where a client's keys come from, cached: the document's inline `jwks`, or its `jwks_uri`
-//! fetched through the shared SSRF-safe [`Fetcher`] (SPEC §3.3, §3.7).
+//! fetched through the shared SSRF-safe [`Fetcher`] (docs/architecture.md, *Fetching (SSRF-safe)*).
 //!
 //! `jwks_uri` caching rules:
 //! - one entry per URI, fresh for [`JWKS_CACHE_TTL`](super::JWKS_CACHE_TTL);

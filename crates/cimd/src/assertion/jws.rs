@@ -1,5 +1,5 @@
 //! Parsing the compact JWS (RFC 7515 §7.1) and checking its protected header before any key is
-//! looked up: the `alg` allow-list (RFC 7523 §3, SPEC §3.7), `none` and HMAC refused, `crit`
+//! looked up: the `alg` allow-list (RFC 7523 §3, [`crate::jose`]), `none` and HMAC refused, `crit`
 //! refused (RFC 7515 §4.1.11: we implement no extensions).
 //!
 //! The header is parsed here rather than by `jsonwebtoken::decode_header`, whose `Algorithm` enum
@@ -14,19 +14,8 @@ use serde_json::{Map, Value};
 
 use super::error::AssertionError;
 
-/// The algorithms a client assertion may use (SPEC §3.7). ES512 is absent because jsonwebtoken
-/// does not implement it.
-pub const ALLOWED_ALGORITHMS: [Algorithm; 9] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
+/// The algorithms a client assertion may use: the JOSE allow-list ([`crate::jose`]).
+pub use crate::jose::ALLOWED_ALGORITHMS;
 
 /// A compact JWS split into its parts, with the header checked.
 #[derive(Debug)]
@@ -43,25 +32,7 @@ pub(crate) struct ParsedJws<'a> {
     pub signature_b64: &'a str,
 }
 
-/// The canonical name of an algorithm as it appears in a JOSE header.
-pub(crate) fn alg_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::HS256 => "HS256",
-        Algorithm::HS384 => "HS384",
-        Algorithm::HS512 => "HS512",
-        Algorithm::ES256 => "ES256",
-        Algorithm::ES384 => "ES384",
-        Algorithm::RS256 => "RS256",
-        Algorithm::RS384 => "RS384",
-        Algorithm::RS512 => "RS512",
-        Algorithm::PS256 => "PS256",
-        Algorithm::PS384 => "PS384",
-        Algorithm::PS512 => "PS512",
-        Algorithm::EdDSA => "EdDSA",
-        // `Algorithm` is non_exhaustive; a future variant is simply not in our allow-list.
-        _ => "unknown",
-    }
-}
+pub(crate) use crate::jose::alg_name;
 
 /// Map a header `alg` string to an allowed algorithm, with a specific error for `none` and HMAC.
 pub(crate) fn allowed_alg(alg: &str) -> Result<Algorithm, AssertionError> {

@@ -1,239 +1,41 @@
-//! Turning a client's JWK Set into verification keys, and picking the key for one assertion.
-//!
-//! Rules (SPEC §3.7, RFC 7517, RFC 7518 §3):
-//! - only public asymmetric keys are ever used: RSA (≥ 2048 bits), EC P-256 / P-384 and OKP
-//!   Ed25519. A `kty: oct` key is **never** handed to `DecodingKey::from_jwk`, which would turn it
-//!   into an HMAC key (crates.md gotcha 2);
-//! - a key whose `use` is not `sig`, or whose `key_ops` lacks `verify`, is not used;
-//! - the header `alg` must fit the key type (RSA ↔ RS*/PS*, P-256 ↔ ES256, P-384 ↔ ES384,
-//!   Ed25519 ↔ EdDSA) and equal the JWK's own `alg` when it has one;
-//! - a header `kid` must name exactly one key; without a `kid` the set must hold exactly one
-//!   usable key.
-//!
-//! Keys are decoded once per key set (the set is cached by the caller), not once per assertion.
+//! A client's key set for client assertions: the key rules of [`crate::jose`], with the name of
+//! where the set came from (the document's `jwks` or its `jwks_uri`) in every error.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, KeyOperations, PublicKeyUse,
-};
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::JwkSet;
 
 use super::error::AssertionError;
-use super::jws::alg_name;
+use crate::jose::{self, KeyError};
 
-/// Smallest accepted RSA modulus, in bits (RFC 7518 §3.3 and §3.5: "2048 bits or larger").
-pub const MIN_RSA_MODULUS_BITS: usize = 2048;
+pub use crate::jose::MIN_RSA_MODULUS_BITS;
+/// A decoded public key (see [`jose::VerifyingKey`]).
+pub(crate) type UsableKey = jose::VerifyingKey;
 
-/// The kinds of public keys we verify with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum KeyType {
-    Rsa,
-    EcP256,
-    EcP384,
-    Ed25519,
-}
-
-impl KeyType {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            KeyType::Rsa => "RSA",
-            KeyType::EcP256 => "EC P-256",
-            KeyType::EcP384 => "EC P-384",
-            KeyType::Ed25519 => "OKP Ed25519",
-        }
-    }
-
-    /// Whether `alg` may be used with this key type.
-    pub(crate) fn fits(self, alg: Algorithm) -> bool {
-        match self {
-            KeyType::Rsa => alg.family() == AlgorithmFamily::Rsa,
-            KeyType::EcP256 => alg == Algorithm::ES256,
-            KeyType::EcP384 => alg == Algorithm::ES384,
-            KeyType::Ed25519 => alg == Algorithm::EdDSA,
-        }
-    }
-}
-
-/// A decoded public key ready for signature verification.
-#[derive(Debug, Clone)]
-pub(crate) struct UsableKey {
-    pub kid: Option<String>,
-    pub key_type: KeyType,
-    pub jwk_alg: Option<KeyAlgorithm>,
-    pub key: DecodingKey,
-}
-
-/// Why a JWK in the set is not used.
-#[derive(Debug, Clone)]
-enum Unusable {
-    Symmetric,
-    Other(String),
-}
-
-#[derive(Debug, Clone)]
-enum KeyEntry {
-    Usable(UsableKey),
-    Unusable { kid: Option<String>, why: Unusable },
-}
-
-impl KeyEntry {
-    fn kid(&self) -> Option<&str> {
-        match self {
-            KeyEntry::Usable(k) => k.kid.as_deref(),
-            KeyEntry::Unusable { kid, .. } => kid.as_deref(),
-        }
-    }
-}
-
-/// A client's keys, decoded, with the name of where they came from (for error messages).
+/// A client's keys, decoded, with the name of where they came from.
 #[derive(Debug, Clone)]
 pub(crate) struct KeySet {
     source_name: String,
-    entries: Vec<KeyEntry>,
-}
-
-fn b64(field: &str, value: &str) -> Result<Vec<u8>, String> {
-    URL_SAFE_NO_PAD
-        .decode(value)
-        .map_err(|e| format!("member {field} is not base64url ({e})"))
-}
-
-fn bit_length(big_endian: &[u8]) -> usize {
-    let trimmed: &[u8] = match big_endian.iter().position(|b| *b != 0) {
-        Some(i) => &big_endian[i..],
-        None => &[],
-    };
-    match trimmed.first() {
-        Some(first) => (trimmed.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
-        None => 0,
-    }
-}
-
-fn convert(jwk: &Jwk) -> Result<UsableKey, Unusable> {
-    let other = |s: String| Unusable::Other(s);
-    if let Some(key_use) = &jwk.common.public_key_use
-        && *key_use != PublicKeyUse::Signature
-    {
-        return Err(other(format!("its use is {key_use:?}, not \"sig\"")));
-    }
-    if let Some(ops) = &jwk.common.key_operations
-        && !ops.contains(&KeyOperations::Verify)
-    {
-        return Err(other("its key_ops do not include \"verify\"".to_owned()));
-    }
-    let (key_type, key) = match &jwk.algorithm {
-        AlgorithmParameters::OctetKey(_) => return Err(Unusable::Symmetric),
-        AlgorithmParameters::RSA(p) => {
-            let n = b64("n", &p.n).map_err(other)?;
-            let e = b64("e", &p.e).map_err(other)?;
-            let bits = bit_length(&n);
-            if bits < MIN_RSA_MODULUS_BITS {
-                return Err(other(format!(
-                    "its RSA modulus is {bits} bits; at least {MIN_RSA_MODULUS_BITS} are required \
-                     (RFC 7518 §3.3)"
-                )));
-            }
-            if e.is_empty() {
-                return Err(other("its RSA exponent is empty".to_owned()));
-            }
-            (KeyType::Rsa, DecodingKey::from_rsa_raw_components(&n, &e))
-        }
-        AlgorithmParameters::EllipticCurve(p) => {
-            let (key_type, len) = match p.curve {
-                EllipticCurve::P256 => (KeyType::EcP256, 32),
-                EllipticCurve::P384 => (KeyType::EcP384, 48),
-                ref curve => {
-                    return Err(other(format!(
-                        "EC curve {curve:?} is not supported (use P-256 or P-384)"
-                    )));
-                }
-            };
-            let x = b64("x", &p.x).map_err(other)?;
-            let y = b64("y", &p.y).map_err(other)?;
-            if x.len() != len || y.len() != len {
-                return Err(other(format!(
-                    "its {} coordinates must be {len} bytes each",
-                    key_type.name()
-                )));
-            }
-            let mut point = Vec::with_capacity(1 + 2 * len);
-            point.push(0x04);
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            (key_type, DecodingKey::from_ec_der(&point))
-        }
-        AlgorithmParameters::OctetKeyPair(p) => {
-            if p.curve != EllipticCurve::Ed25519 {
-                return Err(other(format!(
-                    "OKP curve {:?} is not supported (use Ed25519)",
-                    p.curve
-                )));
-            }
-            let x = b64("x", &p.x).map_err(other)?;
-            if x.len() != 32 {
-                return Err(other("its Ed25519 public key must be 32 bytes".to_owned()));
-            }
-            (KeyType::Ed25519, DecodingKey::from_ed_der(&x))
-        }
-        AlgorithmParameters::Other(p) => {
-            let member = |name: &str| {
-                p.fields
-                    .get(name)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("(none)")
-                    .to_owned()
-            };
-            return Err(other(format!(
-                "kty {:?} with crv {:?} is not supported (use RSA, EC P-256/P-384 or OKP Ed25519)",
-                member("kty"),
-                member("crv")
-            )));
-        }
-        _ => return Err(other("its kty is not RSA, EC or OKP".to_owned())),
-    };
-    Ok(UsableKey {
-        kid: jwk.common.key_id.clone(),
-        key_type,
-        jwk_alg: jwk.common.key_algorithm,
-        key,
-    })
+    keys: jose::KeySet,
 }
 
 impl KeySet {
-    /// Decode every key of `set`. Keys that cannot be used are remembered (with the reason) so
-    /// that an assertion naming them gets a precise error.
+    /// Decode every key of `set`.
     pub(crate) fn from_jwks(set: &JwkSet, source_name: impl Into<String>) -> Self {
-        let entries = set
-            .keys
-            .iter()
-            .map(|jwk| match convert(jwk) {
-                Ok(k) => KeyEntry::Usable(k),
-                Err(why) => KeyEntry::Unusable {
-                    kid: jwk.common.key_id.clone(),
-                    why,
-                },
-            })
-            .collect();
         KeySet {
             source_name: source_name.into(),
-            entries,
+            keys: jose::KeySet::from_jwks(set),
         }
     }
 
-    /// Whether the set has a key (usable or not) with this `kid`; `None` always counts as found
-    /// (selection then decides).
+    /// Whether the set has a key (usable or not) with this `kid`; `None` always counts.
     pub(crate) fn has_kid(&self, kid: Option<&str>) -> bool {
-        match kid {
-            None => true,
-            Some(kid) => self.entries.iter().any(|e| e.kid() == Some(kid)),
-        }
+        self.keys.has_kid(kid)
     }
 
     /// Number of keys in the set (usable or not).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.keys.len()
     }
 
     /// Pick the key for an assertion with header `kid` and `alg`.
@@ -242,96 +44,41 @@ impl KeySet {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<&UsableKey, AssertionError> {
-        let entry = match kid {
-            Some(kid) => {
-                let mut found = self.entries.iter().filter(|e| e.kid() == Some(kid));
-                let first = found.next().ok_or_else(|| AssertionError::UnknownKid {
-                    kid: kid.to_owned(),
-                    source_name: self.source_name.clone(),
-                })?;
-                let extra = found.count();
-                if extra > 0 {
-                    return Err(AssertionError::DuplicateKid {
-                        kid: kid.to_owned(),
-                        count: extra + 1,
-                        source_name: self.source_name.clone(),
-                    });
-                }
-                first
-            }
-            None => {
-                let usable: Vec<&KeyEntry> = self
-                    .entries
-                    .iter()
-                    .filter(|e| matches!(e, KeyEntry::Usable(_)))
-                    .collect();
-                match (usable.as_slice(), self.entries.as_slice()) {
-                    ([only], _) => only,
-                    ([], [only]) => only, // a lone unusable key: report why precisely
-                    ([], _) => {
-                        return Err(AssertionError::NoUsableKeys {
-                            source_name: self.source_name.clone(),
-                        });
-                    }
-                    (many, _) => {
-                        return Err(AssertionError::KidRequired {
-                            source_name: self.source_name.clone(),
-                            count: many.len(),
-                        });
-                    }
-                }
-            }
-        };
-        let key = match entry {
-            KeyEntry::Usable(key) => key,
-            KeyEntry::Unusable {
+        let source_name = || self.source_name.clone();
+        self.keys.select(kid, alg).map_err(|e| match e {
+            KeyError::UnknownKid { kid } => AssertionError::UnknownKid {
                 kid,
-                why: Unusable::Symmetric,
-            } => {
-                return Err(AssertionError::SymmetricKey {
-                    kid: kid.clone().unwrap_or_default(),
-                });
-            }
-            KeyEntry::Unusable {
+                source_name: source_name(),
+            },
+            KeyError::DuplicateKid { kid, count } => AssertionError::DuplicateKid {
                 kid,
-                why: Unusable::Other(reason),
-            } => {
-                return Err(AssertionError::UnusableKey {
-                    kid: kid.clone().unwrap_or_default(),
-                    reason: reason.clone(),
-                });
+                count,
+                source_name: source_name(),
+            },
+            KeyError::NoUsableKeys => AssertionError::NoUsableKeys {
+                source_name: source_name(),
+            },
+            KeyError::KidRequired { count } => AssertionError::KidRequired {
+                source_name: source_name(),
+                count,
+            },
+            KeyError::SymmetricKey { kid } => AssertionError::SymmetricKey { kid },
+            KeyError::UnusableKey { kid, reason } => AssertionError::UnusableKey { kid, reason },
+            KeyError::AlgKeyMismatch { alg, kid, key_type } => {
+                AssertionError::AlgKeyMismatch { alg, kid, key_type }
             }
-        };
-        check_alg(key, alg)?;
-        Ok(key)
+            KeyError::JwkAlgMismatch { alg, jwk_alg, kid } => {
+                AssertionError::JwkAlgMismatch { alg, jwk_alg, kid }
+            }
+        })
     }
-}
-
-/// The header `alg` must fit the key type and equal the JWK's own `alg` when present.
-fn check_alg(key: &UsableKey, alg: Algorithm) -> Result<(), AssertionError> {
-    let kid = || key.kid.clone().unwrap_or_default();
-    if !key.key_type.fits(alg) {
-        return Err(AssertionError::AlgKeyMismatch {
-            alg: alg_name(alg).to_owned(),
-            kid: kid(),
-            key_type: key.key_type.name(),
-        });
-    }
-    if let Some(jwk_alg) = key.jwk_alg
-        && jwk_alg != KeyAlgorithm::from(alg)
-    {
-        return Err(AssertionError::JwkAlgMismatch {
-            alg: alg_name(alg).to_owned(),
-            jwk_alg: jwk_alg.to_string(),
-            kid: kid(),
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::json;
 
     fn b64(bytes: &[u8]) -> String {
@@ -517,12 +264,5 @@ mod tests {
             ks.select(None, Algorithm::RS256),
             Err(AssertionError::NoUsableKeys { .. })
         ));
-    }
-
-    #[test]
-    fn bit_length_ignores_leading_zeros() {
-        assert_eq!(bit_length(&[0, 0, 0x01]), 1);
-        assert_eq!(bit_length(&[0x80, 0]), 16);
-        assert_eq!(bit_length(&[]), 0);
     }
 }

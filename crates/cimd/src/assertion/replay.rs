@@ -1,4 +1,4 @@
-//! Single-use `jti` (RFC 7523 §3 item 7; SPEC §3.7: single-use across all replicas, kept until
+//! Single-use `jti` (RFC 7523 §3 item 7; single-use across all replicas, kept until
 //! `exp` + skew).
 //!
 //! [`ReplayStore`] is the small trait a shared backend (Redis `SET NX PX`, a SQL unique key)

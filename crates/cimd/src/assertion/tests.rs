@@ -1,4 +1,5 @@
-//! Verifier-level tests: every rule of SPEC §3.7 through [`AssertionVerifier`], with real keys
+//! Verifier-level tests: every rule of docs/architecture.md, *Client authentication at
+//! /token*, through [`AssertionVerifier`], with real keys
 //! and signatures (inline `jwks`; `jwks_uri` is covered by `tests/assertion.rs`).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 

@@ -11,8 +11,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use cimd::jose::{KeyError, KeySet};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use url::Url;
@@ -30,7 +31,7 @@ pub(crate) const ID_TOKEN_LEEWAY_SECS: u64 = 60;
 /// The id_token algorithms cimdgate accepts at all: the same asymmetric set as client
 /// assertions. `none` cannot be represented and HS* (keyed with the client secret, or — the
 /// classic attack — with the public key) are never accepted.
-const ASYMMETRIC: [Algorithm; 9] = cimd::assertion::ALLOWED_ALGORITHMS;
+const ASYMMETRIC: [Algorithm; 9] = cimd::jose::ALLOWED_ALGORITHMS;
 
 /// The parts of the discovery document cimdgate uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -291,10 +292,18 @@ pub(crate) fn validate_id_token(
             header.alg
         )));
     }
-    let jwk = select_key(keys, header.kid.as_deref(), header.alg)
-        .ok_or_else(|| IdTokenProblem::UnknownKey(header.kid.clone()))?;
-    let key = DecodingKey::from_jwk(jwk)
-        .map_err(|e| invalid(format!("the IdP's key cannot be used ({e})")))?;
+    // The one JOSE key rule set (`cimd::jose`): a key the IdP's set does not name (or names
+    // ambiguously) may be a rotation, so the caller refreshes the set once; a key that breaks a
+    // rule is refused outright.
+    let key = match KeySet::from_jwks(keys).select(header.kid.as_deref(), header.alg) {
+        Ok(k) => k.key.clone(),
+        Err(
+            KeyError::UnknownKid { .. } | KeyError::NoUsableKeys | KeyError::KidRequired { .. },
+        ) => {
+            return Err(IdTokenProblem::UnknownKey(header.kid.clone()));
+        }
+        Err(e) => return Err(invalid(format!("the IdP's key cannot be used: {e}"))),
+    };
     let mut v = Validation::new(header.alg);
     v.algorithms = vec![header.alg];
     v.leeway = ID_TOKEN_LEEWAY_SECS;
@@ -343,39 +352,5 @@ fn describe_jwt_error(e: &jsonwebtoken::errors::Error) -> String {
         K::MissingRequiredClaim(c) => format!("the {c} claim is missing"),
         K::InvalidAlgorithm => "its algorithm does not fit the key".into(),
         _ => format!("it is malformed ({e})"),
-    }
-}
-
-/// The key for `kid` (or, without a `kid`, the only signing key of the right family); never a
-/// symmetric (`oct`) key, never a key marked for encryption or for another algorithm.
-fn select_key<'a>(keys: &'a JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<&'a Jwk> {
-    let usable = |k: &&Jwk| {
-        let family_ok = matches!(
-            (&k.algorithm, alg.family()),
-            (
-                AlgorithmParameters::RSA(_),
-                jsonwebtoken::AlgorithmFamily::Rsa
-            ) | (
-                AlgorithmParameters::EllipticCurve(_),
-                jsonwebtoken::AlgorithmFamily::Ec
-            ) | (
-                AlgorithmParameters::OctetKeyPair(_),
-                jsonwebtoken::AlgorithmFamily::Ed
-            )
-        );
-        let use_ok = !matches!(k.common.public_key_use, Some(PublicKeyUse::Encryption));
-        family_ok && use_ok
-    };
-    match kid {
-        Some(kid) => keys
-            .keys
-            .iter()
-            .filter(usable)
-            .find(|k| k.common.key_id.as_deref() == Some(kid)),
-        None => {
-            let mut candidates = keys.keys.iter().filter(usable);
-            let first = candidates.next()?;
-            candidates.next().is_none().then_some(first)
-        }
     }
 }
