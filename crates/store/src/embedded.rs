@@ -20,7 +20,7 @@
 //! - Values are JSON of the crate's record types (`embedded/codec.rs`).
 //!
 //! Non-goals: sharing one file between processes, replication, encryption at rest (the folder
-//! is created `0700`; upstream tokens arrive sealed by the caller).
+//! is created `0700`; IdP tokens arrive sealed by the caller).
 
 mod codec;
 mod ops;
@@ -46,8 +46,8 @@ use crate::{
     StoreError, TokenHash,
 };
 use codec::{
-    CLIENTS, CODES, CONSENTS, FAMILIES, REFRESH, SEEN, SIGNING_KEYS, StoredCode, StoredRefresh,
-    StrTable, UPSTREAM, UpstreamRecord, decode, from_hex, is_expired, pair_key, unavailable,
+    CLIENTS, CODES, CONSENTS, FAMILIES, IDP_TOKENS, IdpTokensRecord, REFRESH, SEEN, SIGNING_KEYS,
+    StoredCode, StoredRefresh, StrTable, decode, from_hex, is_expired, pair_key, unavailable,
 };
 use writer::{ClosureJob, Counters, Job, Tables};
 
@@ -508,32 +508,32 @@ impl Store for EmbeddedStore {
             .await
     }
 
-    async fn put_upstream_tokens(
+    async fn put_idp_tokens(
         &self,
         id: &str,
         sealed: &[u8],
         expires_at: SystemTime,
     ) -> Result<(), StoreError> {
         let (id, sealed) = (id.to_owned(), sealed.to_vec());
-        self.write(move |t| ops::put_upstream(t, &id, &sealed, expires_at))
+        self.write(move |t| ops::put_idp_tokens(t, &id, &sealed, expires_at))
             .await
     }
 
-    async fn get_upstream_tokens(
+    async fn get_idp_tokens(
         &self,
         id: &str,
         now: SystemTime,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read("reading upstream tokens", |txn| {
-            let rec: Option<UpstreamRecord> =
-                ops::get_json(&open_table(txn, UPSTREAM)?, "upstream tokens", id)?;
+        self.read("reading IdP tokens", |txn| {
+            let rec: Option<IdpTokensRecord> =
+                ops::get_json(&open_table(txn, IDP_TOKENS)?, "IdP tokens", id)?;
             let Some(rec) = rec.filter(|r| !is_expired(r.expires_at, now)) else {
                 return Ok(None);
             };
             from_hex(&rec.sealed_hex)
                 .map(Some)
                 .ok_or_else(|| StoreError::Corrupt {
-                    key: format!("upstream tokens {id}"),
+                    key: format!("IdP tokens {id}"),
                     reason: "sealed blob is not hex".to_owned(),
                 })
         })

@@ -3,7 +3,7 @@
 //! The authorization server and the gateway keep every piece of state that must survive a restart
 //! or be shared by replicas behind [`Store`]: authorization codes, refresh-token families,
 //! revocations, consent decisions, DCR clients, signing keys, server secrets, client-assertion
-//! `jti` replay records, encrypted upstream tokens and the inventory of CIMD clients seen. One
+//! `jti` replay records, encrypted IdP tokens and the inventory of CIMD clients seen. One
 //! storage trait, two backends (docs/architecture.md, *Storage and scale*): the embedded backend
 //! ([`embedded::EmbeddedStore`], redb) and the Redis backend ([`redis::RedisStore`]) for several
 //! instances.
@@ -272,16 +272,16 @@ pub trait Store: Send + Sync + 'static {
         expires_at: SystemTime,
     ) -> Result<bool, StoreError>;
 
-    // --- upstream IdP tokens (stored encrypted by the caller; never sent to MCP clients) ------
-    /// Store an opaque (already encrypted) upstream token blob.
-    async fn put_upstream_tokens(
+    // --- IdP tokens (stored encrypted by the caller; never sent to MCP clients) ------
+    /// Store an opaque (already encrypted) IdP token blob.
+    async fn put_idp_tokens(
         &self,
         id: &str,
         sealed: &[u8],
         expires_at: SystemTime,
     ) -> Result<(), StoreError>;
-    /// Fetch an upstream token blob.
-    async fn get_upstream_tokens(
+    /// Fetch an IdP token blob.
+    async fn get_idp_tokens(
         &self,
         id: &str,
         now: SystemTime,

@@ -4,7 +4,7 @@
 //! roots; `redis://:PASSWORD@HOST…` / `redis://USER:PASSWORD@HOST…` for AUTH). Any number of
 //! instances with the same config and the same Redis behave as one server: codes, refresh
 //! families, revocations, consent, DCR clients, signing keys, secrets, `jti` replay records,
-//! upstream tokens, the inventory — and, through [`RedisStore::cache_get`] and friends, the
+//! IdP tokens, the inventory — and, through [`RedisStore::cache_get`] and friends, the
 //! CIMD document and negative caches and the rate-limit counters.
 //!
 //! ## Key layout (every key starts with the configured prefix, default `cg:`)

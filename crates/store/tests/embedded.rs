@@ -279,17 +279,14 @@ async fn jti_is_recorded_once_per_client_until_it_expires(s: Arc<dyn Store>) {
     }
 }
 
-async fn upstream_tokens_round_trip_and_expire(s: Arc<dyn Store>) {
+async fn idp_tokens_round_trip_and_expire(s: Arc<dyn Store>) {
     let blob: Vec<u8> = (0..=255).collect();
-    s.put_upstream_tokens("u1", &blob, future()).await.unwrap();
-    s.put_upstream_tokens("u2", b"x", past()).await.unwrap();
-    assert_eq!(
-        s.get_upstream_tokens("u1", now()).await.unwrap(),
-        Some(blob)
-    );
-    assert_eq!(s.get_upstream_tokens("u1", future()).await.unwrap(), None);
-    assert_eq!(s.get_upstream_tokens("u2", now()).await.unwrap(), None);
-    assert_eq!(s.get_upstream_tokens("none", now()).await.unwrap(), None);
+    s.put_idp_tokens("u1", &blob, future()).await.unwrap();
+    s.put_idp_tokens("u2", b"x", past()).await.unwrap();
+    assert_eq!(s.get_idp_tokens("u1", now()).await.unwrap(), Some(blob));
+    assert_eq!(s.get_idp_tokens("u1", future()).await.unwrap(), None);
+    assert_eq!(s.get_idp_tokens("u2", now()).await.unwrap(), None);
+    assert_eq!(s.get_idp_tokens("none", now()).await.unwrap(), None);
 }
 
 async fn client_seen_is_new_once_and_tracks_last_seen(s: Arc<dyn Store>) {
@@ -330,7 +327,7 @@ async fn sweep_deletes_only_expired_rows() {
         .await
         .unwrap();
     s.record_jti("c", "j-old", past()).await.unwrap();
-    s.put_upstream_tokens("u-old", b"x", past()).await.unwrap();
+    s.put_idp_tokens("u-old", b"x", past()).await.unwrap();
     s.revoke_family("f-old", past()).await.unwrap();
     s.put_consent(&consent("a", "c", past())).await.unwrap();
     s.put_refresh(&hash("r-live"), &refresh("f", future()))
@@ -371,9 +368,7 @@ async fn data_survives_close_and_reopen() {
         s.init_signing_key(&signing_key("k1")).await.unwrap();
         s.init_secret("cookie", b"v1").await.unwrap();
         s.revoke_family("revoked", future()).await.unwrap();
-        s.put_upstream_tokens("u", b"sealed", future())
-            .await
-            .unwrap();
+        s.put_idp_tokens("u", b"sealed", future()).await.unwrap();
         s.record_client_seen(&seen("https://a/c", None, now()))
             .await
             .unwrap();
@@ -391,7 +386,7 @@ async fn data_survives_close_and_reopen() {
     assert_eq!(s.init_secret("cookie", b"v2").await.unwrap(), b"v1");
     assert!(s.is_family_revoked("revoked", now()).await.unwrap());
     assert_eq!(
-        s.get_upstream_tokens("u", now()).await.unwrap().as_deref(),
+        s.get_idp_tokens("u", now()).await.unwrap().as_deref(),
         Some(&b"sealed"[..])
     );
     assert_eq!(s.list_clients_seen().await.unwrap().len(), 1);
@@ -521,7 +516,7 @@ both_backends!(
     first_signing_key_wins_and_is_listed,
     init_secret_returns_the_first_value_stored,
     jti_is_recorded_once_per_client_until_it_expires,
-    upstream_tokens_round_trip_and_expire,
+    idp_tokens_round_trip_and_expire,
     client_seen_is_new_once_and_tracks_last_seen,
     health_is_ok_when_open,
 );

@@ -51,9 +51,7 @@ async fn write_everything(s: &RedisStore) {
     s.put_consent(&consent("alice", "https://c.example/m", future()))
         .await
         .unwrap();
-    s.put_upstream_tokens("up", b"sealed", future())
-        .await
-        .unwrap();
+    s.put_idp_tokens("up", b"sealed", future()).await.unwrap();
     s.record_jti("c", "j2", future()).await.unwrap();
     s.put_client(&dcr_client("dcr-1")).await.unwrap();
     s.init_signing_key(&signing_key("k1")).await.unwrap();

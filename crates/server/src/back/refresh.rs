@@ -85,7 +85,7 @@ async fn check_idp_sign_in(ctx: &BackCtx, record: &RefreshRecord) -> Result<(), 
         && ctx
             .services
             .store
-            .get_upstream_tokens(reference, SystemTime::now())
+            .get_idp_tokens(reference, SystemTime::now())
             .await?
             .is_none()
     {

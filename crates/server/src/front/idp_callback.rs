@@ -2,7 +2,7 @@
 //! session sends the browser to the IdP with cimdgate's own state/nonce/PKCE, the pending
 //! request and those secrets sealed into a short-lived cookie (no server state);
 //! `GET /upstream/callback` finishes the sign-in, stores the IdP's tokens sealed
-//! (`Store::put_upstream_tokens`), starts the session and continues to consent.
+//! (`Store::put_idp_tokens`), starts the session and continues to consent.
 //! IdP failures become clear error pages (IdP down → 502).
 
 use std::sync::Arc;

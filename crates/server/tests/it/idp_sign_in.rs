@@ -554,7 +554,7 @@ async fn stored_upstream_tokens(
 ) -> (Vec<u8>, cimdgate_server::identity::idp::IdpTokens) {
     let sealed = env
         .store()
-        .get_upstream_tokens(reference, std::time::SystemTime::now())
+        .get_idp_tokens(reference, std::time::SystemTime::now())
         .await
         .unwrap()
         .expect("upstream tokens stored");
@@ -662,7 +662,7 @@ async fn forwarded_upstream_token_is_the_users_idp_token_and_is_renewed() {
     let reference = upstream_ref(&env, &access).await;
     let past = std::time::SystemTime::now() - Duration::from_secs(60);
     env.store()
-        .put_upstream_tokens(&reference, b"expired", past)
+        .put_idp_tokens(&reference, b"expired", past)
         .await
         .unwrap();
     let (status, refused) = env

@@ -34,13 +34,14 @@ pub(crate) const SIGNING_KEYS: TableDefinition<'static, u64, &'static [u8]> =
 pub(crate) const SECRETS: StrTable = TableDefinition::new("secrets");
 /// Client-assertion replay records by `client_id\0jti` → [`StoredJti`].
 pub(crate) const JTIS: StrTable = TableDefinition::new("jtis");
-/// Sealed upstream tokens by id → [`UpstreamRecord`].
-pub(crate) const UPSTREAM: StrTable = TableDefinition::new("upstream_tokens");
+/// Sealed IdP tokens by id → [`IdpTokensRecord`].
+// The table keeps its first name: databases written before the IdP naming stay readable.
+pub(crate) const IDP_TOKENS: StrTable = TableDefinition::new("upstream_tokens");
 /// CIMD clients seen by client_id → [`crate::SeenClient`].
 pub(crate) const SEEN: StrTable = TableDefinition::new("seen_clients");
 
 /// The tables whose rows carry `expires_at` and are swept.
-pub(crate) const EXPIRING: [StrTable; 6] = [CODES, REFRESH, FAMILIES, CONSENTS, JTIS, UPSTREAM];
+pub(crate) const EXPIRING: [StrTable; 6] = [CODES, REFRESH, FAMILIES, CONSENTS, JTIS, IDP_TOKENS];
 
 /// A code plus whether it has been redeemed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,9 +76,9 @@ pub(crate) struct StoredJti {
     pub expires_at: SystemTime,
 }
 
-/// A sealed upstream token blob (hex, so the JSON stays compact).
+/// A sealed IdP token blob (hex, so the JSON stays compact).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct UpstreamRecord {
+pub(crate) struct IdpTokensRecord {
     pub sealed_hex: String,
     #[serde(with = "unix_secs")]
     pub expires_at: SystemTime,

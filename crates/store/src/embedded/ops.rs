@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use redb::{ReadableTable, ReadableTableMetadata, Table};
 
 use super::codec::{
-    FamilyRevocation, StoredCode, StoredJti, StoredRefresh, UpstreamRecord, decode, encode,
+    FamilyRevocation, IdpTokensRecord, StoredCode, StoredJti, StoredRefresh, decode, encode,
     is_expired, later, pair_key, to_hex, unavailable,
 };
 use super::writer::Tables;
@@ -368,17 +368,17 @@ pub(crate) fn record_jti(
     Ok(true)
 }
 
-pub(crate) fn put_upstream(
+pub(crate) fn put_idp_tokens(
     t: &mut Tables<'_>,
     id: &str,
     sealed: &[u8],
     expires_at: SystemTime,
 ) -> Result<(), StoreError> {
-    let record = UpstreamRecord {
+    let record = IdpTokensRecord {
         sealed_hex: to_hex(sealed),
         expires_at,
     };
-    put_json(&mut t.upstream, "upstream tokens", id, &record)
+    put_json(&mut t.idp_tokens, "IdP tokens", id, &record)
 }
 
 pub(crate) fn record_client_seen(
@@ -414,7 +414,7 @@ pub(crate) fn expiring_mut<'a, 'txn>(
         2 => Some(&mut t.families),
         3 => Some(&mut t.consents),
         4 => Some(&mut t.jtis),
-        5 => Some(&mut t.upstream),
+        5 => Some(&mut t.idp_tokens),
         _ => None,
     }
 }

@@ -22,7 +22,7 @@ use redb::{Database, Table, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::codec::{
-    CLIENTS, CODES, CONSENTS, FAMILIES, JTIS, REFRESH, SECRETS, SEEN, SIGNING_KEYS, UPSTREAM,
+    CLIENTS, CODES, CONSENTS, FAMILIES, IDP_TOKENS, JTIS, REFRESH, SECRETS, SEEN, SIGNING_KEYS,
     unavailable,
 };
 use crate::StoreError;
@@ -41,7 +41,7 @@ pub(crate) struct Tables<'txn> {
     pub signing_keys: Table<'txn, u64, &'static [u8]>,
     pub secrets: Table<'txn, &'static str, &'static [u8]>,
     pub jtis: Table<'txn, &'static str, &'static [u8]>,
-    pub upstream: Table<'txn, &'static str, &'static [u8]>,
+    pub idp_tokens: Table<'txn, &'static str, &'static [u8]>,
     pub seen: Table<'txn, &'static str, &'static [u8]>,
 }
 
@@ -58,7 +58,7 @@ impl<'txn> Tables<'txn> {
             signing_keys: txn.open_table(SIGNING_KEYS).map_err(open)?,
             secrets: txn.open_table(SECRETS).map_err(open)?,
             jtis: txn.open_table(JTIS).map_err(open)?,
-            upstream: txn.open_table(UPSTREAM).map_err(open)?,
+            idp_tokens: txn.open_table(IDP_TOKENS).map_err(open)?,
             seen: txn.open_table(SEEN).map_err(open)?,
         })
     }

@@ -46,9 +46,9 @@ pub(super) fn is_expired(expires_at: SystemTime, now: SystemTime) -> bool {
     unix_secs(expires_at) <= unix_secs(now)
 }
 
-/// A sealed upstream token blob with its expiry.
+/// A sealed IdP token blob with its expiry.
 #[derive(Serialize, Deserialize)]
-pub(super) struct UpstreamValue {
+pub(super) struct IdpTokensValue {
     pub(super) sealed_hex: String,
     #[serde(with = "unix_secs_serde")]
     pub(super) expires_at: SystemTime,

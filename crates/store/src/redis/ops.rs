@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::codec::{
-    UpstreamValue, corrupt_status, decode, encode, from_hex, is_expired, pair_hash, parse_secs,
+    IdpTokensValue, corrupt_status, decode, encode, from_hex, is_expired, pair_hash, parse_secs,
 };
 use super::{RedisStore, pxat, scripts, unix_ms, unix_secs};
 use crate::{
@@ -542,7 +542,7 @@ impl Store for RedisStore {
             .await
     }
 
-    async fn put_upstream_tokens(
+    async fn put_idp_tokens(
         &self,
         id: &str,
         sealed: &[u8],
@@ -550,33 +550,33 @@ impl Store for RedisStore {
     ) -> Result<(), StoreError> {
         let key = self.key(&["up:", TokenHash::of(id).as_str()]);
         let value = encode(
-            "upstream tokens",
-            &UpstreamValue {
+            "IdP tokens",
+            &IdpTokensValue {
                 sealed_hex: hex(sealed),
                 expires_at,
             },
         )?;
-        self.set_string(key, value, Some(expires_at), "upstream tokens write")
+        self.set_string(key, value, Some(expires_at), "IdP tokens write")
             .await
     }
 
-    async fn get_upstream_tokens(
+    async fn get_idp_tokens(
         &self,
         id: &str,
         now: SystemTime,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let key = self.key(&["up:", TokenHash::of(id).as_str()]);
-        let Some(s) = self.get_string(key, "upstream tokens read").await? else {
+        let Some(s) = self.get_string(key, "IdP tokens read").await? else {
             return Ok(None);
         };
-        let v: UpstreamValue = decode("upstream tokens", &s)?;
+        let v: IdpTokensValue = decode("IdP tokens", &s)?;
         if is_expired(v.expires_at, now) {
             return Ok(None);
         }
         from_hex(&v.sealed_hex)
             .map(Some)
             .ok_or_else(|| StoreError::Corrupt {
-                key: "upstream tokens".to_owned(),
+                key: "IdP tokens".to_owned(),
                 reason: "sealed blob is not hex".to_owned(),
             })
     }

@@ -88,7 +88,7 @@ impl IdpTokenVault {
     async fn load(&self, reference: &str) -> Result<Held, Miss> {
         let store = &self.services.store;
         let sealed = store
-            .get_upstream_tokens(reference, SystemTime::now())
+            .get_idp_tokens(reference, SystemTime::now())
             .await
             .map_err(|e| Miss::Unavailable(format!("store: {e}")))?
             .ok_or_else(|| Miss::Gone("no upstream tokens are stored for this sign-in".into()))?;
@@ -121,7 +121,7 @@ impl IdpTokenVault {
                 if let Err(e) = self
                     .services
                     .store
-                    .put_upstream_tokens(reference, b"", gone)
+                    .put_idp_tokens(reference, b"", gone)
                     .await
                 {
                     tracing::warn!(error = %e, "cannot end a refused upstream sign-in");
@@ -158,7 +158,7 @@ pub async fn store_tokens(
         .map_err(|_| "cannot seal the IdP tokens".to_owned())?;
     services
         .store
-        .put_upstream_tokens(
+        .put_idp_tokens(
             reference,
             sealed.as_bytes(),
             crate::time::after(SystemTime::now(), ttl),
