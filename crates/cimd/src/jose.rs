@@ -61,7 +61,7 @@ pub fn alg_name(alg: Algorithm) -> &'static str {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     /// The header `kid` is not in the set.
-    #[error("no key has kid {kid:?}")]
+    #[error("unknown kid {kid:?}: no key of the set has it")]
     UnknownKid {
         /// The header kid.
         kid: String,
@@ -594,7 +594,7 @@ mod tests {
                 set(vec![es.jwk.clone()]),
                 Some("x"),
                 Algorithm::ES256,
-                Err("no key has kid"),
+                Err("unknown kid"),
             ),
             (
                 "duplicate kid",

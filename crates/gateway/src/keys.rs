@@ -191,7 +191,7 @@ mod tests {
             ("enc", Algorithm::EdDSA, Some("not \"sig\"")),
             ("rsa1024", Algorithm::RS256, Some("1024 bits")),
             ("ed", Algorithm::ES256, Some("does not fit")),
-            ("nope", Algorithm::EdDSA, Some("no key has kid")),
+            ("nope", Algorithm::EdDSA, Some("unknown kid")),
         ];
         for (kid, alg, want) in cases {
             match (source.key(kid, alg).await, want) {
