@@ -116,15 +116,32 @@ impl Proxy {
         }
     }
 
-    fn upstream_url(&self, path: &str, query: Option<&str>) -> Url {
+    /// The upstream URL for a request path under this resource: the upstream's own path, then
+    /// the rest of the request path, never anything outside the upstream path. The rest must pass
+    /// [`check_rest_path`] (no dot segments, raw or percent-encoded, no backslash, no encoded
+    /// slash), because the URL parser would otherwise resolve `..` and re-root the request onto
+    /// another resource or anything else on the upstream's origin.
+    fn upstream_url(&self, path: &str, query: Option<&str>) -> Result<Url, String> {
         let rest = path.strip_prefix(&self.path).unwrap_or("");
         let mut url = self.upstream.clone();
         if !rest.is_empty() && rest != "/" {
-            let joined = format!("{}{rest}", url.path().trim_end_matches('/'));
-            url.set_path(&joined);
+            check_rest_path(rest)?;
+            let base = url.path().trim_end_matches('/').to_owned();
+            url.set_path(&format!("{base}{rest}"));
+            // Belt and braces: whatever the parser did, the result stays under the base path.
+            let under = url.path() == base
+                || url
+                    .path()
+                    .strip_prefix(&base)
+                    .is_some_and(|r| r.starts_with('/'));
+            if !under {
+                return Err(format!(
+                    "the path {rest:?} leaves the upstream path {base:?}"
+                ));
+            }
         }
         url.set_query(query);
-        url
+        Ok(url)
     }
 
     fn unavailable(&self, why: &str) -> Response<Body> {
@@ -194,7 +211,15 @@ impl Proxy {
             };
             headers.insert(AUTHORIZATION, v);
         }
-        let url = self.upstream_url(parts.uri.path(), parts.uri.query());
+        let url = match self.upstream_url(parts.uri.path(), parts.uri.query()) {
+            Ok(url) => url,
+            Err(why) => {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": "invalid_request", "error_description": why}),
+                );
+            }
+        };
         let send = self
             .client
             .request(parts.method, url)
@@ -287,6 +312,29 @@ pub fn response_headers(upstream: &HeaderMap) -> HeaderMap {
     out
 }
 
+/// The rest of a request path below a resource may not climb out of it: each segment is refused
+/// when it is a dot segment (`.`, `..`, also percent-encoded in any case — `%2e`, `.%2E` — and with
+/// a `;` parameter such as `..;`, which some servers treat as `..`), and the whole when it holds a
+/// backslash or an encoded slash or backslash (`%2f`, `%5c`), which servers may decode into a
+/// separator (RFC 3986 §5.2.4 dot-segment removal; WHATWG URL treats `\` as `/`).
+pub fn check_rest_path(rest: &str) -> Result<(), String> {
+    let lower = rest.to_ascii_lowercase();
+    if rest.contains('\\') || lower.contains("%5c") || lower.contains("%2f") {
+        return Err(format!(
+            "the path {rest:?} holds a backslash or an encoded slash, which is not forwarded"
+        ));
+    }
+    for segment in lower.split('/') {
+        let name = segment.split(';').next().unwrap_or("").replace("%2e", ".");
+        if name == "." || name == ".." {
+            return Err(format!(
+                "the path {rest:?} holds a dot segment ({segment:?}), which is not forwarded"
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,12 +381,60 @@ mod tests {
             None,
         );
         assert_eq!(
-            p.upstream_url("/mcp", None).as_str(),
+            p.upstream_url("/mcp", None).unwrap().as_str(),
             "http://up:9/base/mcp"
         );
         assert_eq!(
-            p.upstream_url("/mcp/x", Some("a=1")).as_str(),
+            p.upstream_url("/mcp/x", Some("a=1")).unwrap().as_str(),
             "http://up:9/base/mcp/x?a=1"
         );
+    }
+
+    /// Every way a client path could climb out of the resource's upstream path is refused; the
+    /// ordinary paths below it are forwarded.
+    #[test]
+    fn paths_that_would_leave_the_upstream_base_are_refused() {
+        let cfg = GatewayConfig::new(Url::parse("http://gw/").unwrap(), vec![]);
+        let p = Proxy::new(
+            "/a",
+            Url::parse("http://up:9/a").unwrap(),
+            reqwest::Client::new(),
+            &cfg,
+            None,
+        );
+        let refused = [
+            "/a/../b",
+            "/a/..",
+            "/a/./x",
+            "/a/%2e%2e/b",
+            "/a/%2E%2E/b",
+            "/a/.%2E/b",
+            "/a/%2e./b",
+            "/a/%2e",
+            "/a/x/../../b",
+            "/a/..;/b",
+            "/a/..;x=1/b",
+            "/a/..\\b",
+            "/a/%5c..%5cb",
+            "/a/%2F..%2Fb",
+            "/a/x%2fy",
+        ];
+        for path in refused {
+            assert!(
+                p.upstream_url(path, None).is_err(),
+                "{path} must be refused"
+            );
+        }
+        let forwarded = [
+            ("/a/x", "http://up:9/a/x"),
+            ("/a/x/y.json", "http://up:9/a/x/y.json"),
+            ("/a/.well-known/x", "http://up:9/a/.well-known/x"),
+            ("/a/...", "http://up:9/a/..."),
+            ("/a/x..y", "http://up:9/a/x..y"),
+            ("/a/%20", "http://up:9/a/%20"),
+        ];
+        for (path, want) in forwarded {
+            assert_eq!(p.upstream_url(path, None).unwrap().as_str(), want, "{path}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::{common, gateway_util};
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::Method;
@@ -544,4 +545,78 @@ async fn remote_jwks_source_verifies_and_refetches_at_most_every_30_s() {
         assert_eq!(status, 401);
     }
     assert_eq!(fetches.load(Ordering::SeqCst), 1, "refetch rate-limited");
+}
+
+/// One raw HTTP/1.1 request with the path exactly as written (HTTP clients resolve `..` before
+/// sending, as browsers do; an attacker's client does not). Returns the status line's code and
+/// the body.
+async fn raw_get(base: &str, path: &str, token: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Accept: application/json, text/event-stream\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, out)
+}
+
+/// A token for resource `/a` reaches only `/a`'s upstream path: `..` in any spelling, a
+/// backslash or an encoded slash is refused with 400 before anything is forwarded, so another
+/// resource on the same upstream origin (`/b`, which needs the `admin` scope) stays out of reach.
+#[tokio::test]
+async fn dot_segments_never_take_a_request_to_another_resource() {
+    let hits: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = hits.clone();
+    let upstream = spawn(axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(uri.path().to_owned());
+            "upstream"
+        }
+    }))
+    .await;
+    let env = TestEnv::start_with(|c| {
+        c.resources
+            .push(resource("/a", &format!("{upstream}/a"), &["mcp"]));
+        c.resources
+            .push(resource("/b", &format!("{upstream}/b"), &["admin"]));
+    })
+    .await;
+    let t = login(&env, "path-app", "/a").await;
+    let base = env.url("");
+    let base = base.trim_end_matches('/');
+    for path in [
+        "/a/../b",
+        "/a/%2e%2e/b",
+        "/a/.%2E/b",
+        "/a/x/../../b/secret",
+        "/a/..;/b",
+        "/a/..%5cb",
+        "/a/..%2fb",
+    ] {
+        let (status, body) = raw_get(base, path, &t.access).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains("invalid_request"), "{path}: {body}");
+    }
+    assert!(
+        hits.lock().unwrap().is_empty(),
+        "nothing was forwarded: {:?}",
+        hits.lock().unwrap()
+    );
+    // An ordinary path below /a is forwarded, under /a.
+    let (status, body) = raw_get(base, "/a/x", &t.access).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(*hits.lock().unwrap(), vec!["/a/x".to_owned()]);
 }
