@@ -253,6 +253,12 @@ pub enum FetchError {
         /// The `Content-Type` header, if any.
         found: Option<String>,
     },
+    /// The response's header block exceeds [`MAX_RESPONSE_HEADER_BYTES`].
+    #[error("response headers exceed the {limit}-byte limit")]
+    HeadersTooLarge {
+        /// The cap in bytes.
+        limit: usize,
+    },
     /// The body (or its announced `Content-Length`) exceeds the cap.
     #[error("response body exceeds the {limit}-byte limit")]
     TooLarge {
@@ -427,6 +433,7 @@ impl Fetcher {
             }
         }
         let mut resp = builder.send().await.map_err(|e| classify(&e))?;
+        check_header_bytes(resp.headers())?;
         let status = resp.status();
         if status == StatusCode::NOT_MODIFIED && req.has_validator() {
             return Ok(FetchResponse {
@@ -439,10 +446,7 @@ impl Fetcher {
         if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
             return Err(FetchError::Redirect {
                 status: status.as_u16(),
-                location: resp
-                    .headers()
-                    .get(LOCATION)
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                location: resp.headers().get(LOCATION).map(shown),
             });
         }
         if status != StatusCode::OK {
@@ -497,16 +501,80 @@ fn is_json_media_type(value: &str) -> bool {
 }
 
 fn check_content_type(value: Option<&HeaderValue>) -> Result<(), FetchError> {
-    let found = value.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    match &found {
-        Some(v) if is_json_media_type(v) => Ok(()),
-        _ => Err(FetchError::ContentType { found }),
+    match value {
+        Some(v) if is_json_media_type(&String::from_utf8_lossy(v.as_bytes())) => Ok(()),
+        _ => Err(FetchError::ContentType {
+            found: value.map(shown),
+        }),
     }
+}
+
+/// Most bytes (names and values) of a response's header block. A document host that sends more
+/// is refused before anything of it is kept (an error, a cache entry, a log line); real
+/// responses carry well under 4 KiB.
+pub const MAX_RESPONSE_HEADER_BYTES: usize = 16 * 1024;
+
+/// Longest header value quoted back in an error (`Location`, `Content-Type`): errors are cached
+/// and shown, so a host must not choose their size.
+pub const MAX_QUOTED_HEADER_CHARS: usize = 256;
+
+fn check_header_bytes(headers: &http::HeaderMap) -> Result<(), FetchError> {
+    let total: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if total > MAX_RESPONSE_HEADER_BYTES {
+        return Err(FetchError::HeadersTooLarge {
+            limit: MAX_RESPONSE_HEADER_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// A header value as quoted in an error: lossy UTF-8, at most [`MAX_QUOTED_HEADER_CHARS`].
+fn shown(v: &HeaderValue) -> String {
+    let text = String::from_utf8_lossy(v.as_bytes());
+    let mut out: String = text.chars().take(MAX_QUOTED_HEADER_CHARS).collect();
+    if text.chars().count() > MAX_QUOTED_HEADER_CHARS {
+        out.push('…');
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_block_over_the_cap_is_refused() {
+        let mut h = http::HeaderMap::new();
+        h.insert("cache-control", HeaderValue::from_static("max-age=60"));
+        assert!(check_header_bytes(&h).is_ok());
+        for i in 0..MAX_RESPONSE_HEADER_BYTES / 400 {
+            h.insert(
+                http::HeaderName::from_bytes(format!("x-pad-{i}").as_bytes()).unwrap(),
+                HeaderValue::from_str(&"A".repeat(400)).unwrap(),
+            );
+        }
+        assert!(check_header_bytes(&h).is_ok(), "just under the cap");
+        h.insert(
+            "x-one-more",
+            HeaderValue::from_str(&"A".repeat(400)).unwrap(),
+        );
+        assert!(matches!(
+            check_header_bytes(&h),
+            Err(FetchError::HeadersTooLarge {
+                limit: MAX_RESPONSE_HEADER_BYTES
+            })
+        ));
+    }
+
+    #[test]
+    fn quoted_header_values_are_cut_short() {
+        let long = HeaderValue::from_str(&"x".repeat(10_000)).unwrap();
+        assert_eq!(shown(&long).chars().count(), MAX_QUOTED_HEADER_CHARS + 1);
+        assert_eq!(shown(&HeaderValue::from_static("text/html")), "text/html");
+    }
 
     #[test]
     fn content_type_must_be_json_or_plus_json() {

@@ -60,6 +60,34 @@ fn router() -> Router {
             }),
         )
         .route("/target", get(|| async { json("{}") }))
+        .route(
+            "/bloated-headers",
+            get(|| async {
+                // A valid document behind ~40 KiB of junk headers (review finding F-cache-2).
+                let mut r = json(r#"{"client_id":"x"}"#);
+                for i in 0..100 {
+                    r.headers_mut().insert(
+                        header::HeaderName::from_bytes(format!("x-pad-{i}").as_bytes()).unwrap(),
+                        header::HeaderValue::from_str(&"A".repeat(400)).unwrap(),
+                    );
+                }
+                r
+            }),
+        )
+        .route(
+            "/long-location",
+            get(|| async {
+                let target = format!("https://cimd.test/{}", "a".repeat(10_000));
+                (StatusCode::FOUND, [(header::LOCATION, target)])
+            }),
+        )
+        .route(
+            "/long-content-type",
+            get(|| async {
+                let ct = format!("text/{}", "x".repeat(10_000));
+                ([(header::CONTENT_TYPE, ct)], "{}").into_response()
+            }),
+        )
         .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
         .route(
             "/big-chunked",
@@ -226,6 +254,45 @@ async fn redirect_is_not_followed_and_names_location() {
         0,
         "the redirect target must not be requested"
     );
+}
+
+/// A host chooses neither the size of what is kept of its response nor of the errors that are
+/// cached and shown: a bloated header block is refused, long header values are quoted cut short.
+#[tokio::test]
+async fn header_bloat_is_refused_and_quoted_values_are_capped() {
+    let e = env().await;
+    let f = e.fetcher();
+    // Over HTTP/2 the transport's own header-list limit (16 KiB) already refuses it; over
+    // HTTP/1.1 the fetcher's MAX_RESPONSE_HEADER_BYTES does (unit test in `fetch.rs`). Refused
+    // either way, with a short error.
+    let err = fetch(&f, &e.url("/bloated-headers")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FetchError::HeadersTooLarge { .. } | FetchError::Io { .. }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().len() < 1024, "{err}");
+    for path in ["/long-location", "/long-content-type"] {
+        let err = fetch(&f, &e.url(path)).await.unwrap_err();
+        let quoted = match &err {
+            FetchError::Redirect { location, .. } => location.clone(),
+            FetchError::ContentType { found } => found.clone(),
+            other => panic!("{path}: {other:?}"),
+        }
+        .unwrap();
+        assert!(
+            quoted.chars().count() <= cimd::fetch::MAX_QUOTED_HEADER_CHARS + 1,
+            "{path}: {} chars",
+            quoted.chars().count()
+        );
+        assert!(
+            err.to_string().len() < 1024,
+            "{path}: {}",
+            err.to_string().len()
+        );
+    }
 }
 
 #[tokio::test]

@@ -7,7 +7,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::header::{ACCEPT, CACHE_CONTROL, EXPIRES, PRAGMA};
+use http::header::{
+    ACCEPT, AGE, CACHE_CONTROL, DATE, ETAG, EXPIRES, HeaderName, LAST_MODIFIED, PRAGMA, VARY,
+};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use http_cache_semantics::{BeforeRequest, CacheOptions, CachePolicy};
 
@@ -64,39 +66,94 @@ pub(crate) fn new_policy(client_id: &str, headers: &HeaderMap, now: SystemTime) 
     )
 }
 
-/// A copy of `headers` with `Cache-Control` and `Pragma` directive names lower-cased.
+/// The response headers a cache entry may keep (RFC 9111 §4: what freshness, revalidation and
+/// `Vary` need). Everything else a document host sends is dropped before it reaches the policy,
+/// the memory cache or the shared store.
+pub const CACHE_HEADERS: [HeaderName; 8] = [
+    CACHE_CONTROL,
+    PRAGMA,
+    EXPIRES,
+    DATE,
+    AGE,
+    ETAG,
+    LAST_MODIFIED,
+    VARY,
+];
+
+/// Longest value kept of one cache header; a longer one is dropped (a real `ETag` or
+/// `Cache-Control` is a few dozen bytes).
+pub const MAX_CACHE_HEADER_BYTES: usize = 512;
+
+/// Most header bytes (names and values) one entry keeps; headers past it are dropped. Entry
+/// weights count this much (`store::ENTRY_OVERHEAD_BYTES`), so the cache's byte bound holds
+/// whatever a host sends.
+pub const MAX_CACHE_HEADERS_TOTAL: usize = 2048;
+
+/// Largest number of seconds kept in `Age`, `max-age` and `s-maxage`: ten years, far beyond
+/// any clamp, and small enough that no time arithmetic on it can overflow (http-cache-semantics
+/// adds `Age` to a `Duration` without a check: `Age: 18446744073709551615` panicked).
+pub const MAX_DELTA_SECONDS: u64 = 10 * 365 * 86_400;
+
+/// The cache-relevant part of a response's headers ([`CACHE_HEADERS`], each at most
+/// [`MAX_CACHE_HEADER_BYTES`], [`MAX_CACHE_HEADERS_TOTAL`] in all), with `Cache-Control` and
+/// `Pragma` directive names lower-cased and every delta-seconds value clamped to
+/// [`MAX_DELTA_SECONDS`].
 ///
 /// RFC 9111 §5.2: directive names are case-insensitive, but `http_cache_semantics` compares
 /// them case-sensitively, so `No-Store` would otherwise be ignored (and stored). Values (e.g.
 /// quoted field names) are left alone; a value that is not visible ASCII is kept as is.
 pub(crate) fn normalised(headers: &HeaderMap) -> HeaderMap {
-    let mut out = headers.clone();
-    for name in [CACHE_CONTROL, PRAGMA] {
-        let values: Vec<HeaderValue> = headers
-            .get_all(&name)
-            .iter()
-            .map(|v| match v.to_str() {
-                Ok(text) => HeaderValue::from_str(&lower_directive_names(text))
-                    .unwrap_or_else(|_| v.clone()),
-                Err(_) => v.clone(),
-            })
-            .collect();
-        if values.is_empty() {
-            continue;
-        }
-        out.remove(&name);
-        for v in values {
+    let mut out = HeaderMap::new();
+    let mut total = 0usize;
+    for name in CACHE_HEADERS {
+        for v in headers.get_all(&name) {
+            if v.len() > MAX_CACHE_HEADER_BYTES {
+                continue;
+            }
+            let v = if name == CACHE_CONTROL || name == PRAGMA {
+                match v.to_str() {
+                    Ok(text) => HeaderValue::from_str(&lower_directive_names(text))
+                        .unwrap_or_else(|_| v.clone()),
+                    Err(_) => v.clone(),
+                }
+            } else if name == AGE {
+                // RFC 9111 §5.1: Age is delta-seconds; anything else is ignored.
+                match v.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok()) {
+                    Some(secs) => HeaderValue::from(secs.min(MAX_DELTA_SECONDS)),
+                    None => continue,
+                }
+            } else {
+                v.clone()
+            };
+            total = total.saturating_add(name.as_str().len() + v.len());
+            if total > MAX_CACHE_HEADERS_TOTAL {
+                return out;
+            }
             out.append(&name, v);
         }
     }
     out
 }
 
-/// `"Max-Age=60, No-Cache"` → `"max-age=60, no-cache"` (names only).
+/// `"Max-Age=60, No-Cache"` → `"max-age=60, no-cache"` (names only), with `max-age`,
+/// `s-maxage` and the other delta-seconds arguments clamped to [`MAX_DELTA_SECONDS`].
 fn lower_directive_names(text: &str) -> String {
     text.split(',')
         .map(|d| match d.split_once('=') {
-            Some((k, v)) => format!("{}={v}", k.to_ascii_lowercase()),
+            Some((k, v)) => {
+                let digits = v.trim();
+                let too_big = !digits.is_empty()
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+                    && digits
+                        .parse::<u64>()
+                        .map_or(true, |n| n > MAX_DELTA_SECONDS);
+                let v = if too_big {
+                    MAX_DELTA_SECONDS.to_string()
+                } else {
+                    v.to_owned()
+                };
+                format!("{}={v}", k.to_ascii_lowercase())
+            }
             None => d.to_ascii_lowercase(),
         })
         .collect::<Vec<_>>()
@@ -397,6 +454,58 @@ mod tests {
             ttl_of(&[("cache-control", "max-age=1")], &bad),
             Some(s(100))
         );
+    }
+
+    /// Review finding F-cache-1: `Age: u64::MAX` made http-cache-semantics overflow a `Duration`
+    /// and panic once the entry went stale. Clamped, it is only a very old response.
+    #[test]
+    fn a_huge_age_or_max_age_never_panics() {
+        let id = "https://app.example/client.json";
+        for (cc, age) in [
+            ("max-age=60", "18446744073709551615"),
+            ("max-age=18446744073709551615", "18446744073709551615"),
+            ("max-age=99999999999999999999999999999999999999999999", "1"),
+            ("Max-Age=60", "99999999999999999999999999"),
+        ] {
+            let mut raw = HeaderMap::new();
+            raw.insert(CACHE_CONTROL, HeaderValue::from_static(cc));
+            raw.insert(AGE, HeaderValue::from_str(age).unwrap());
+            let h = normalised(&raw);
+            let p = new_policy(id, &h, now());
+            // Stale well after the clamps: computing the validators must not panic.
+            for later in [60, 3600, 86_400 * 400] {
+                let _ = validators(&p, id, now() + Duration::from_secs(later));
+            }
+            let _ = freshness(&p, &h, now(), &CacheConfig::default());
+        }
+    }
+
+    /// Review finding F-cache-2: only cache-relevant headers are kept, each capped, in all at
+    /// most [`MAX_CACHE_HEADERS_TOTAL`] bytes.
+    #[test]
+    fn only_capped_cache_headers_are_kept() {
+        let mut raw = HeaderMap::new();
+        raw.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
+        raw.insert(ETAG, HeaderValue::from_static("\"v1\""));
+        raw.insert(AGE, HeaderValue::from_static("not-a-number"));
+        raw.insert("x-pad", HeaderValue::from_str(&"A".repeat(60_000)).unwrap());
+        raw.insert("set-cookie", HeaderValue::from_static("a=b"));
+        raw.insert(
+            LAST_MODIFIED,
+            HeaderValue::from_str(&"B".repeat(MAX_CACHE_HEADER_BYTES + 1)).unwrap(),
+        );
+        for _ in 0..20 {
+            raw.append(VARY, HeaderValue::from_str(&"v".repeat(400)).unwrap());
+        }
+        let h = normalised(&raw);
+        assert_eq!(h.get(CACHE_CONTROL).unwrap(), "max-age=60");
+        assert_eq!(h.get(ETAG).unwrap(), "\"v1\"");
+        for gone in ["x-pad", "set-cookie", "age", "last-modified"] {
+            assert!(!h.contains_key(gone), "{gone} kept");
+        }
+        let total: usize = h.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+        assert!(total <= MAX_CACHE_HEADERS_TOTAL, "{total}");
+        assert!(h.get_all(VARY).iter().count() < 20);
     }
 
     #[test]

@@ -14,9 +14,13 @@ use super::{CacheConfig, ResolveError, ResolvedClient};
 use crate::document::ValidationReport;
 use crate::fetch::FetchError;
 
-/// Approximate per-entry overhead beyond the body: the key, the `CachePolicy` (two header maps,
-/// URI, options) and the parsed document. A deliberate over-estimate so the byte bound holds.
-pub const ENTRY_OVERHEAD_BYTES: u64 = 2048;
+/// Approximate per-entry overhead beyond the body: the key, the `CachePolicy` (two header maps —
+/// the response's cut to at most `freshness::MAX_CACHE_HEADERS_TOTAL` bytes — URI, options) and
+/// the parsed document. A deliberate over-estimate so the byte bound holds.
+pub const ENTRY_OVERHEAD_BYTES: u64 = 4096;
+
+/// Approximate overhead of a negative entry beyond its key and error message.
+pub const NEGATIVE_OVERHEAD_BYTES: u64 = 256;
 
 /// A cached document in serialisable form: what a shared backend (e.g. Redis) stores.
 ///
@@ -228,8 +232,18 @@ impl MemoryDocumentStore {
             })
             .expire_after(UntilExpiry)
             .build();
+        // Negative entries share the same two bounds, weighed by what they hold (the key and the
+        // error message), within a quarter of the byte budget.
+        let negative_bytes = (max_bytes / 4).max(1);
+        let negative_min_weight = negative_bytes.div_ceil(max_entries);
         let negative = Cache::builder()
-            .max_capacity(max_entries)
+            .max_capacity(negative_bytes)
+            .weigher(move |k: &String, v: &Arc<NegativeEntry>| {
+                let bytes = (k.len() as u64)
+                    .saturating_add(v.error.to_string().len() as u64)
+                    .saturating_add(NEGATIVE_OVERHEAD_BYTES);
+                u32::try_from(bytes.max(negative_min_weight)).unwrap_or(u32::MAX)
+            })
             .expire_after(UntilExpiry)
             .build();
         MemoryDocumentStore { docs, negative }
