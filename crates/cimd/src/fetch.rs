@@ -140,6 +140,11 @@ pub struct FetchRequest<'a> {
     pub if_none_match: Option<&'a str>,
     /// `If-Modified-Since` validator (an HTTP date from a cached response).
     pub if_modified_since: Option<&'a str>,
+    /// A refresh of a document or key set already held (from an earlier successful fetch). It
+    /// counts against its own per-host budget, so that requests for URLs nobody has fetched
+    /// before — which anyone can send — cannot use up the budget that keeps known clients
+    /// working.
+    pub refresh: bool,
 }
 
 impl<'a> FetchRequest<'a> {
@@ -150,6 +155,7 @@ impl<'a> FetchRequest<'a> {
             max_bytes,
             if_none_match: None,
             if_modified_since: None,
+            refresh: false,
         }
     }
 
@@ -379,7 +385,7 @@ impl Fetcher {
     /// Fetches `req.url` under every rule in the module documentation.
     pub async fn fetch(&self, req: &FetchRequest<'_>) -> Result<FetchResponse, FetchError> {
         let target = target::check_target(req.url, self.policy)?;
-        self.check_rate(&target.host)?;
+        self.check_rate(&target.host, req.refresh)?;
         match tokio::time::timeout(self.total_timeout, self.fetch_checked(&target, req)).await {
             Ok(result) => result,
             Err(_) => Err(FetchError::Timeout {
@@ -390,17 +396,20 @@ impl Fetcher {
         }
     }
 
-    fn check_rate(&self, host: &str) -> Result<(), FetchError> {
+    /// The per-host budget: one bucket for first fetches of a URL, another for refreshes of what
+    /// is already held ([`FetchRequest::refresh`]).
+    fn check_rate(&self, host: &str, refresh: bool) -> Result<(), FetchError> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
         if limiter.len() > RATE_LIMIT_PURGE_THRESHOLD {
             limiter.retain_recent();
         }
-        let key = normalise_host(host);
+        let host = normalise_host(host);
+        let key = format!("{}{host}", if refresh { "refresh " } else { "new " });
         limiter
             .check_key(&key)
-            .map_err(|_| FetchError::RateLimited { host: key })
+            .map_err(|_| FetchError::RateLimited { host })
     }
 
     async fn fetch_checked(

@@ -193,12 +193,7 @@ fn load(args: &ValidateArgs) -> Result<Loaded, Failure> {
         .build()
         .map_err(|e| Failure::Usage(format!("cannot start the async runtime: {e}")))?;
     let started = Instant::now();
-    let request = FetchRequest {
-        url: id.as_str(),
-        max_bytes: MAX_DOCUMENT_BYTES,
-        if_none_match: None,
-        if_modified_since: None,
-    };
+    let request = FetchRequest::new(id.as_str(), MAX_DOCUMENT_BYTES);
     let response = runtime
         .block_on(fetcher.fetch(&request))
         .map_err(|e| Failure::Fetch(format!("could not fetch {id}: {e}")))?;

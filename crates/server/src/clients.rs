@@ -271,7 +271,7 @@ async fn fetch_document(
 ) -> Result<Arc<ResolvedClient>, ClientError> {
     services
         .limits
-        .check_client_host(id.host())
+        .check_client_host(id.host(), services.resolver.holds(id).await)
         .await
         .map_err(ClientError::RateLimited)?;
     match purpose {

@@ -101,20 +101,24 @@ impl RateLimits {
         Ok(())
     }
 
-    /// Count one request for a client_id host.
-    pub async fn check_client_host(&self, host: &str) -> Result<(), OAuthError> {
+    /// Count one request that can trigger a fetch for a client_id host. Requests for client_ids
+    /// this server already holds a document for (`known`) count in a budget of their own, so
+    /// that requests for unknown client_ids on the same host — which anyone can send — cannot
+    /// lock the host's real clients out.
+    pub async fn check_client_host(&self, host: &str, known: bool) -> Result<(), OAuthError> {
         let refuse = || {
             Err(OAuthError::rate_limited(format!(
                 "too many requests for clients of {host}; slow down"
             )))
         };
+        let key = format!("{}{host}", if known { "known " } else { "new " });
         if let Some(l) = &self.per_client_host
-            && l.check_key(&host.to_owned()).is_err()
+            && l.check_key(&key).is_err()
         {
             return refuse();
         }
         if self
-            .shared_over("host", host, |s| s.per_client_host_window)
+            .shared_over("host", &key, |s| s.per_client_host_window)
             .await
         {
             return refuse();
@@ -158,9 +162,27 @@ mod tests {
             "other addresses unaffected"
         );
         assert!(
-            limits.check_client_host("x.test").await.is_ok(),
+            limits.check_client_host("x.test", false).await.is_ok(),
             "0 disables"
         );
+    }
+
+    /// Requests for unknown client_ids on a host (anyone can send them) cannot use up the budget
+    /// of the host's known clients (review finding F-fetch-1).
+    #[tokio::test]
+    async fn unknown_client_ids_cannot_drain_the_known_clients_budget() {
+        let limits = RateLimits::new(&LimitsConfig {
+            per_ip_per_second: 0,
+            per_client_host_per_second: 2,
+            ..LimitsConfig::default()
+        });
+        let mut allowed = 0;
+        for _ in 0..20 {
+            allowed += usize::from(limits.check_client_host("app.test", false).await.is_ok());
+        }
+        assert_eq!(allowed, 4, "the unknown-client budget is used up");
+        assert!(limits.check_client_host("app.test", true).await.is_ok());
+        assert!(limits.check_client_host("other.test", false).await.is_ok());
     }
 
     #[tokio::test]
@@ -169,7 +191,7 @@ mod tests {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         for _ in 0..100 {
             assert!(limits.check_ip(ip).await.is_ok());
-            assert!(limits.check_client_host("cimd.test").await.is_ok());
+            assert!(limits.check_client_host("cimd.test", false).await.is_ok());
         }
     }
 }

@@ -155,7 +155,8 @@ impl RemoteKeyCache {
             }
         }
 
-        match self.fetch(uri).await {
+        let held = entry.read().loaded.is_some();
+        match self.fetch(uri, held).await {
             Ok(keys) => {
                 tracing::info!(jwks_uri = uri, "fetched client key set");
                 let keys = Arc::new(keys);
@@ -172,13 +173,16 @@ impl RemoteKeyCache {
         }
     }
 
-    async fn fetch(&self, uri: &str) -> Result<KeySet, AssertionError> {
+    async fn fetch(&self, uri: &str, refresh: bool) -> Result<KeySet, AssertionError> {
         let invalid = |reason: String| AssertionError::JwksInvalid {
             uri: uri.to_owned(),
             reason,
         };
         // Unconditional: the key set is small and cached by us, no revalidation needed.
-        let request = FetchRequest::new(uri, self.max_bytes);
+        let request = FetchRequest {
+            refresh,
+            ..FetchRequest::new(uri, self.max_bytes)
+        };
         let response =
             self.fetcher
                 .fetch(&request)

@@ -171,6 +171,13 @@ impl Resolver {
         }
     }
 
+    /// Whether a document for `id` is held at all (fresh or stale, within its keep window):
+    /// a fetch for it would be a refresh of a known client, not a first fetch. No network I/O
+    /// (a store read with a shared store).
+    pub async fn holds(&self, id: &ClientIdUrl) -> bool {
+        self.inner.load(id, SystemTime::now()).await.is_some()
+    }
+
     /// For `/authorize`: a fresh document from the cache, or fetched / revalidated now.
     /// A recent failure comes back from the negative cache without a fetch.
     pub async fn resolve(&self, id: &ClientIdUrl) -> ResolveResult {
@@ -208,7 +215,7 @@ impl Resolver {
         }
         if let Some(neg) = inner.load_negative(id.as_str(), now).await {
             inner.counters.negative_hits.fetch_add(1, Ordering::Relaxed);
-            if allow_stale
+            if stale_allowed(allow_stale, &neg.error)
                 && let Some(s) = inner.stale_fallback(id, cached.as_deref(), now, &neg.error)
             {
                 return Ok(s);
@@ -219,7 +226,8 @@ impl Resolver {
         match self.fetch_coalesced(id, now).await {
             Ok(r) => Ok(r),
             Err(e) => {
-                if allow_stale && let Some(s) = inner.stale_fallback(id, cached.as_deref(), now, &e)
+                if stale_allowed(allow_stale, &e)
+                    && let Some(s) = inner.stale_fallback(id, cached.as_deref(), now, &e)
                 {
                     return Ok(s);
                 }
@@ -373,7 +381,9 @@ impl Inner {
     }
 
     /// Stale-if-error: a previously valid document, still within its keep window at `now`, when
-    /// the failure is a fetch failure (an invalid new document is never papered over).
+    /// the host could not be reached or failed. Never for an invalid new document, and never for
+    /// a document its host withdrew (404, 410): removing a document, or a key from it, must stop
+    /// it working.
     fn stale_fallback(
         &self,
         id: &ClientIdUrl,
@@ -381,8 +391,10 @@ impl Inner {
         now: SystemTime,
         err: &ResolveError,
     ) -> Option<Arc<ResolvedClient>> {
-        if !matches!(err, ResolveError::Fetch(_)) {
-            return None;
+        match err {
+            ResolveError::Fetch(FetchError::HttpStatus { status: 404 | 410 }) => return None,
+            ResolveError::Fetch(_) => {}
+            ResolveError::Invalid(_) => return None,
         }
         let c = cached?;
         if now >= c.keep_until {
@@ -426,6 +438,7 @@ impl Inner {
                 max_bytes: MAX_DOCUMENT_BYTES,
                 if_none_match: if_none_match.as_deref(),
                 if_modified_since: if_modified_since.as_deref(),
+                refresh: cached.is_some(),
             };
             self.counters.fetches.fetch_add(1, Ordering::Relaxed);
             let resp = match self.fetcher.fetch(&req).await {
@@ -583,6 +596,11 @@ impl Inner {
     /// Logs the failure, remembers it for `negative_ttl`, returns it.
     async fn fail(&self, id: &ClientIdUrl, err: ResolveError) -> ResolveResult {
         tracing::warn!(client_id = %id, reason = %err, "client metadata document rejected");
+        if matches!(err, ResolveError::Fetch(FetchError::RateLimited { .. })) {
+            // Our own throttle says nothing about the document: remembering it would let anyone
+            // who drains a host's budget lock its real clients out for the negative TTL.
+            return Err(err);
+        }
         let entry = NegativeEntry {
             error: err.clone(),
             until: add_or_same(SystemTime::now(), self.cfg.negative_ttl),
@@ -592,6 +610,13 @@ impl Inner {
         }
         Err(err)
     }
+}
+
+/// Whether a failure may be answered with a stale document: at `/token` and refresh
+/// (`allow_stale`) for any host failure, and everywhere when the failure is our own per-host
+/// fetch budget (a throttle of ours, not a sign the host or the document is gone).
+fn stale_allowed(allow_stale: bool, err: &ResolveError) -> bool {
+    allow_stale || matches!(err, ResolveError::Fetch(FetchError::RateLimited { .. }))
 }
 
 fn fresh_until(f: Freshness, now: SystemTime) -> SystemTime {

@@ -127,6 +127,25 @@ async fn stale_if_error_only_within_window_and_only_for_fetch_errors() {
         ("end of window", s(159), &fetch_err, true),
         ("past window", s(160), &fetch_err, false),
         ("invalid new document", s(61), &invalid, false),
+        // A withdrawn document (or key) must stop working: 404/410 are not "host down".
+        (
+            "document gone (404)",
+            s(61),
+            &ResolveError::Fetch(FetchError::HttpStatus { status: 404 }),
+            false,
+        ),
+        (
+            "document gone (410)",
+            s(61),
+            &ResolveError::Fetch(FetchError::HttpStatus { status: 410 }),
+            false,
+        ),
+        (
+            "host failing (503)",
+            s(61),
+            &ResolveError::Fetch(FetchError::HttpStatus { status: 503 }),
+            true,
+        ),
     ];
     for (name, at, err, want) in cases {
         let got = r.inner.stale_fallback(&id(), Some(&e), t0 + *at, err);
@@ -137,6 +156,78 @@ async fn stale_if_error_only_within_window_and_only_for_fetch_errors() {
             .stale_fallback(&id(), None, t0, &fetch_err)
             .is_none()
     );
+}
+
+/// Review finding F-fetch-1: anyone can send client_ids nobody fetched before on a real client's
+/// host. Those first fetches have their own per-host budget, so they cannot use up the one that
+/// refreshes documents already held; our own throttle is never remembered as the document's
+/// failure; and when a refresh is throttled, the held document is served stale even at
+/// `/authorize` (the host did nothing wrong).
+#[tokio::test]
+async fn draining_a_hosts_fetch_budget_never_locks_out_its_known_clients() {
+    let fetcher = Fetcher::new(FetchConfig {
+        resolve: HashMap::from([(
+            "blocked.test".to_owned(),
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        )]),
+        per_host_per_minute: 1,
+        ..FetchConfig::default()
+    })
+    .unwrap();
+    let r = Resolver::in_memory(Arc::new(fetcher), CacheConfig::default(), Profile::Mcp);
+    let t0 = SystemTime::now();
+    let unknown = |n: u32| ClientIdUrl::parse(&format!("https://blocked.test/x{n}.json")).unwrap();
+
+    // The attacker's first unknown URL uses the host's "new" budget (and fails: blocked
+    // address); the next one is throttled — and the throttle is not remembered.
+    let e = r.resolve_at(&unknown(1), t0, false).await.unwrap_err();
+    assert!(
+        matches!(e, ResolveError::Fetch(FetchError::BlockedAddress { .. })),
+        "{e:?}"
+    );
+    for _ in 0..2 {
+        let e = r.resolve_at(&unknown(2), t0, false).await.unwrap_err();
+        assert!(
+            matches!(e, ResolveError::Fetch(FetchError::RateLimited { .. })),
+            "{e:?}"
+        );
+    }
+    assert_eq!(
+        r.stats().negative_hits,
+        0,
+        "a throttle is never negatively cached"
+    );
+
+    // A known client's refresh still has its budget: the fetch is attempted (and fails for
+    // its own reason here), not throttled.
+    let known = Arc::new(entry(&r, t0, Duration::from_secs(60)));
+    r.inner.store.put(ID, Arc::clone(&known)).await.unwrap();
+    let later = t0 + Duration::from_secs(120);
+    let e = r.resolve_at(&id(), later, false).await.unwrap_err();
+    assert!(
+        matches!(e, ResolveError::Fetch(FetchError::BlockedAddress { .. })),
+        "{e:?}"
+    );
+
+    // With the refresh budget used up too, a second known client is served stale at
+    // /authorize rather than refused.
+    let id2 = "https://blocked.test/c2.json";
+    let mut e2 = entry(&r, t0, Duration::from_secs(60));
+    e2.body = Bytes::from(
+        serde_json::json!({
+            "client_id": id2,
+            "client_name": "Second",
+            "redirect_uris": ["http://127.0.0.1/cb"],
+        })
+        .to_string(),
+    );
+    e2.resolved = None;
+    r.inner.store.put(id2, Arc::new(e2)).await.unwrap();
+    let got = r
+        .resolve_at(&ClientIdUrl::parse(id2).unwrap(), later, false)
+        .await;
+    assert!(got.is_ok(), "{got:?}");
+    assert_eq!(r.stats().stale_served, 1);
 }
 
 #[tokio::test]
