@@ -167,8 +167,10 @@ pub fn document_digest(document: &ClientDocument) -> String {
 /// of the very same value.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ResolveError {
-    /// The document could not be fetched (network, TLS, status, content type, size, …).
-    #[error("could not fetch the client metadata document: {0}")]
+    /// The document could not be fetched (network, TLS, status, content type, size, …). Shown
+    /// to callers with [`FetchError::public_message`]: no internal addresses or OS messages (the
+    /// `Debug` form, for logs, has them).
+    #[error("could not fetch the client metadata document: {}", .0.public_message())]
     Fetch(FetchError),
     /// The document was fetched but breaks the rules; every problem is listed.
     #[error("the client metadata document is invalid: {0}")]

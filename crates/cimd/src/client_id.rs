@@ -120,6 +120,15 @@ pub enum ClientIdError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A host name of one label (`https://intranet/…`): never a public domain.
+    #[error(
+        "client_id host `{host}` is a single-label name; a client's domain has at least one dot \
+         (e.g. `app.example.com`)"
+    )]
+    SingleLabelHost {
+        /// The host.
+        host: String,
+    },
     /// A port that is empty, not a number, 0, or above 65535.
     #[error("client_id port `{port}` is invalid; it must be a number from 1 to 65535")]
     InvalidPort {
@@ -163,6 +172,13 @@ impl ClientIdUrl {
     /// (docs/architecture.md, *Client ID URL*).
     pub fn parse(raw: &str) -> Result<Self, ClientIdError> {
         let parsed = raw::parse_https_url(raw, true)?;
+        // A single-label name (`https://intranet/…`) is looked up through the resolver's search
+        // domains: it can only name a host of the local network, never a client's public
+        // domain (product rule; the draft's §8.6 SSRF concerns).
+        let is_ip = parsed.host.parse::<std::net::IpAddr>().is_ok();
+        if !is_ip && !parsed.host.trim_end_matches('.').contains('.') {
+            return Err(ClientIdError::SingleLabelHost { host: parsed.host });
+        }
         Ok(Self {
             raw: raw.to_owned(),
             host: parsed.host,

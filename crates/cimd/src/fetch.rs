@@ -491,6 +491,32 @@ impl Fetcher {
     }
 }
 
+impl FetchError {
+    /// What may be told to whoever sent the URL (an anonymous client at `/authorize`, a client at
+    /// `/token`): the class of the failure, without what it reveals about the network this
+    /// server sits in — no resolved address or range, no resolver or OS message, nothing that
+    /// tells a closed port from an open one. The [`Display`](std::fmt::Display) text has the
+    /// details for logs, audit events and the operator's `cimdgate cimd validate`.
+    pub fn public_message(&self) -> String {
+        match self {
+            FetchError::BlockedAddress { host, .. } => format!(
+                "{host} is, or resolves to, an address that is never fetched (not a public \
+                 Internet address)"
+            ),
+            FetchError::Dns { host, .. } | FetchError::NoAddresses { host } => {
+                format!("the host name {host} could not be resolved to a public address")
+            }
+            FetchError::Connect { host, .. } | FetchError::Tls { host, .. } => {
+                format!("could not fetch the document from {host}")
+            }
+            FetchError::Io { .. } => "could not fetch the document".to_owned(),
+            FetchError::Timeout { .. } => "fetching the document timed out".to_owned(),
+            FetchError::Config { .. } => "the server cannot fetch documents right now".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// `application/json` or any `type/subtype+json`, parameters ignored, case-insensitive.
 fn is_json_media_type(value: &str) -> bool {
     let essence = value

@@ -279,7 +279,7 @@ async fn fetch_document(
         Purpose::Token => services.resolver.resolve_allow_stale(id).await,
     }
     .map_err(|reason| {
-        audit!(event = "client_fetch_failed", client_id = %id, reason = %reason);
+        audit!(event = "client_fetch_failed", client_id = %id, reason = %reason, detail = ?reason);
         ClientError::Document {
             client_id: id.to_string(),
             reason,

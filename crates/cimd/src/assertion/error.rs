@@ -213,7 +213,7 @@ pub enum AssertionError {
         kid: String,
     },
     /// Fetching `jwks_uri` failed.
-    #[error("could not fetch jwks_uri {uri}: {source}")]
+    #[error("could not fetch jwks_uri {uri}: {}", .source.public_message())]
     JwksFetch {
         /// The `jwks_uri`.
         uri: String,

@@ -166,7 +166,7 @@ impl RemoteKeyCache {
                 Ok(keys)
             }
             Err(err) => {
-                tracing::warn!(jwks_uri = uri, error = %err, "client key set fetch failed");
+                tracing::warn!(jwks_uri = uri, error = %err, detail = ?err, "client key set fetch failed");
                 entry.write().failure = Some((now, err.clone()));
                 Err(err)
             }

@@ -595,7 +595,7 @@ impl Inner {
 
     /// Logs the failure, remembers it for `negative_ttl`, returns it.
     async fn fail(&self, id: &ClientIdUrl, err: ResolveError) -> ResolveResult {
-        tracing::warn!(client_id = %id, reason = %err, "client metadata document rejected");
+        tracing::warn!(client_id = %id, reason = %err, detail = ?err, "client metadata document rejected");
         if matches!(err, ResolveError::Fetch(FetchError::RateLimited { .. })) {
             // Our own throttle says nothing about the document: remembering it would let anyone
             // who drains a host's budget lock its real clients out for the negative TTL.

@@ -138,6 +138,30 @@ fn rejects_missing_host() {
     }
 }
 
+/// Review finding F-fetch-2: a single-label name resolves through search domains into the
+/// local network; IP literals (judged by the address policy) and dotted names pass.
+#[test]
+fn rejects_single_label_hosts() {
+    for raw in [
+        "https://intranet/x.json",
+        "https://localhost/x",
+        "https://vault./x",
+    ] {
+        assert!(
+            matches!(err(raw), ClientIdError::SingleLabelHost { .. }),
+            "{raw}: {:?}",
+            err(raw)
+        );
+    }
+    for raw in [
+        "https://app.example/x",
+        "https://127.0.0.1/x",
+        "https://[2001:db8::1]/x",
+    ] {
+        assert!(ClientIdUrl::parse(raw).is_ok(), "{raw}");
+    }
+}
+
 #[test]
 fn rejects_invalid_host() {
     for raw in [

@@ -78,6 +78,60 @@ async fn negative_entry_returns_same_error_until_negative_ttl() {
     assert_eq!(r.stats().fetches, 2, "fetched again after negative_ttl");
 }
 
+/// Review finding F-fetch-2: what a caller is told names the class of the failure, never the
+/// internal address a name resolved to or its range; the details stay in `Debug` (logs, audit).
+#[tokio::test]
+async fn failures_shown_to_callers_do_not_reveal_internal_addresses() {
+    let r = resolver(CacheConfig::default());
+    let e = r
+        .resolve_at(&id(), SystemTime::now(), false)
+        .await
+        .unwrap_err();
+    let shown = e.to_string();
+    for secret in ["10.0.0.1", "10.0.0.0/8", "private"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(
+        shown.contains("blocked.test") && shown.contains("never fetched"),
+        "{shown}"
+    );
+    let detail = format!("{e:?}");
+    assert!(
+        detail.contains("10.0.0.1"),
+        "details kept for logs: {detail}"
+    );
+    // The negative cache answers with the same public text.
+    let again = r
+        .resolve_at(&id(), SystemTime::now(), false)
+        .await
+        .unwrap_err();
+    assert_eq!(again.to_string(), shown);
+    // Every transport failure class, shown without its OS or resolver message.
+    let cases = [
+        FetchError::Dns {
+            host: "h.test".into(),
+            message: "SERVFAIL from 10.1.1.1".into(),
+        },
+        FetchError::Connect {
+            host: "h.test".into(),
+            message: "connection refused".into(),
+        },
+        FetchError::Tls {
+            host: "h.test".into(),
+            message: "internal CA cert".into(),
+        },
+        FetchError::Io {
+            message: "tcp 10.1.1.1:22 reset".into(),
+        },
+    ];
+    for e in cases {
+        let m = e.public_message();
+        for secret in ["10.1.1.1", "refused", "internal CA", "reset", "SERVFAIL"] {
+            assert!(!m.contains(secret), "{secret} in {m}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn fresh_entry_is_served_without_fetch_until_fresh_until() {
     let r = resolver(CacheConfig::default());
