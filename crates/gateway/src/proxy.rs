@@ -74,6 +74,9 @@ pub struct Proxy {
     max_body_bytes: usize,
     response_timeout: std::time::Duration,
     forwarding: Option<Forwarding>,
+    /// `X-Forwarded-Proto` and `X-Forwarded-Host` the upstream gets: the gateway's public URL.
+    public_proto: String,
+    public_host: String,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -113,6 +116,12 @@ impl Proxy {
             max_body_bytes: config.max_body_bytes,
             response_timeout: config.response_timeout,
             forwarding,
+            public_proto: config.public_url.scheme().to_owned(),
+            public_host: match (config.public_url.host_str(), config.public_url.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_owned(),
+                (None, _) => String::new(),
+            },
         }
     }
 
@@ -189,6 +198,11 @@ impl Proxy {
         };
         let mut headers = request_headers(&parts.headers);
         set_identity_headers(&mut headers, &who);
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        set_forwarded_headers(&mut headers, peer, &self.public_proto, &self.public_host);
         if let Some(f) = &self.forwarding {
             let token = match &f.tokens {
                 Some(tokens) => match tokens.token_for(&who).await {
@@ -291,12 +305,50 @@ pub fn request_headers(incoming: &HeaderMap) -> HeaderMap {
             || name == COOKIE
             || name == HOST
             || name == axum::http::header::CONTENT_LENGTH
+            || is_gateway_asserted(name)
         {
             continue;
         }
         out.append(name.clone(), value.clone());
     }
     out
+}
+
+/// Headers whose values an upstream may take as the gateway's word, so a client never gets to
+/// send them (review finding M5): any name with `_` (CGI-style servers map `X_Forwarded_User`
+/// and `X-Forwarded-User` to the same variable), `Forwarded` (RFC 7239), every `X-Forwarded-*`,
+/// `X-Real-IP`, and the `X-Auth-Request-*` family of other auth proxies. The gateway sets the
+/// identity headers and the forwarding headers itself.
+pub fn is_gateway_asserted(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n.contains('_')
+        || n == "forwarded"
+        || n == "x-real-ip"
+        || n.starts_with("x-forwarded-")
+        || n.starts_with("x-auth-request-")
+}
+
+/// `X-Forwarded-For` (the client's address as the gateway saw it), `X-Forwarded-Proto` and
+/// `X-Forwarded-Host` (the gateway's public URL).
+pub fn set_forwarded_headers(
+    headers: &mut HeaderMap,
+    peer: Option<std::net::IpAddr>,
+    proto: &str,
+    host: &str,
+) {
+    if let Some(ip) = peer
+        && let Ok(v) = HeaderValue::from_str(&ip.to_string())
+    {
+        headers.insert("x-forwarded-for", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(proto) {
+        headers.insert("x-forwarded-proto", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(host)
+        && !host.is_empty()
+    {
+        headers.insert("x-forwarded-host", v);
+    }
 }
 
 /// Headers to relay back to the client.
@@ -357,6 +409,51 @@ mod tests {
         let out = request_headers(&h);
         let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, vec!["mcp-session-id", "accept"]);
+    }
+
+    /// Every spelling of a header the upstream could take as the gateway's word is dropped
+    /// (review finding M5); ordinary headers pass.
+    #[test]
+    fn client_sent_identity_and_forwarding_headers_never_reach_the_upstream() {
+        let dropped = [
+            "X-Forwarded-User",
+            "X_Forwarded_User",
+            "x-forwarded-client-id",
+            "X-Forwarded-Scopes",
+            "X-Forwarded-Token-Source",
+            "X-Forwarded-For",
+            "X-Forwarded-Host",
+            "X-Forwarded-Proto",
+            "X-Forwarded-Email",
+            "X-Forwarded-Groups",
+            "X-Forwarded-Preferred-Username",
+            "Forwarded",
+            "X-Real-IP",
+            "X-Auth-Request-User",
+            "Remote_User",
+        ];
+        let mut h = HeaderMap::new();
+        for name in dropped {
+            h.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("admin"),
+            );
+        }
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        h.insert("mcp-session-id", HeaderValue::from_static("s1"));
+        let out = request_headers(&h);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(out.contains_key("content-type") && out.contains_key("mcp-session-id"));
+        let mut out = out;
+        set_forwarded_headers(
+            &mut out,
+            Some("192.0.2.7".parse().unwrap()),
+            "https",
+            "gw.example:8443",
+        );
+        assert_eq!(out["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(out["x-forwarded-proto"], "https");
+        assert_eq!(out["x-forwarded-host"], "gw.example:8443");
     }
 
     #[test]

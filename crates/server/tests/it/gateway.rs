@@ -441,7 +441,12 @@ async fn authorization_and_cookies_are_not_forwarded_identity_headers_are() {
             ("authorization", &auth),
             ("cookie", "__Host-cimdgate=secret"),
             ("x-forwarded-user", "mallory"),
+            ("x_forwarded_user", "mallory"),
             ("x-forwarded-scopes", "admin"),
+            ("x-forwarded-for", "10.9.9.9"),
+            ("forwarded", "for=10.9.9.9"),
+            ("x-real-ip", "10.9.9.9"),
+            ("x-forwarded-email", "mallory@evil.example"),
             ("mcp-session-id", "client-session"),
             ("connection", "x-hop"),
             ("x-hop", "1"),
@@ -471,6 +476,17 @@ async fn authorization_and_cookies_are_not_forwarded_identity_headers_are() {
     assert_eq!(hd["x-forwarded-client-id"], t.client_id.as_str());
     assert_eq!(hd["x-forwarded-scopes"], "mcp");
     assert_eq!(hd["x-forwarded-token-source"], "cimdgate");
+    // Spoofing variants never pass; the forwarding headers are the gateway's own.
+    for spoofed in [
+        "x_forwarded_user",
+        "forwarded",
+        "x-real-ip",
+        "x-forwarded-email",
+    ] {
+        assert!(hd.get(spoofed).is_none(), "{spoofed} forwarded: {hd}");
+    }
+    assert_eq!(hd["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(hd["x-forwarded-proto"], "http");
     assert_eq!(hd["mcp-session-id"], "client-session");
     // Back: the upstream's session id passes, its cookie does not.
     assert_eq!(h["mcp-session-id"], "up-session");
