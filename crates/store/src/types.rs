@@ -410,6 +410,10 @@ pub struct ConsentRecord {
     pub approved: bool,
     /// Scopes the decision covers, space-separated.
     pub scope: String,
+    /// The resource (RFC 8707) the decision was for; a decision applies to that resource only.
+    /// `None` in decisions stored before resources were recorded: they apply to none.
+    #[serde(default)]
+    pub resource: Option<String>,
     /// Redirect URI host(s) the user saw, so a changed redirect asks again.
     pub redirect_uri: String,
     /// Hash of the document shown, so a changed document asks again.

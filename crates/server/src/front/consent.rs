@@ -5,7 +5,7 @@
 //! when it is another host, loopback-only or an app scheme, the scopes and the resource.
 //!
 //! Order in [`decide`]: a remembered decision for (user, client) that still covers this request
-//! (same document digest, same redirect URI, scopes within the remembered ones) → a trusted client
+//! (same resource, same document digest, same redirect URI, scopes within the remembered ones) → a trusted client
 //! with `auto_approve_trusted` → the page. The user is always signed in first.
 //!
 //! CSRF: the consent form's `csrf` is an HMAC over the session id, the pending request id and
@@ -44,9 +44,13 @@ fn document_digest(client: &Client) -> Option<&str> {
     }
 }
 
-/// Whether a remembered decision still answers this request.
+/// Whether a remembered decision still answers this request: same resource, same redirect
+/// URI, same document, and (for an approval) scopes within the remembered ones.
 fn remembered_applies(rec: &ConsentRecord, pending: &PendingAuth, digest: Option<&str>) -> bool {
-    if rec.redirect_uri != pending.redirect_uri.as_str() || rec.document_hash.as_deref() != digest {
+    if rec.resource.as_deref() != Some(pending.resource.as_str())
+        || rec.redirect_uri != pending.redirect_uri.as_str()
+        || rec.document_hash.as_deref() != digest
+    {
         return false;
     }
     !rec.approved || pending.scope.is_subset_of(&Scopes::parse(&rec.scope))
@@ -260,6 +264,7 @@ async fn remember(
             client_id: pending.client_id.clone(),
             approved,
             scope: pending.scope.to_string(),
+            resource: Some(pending.resource.clone()),
             redirect_uri: pending.redirect_uri.as_str().to_owned(),
             document_hash: document_digest(client).map(str::to_owned),
             decided_at: now,
@@ -346,6 +351,7 @@ mod tests {
             client_id: "https://c.test/x".into(),
             approved,
             scope: scope.into(),
+            resource: Some("r".into()),
             redirect_uri: redirect.into(),
             document_hash: Some(hash.into()),
             decided_at: std::time::UNIX_EPOCH,
@@ -363,6 +369,24 @@ mod tests {
             (record(true, "a", "https://c.test/other", "h"), "a", false),
             (record(false, "a", cb, "h"), "a b", true),
             (record(false, "a", cb, "other"), "a", false),
+            // Another resource (review finding M4), or a decision from before resources were
+            // recorded: asked again.
+            (
+                ConsentRecord {
+                    resource: Some("other-resource".into()),
+                    ..record(true, "a b", cb, "h")
+                },
+                "a",
+                false,
+            ),
+            (
+                ConsentRecord {
+                    resource: None,
+                    ..record(true, "a b", cb, "h")
+                },
+                "a",
+                false,
+            ),
         ];
         for (i, (rec, scope, want)) in cases.into_iter().enumerate() {
             assert_eq!(

@@ -305,3 +305,43 @@ async fn consent_page_shows_client_host_redirect_host_and_warnings() {
         assert_eq!(page.header("x-frame-options").as_deref(), Some("DENY"));
     }
 }
+
+/// A remembered approval covers the resource it was given for only (review finding M4): with
+/// two resources offering the same scope, approving `/mcp` does not approve `/admin`.
+#[tokio::test]
+async fn remembered_approval_is_bound_to_its_resource() {
+    let env = TestEnv::start_with(|c| {
+        let mut admin = c.resources[0].clone();
+        admin.path = "/admin".into();
+        c.resources.push(admin);
+    })
+    .await;
+    let id = env.publish_client("app", serde_json::json!({}));
+    let redirect = TestEnv::default_redirect("cimd.test");
+    let url_for = |resource: &str| {
+        let (_, challenge) = pkce_pair();
+        let mut p = env.authorize_params(&id, &redirect, &challenge);
+        for (k, v) in &mut p {
+            if k == "resource" {
+                *v = env.url(resource);
+            }
+        }
+        env.authorize_url(&p)
+    };
+    let b = env.browser();
+    let loc = b.login_and_consent(&url_for("/mcp"), true, true).await;
+    assert_code_redirect(&env, &loc);
+    let page = b.get(&url_for("/mcp")).await;
+    assert_eq!(
+        page.status,
+        StatusCode::FOUND,
+        "remembered for /mcp: {}",
+        page.body
+    );
+    let page = b.get(&url_for("/admin")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.form().unwrap().has("decision"),
+        "consent asked again for /admin"
+    );
+}

@@ -88,6 +88,7 @@ pub fn consent(subject: &str, client_id: &str, expires_at: SystemTime) -> Consen
         client_id: client_id.into(),
         approved: true,
         scope: "mcp".into(),
+        resource: Some("https://as.example/mcp".into()),
         redirect_uri: "127.0.0.1".into(),
         document_hash: Some("abc".into()),
         decided_at: stamp(),
