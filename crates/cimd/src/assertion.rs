@@ -162,8 +162,9 @@ pub struct VerifiedAssertion {
 pub struct UnrecordedAssertion {
     /// The verified assertion (its `jti` not yet recorded).
     pub assertion: VerifiedAssertion,
-    /// Until when the `jti` must be remembered: `exp` + the allowed clock skew, the same time
-    /// the verifier itself records it until.
+    /// Until when the `jti` must be remembered: one second past `exp` + the allowed clock skew
+    /// (the last instant the assertion is accepted), the same time the verifier itself records
+    /// it until.
     pub keep_until: SystemTime,
 }
 
@@ -201,7 +202,21 @@ fn unix_secs(t: SystemTime) -> i64 {
 }
 
 fn from_unix_secs(secs: i64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+    let secs = Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    SystemTime::UNIX_EPOCH
+        .checked_add(secs)
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// How long an assertion's `jti` must be remembered: for as long as the assertion is accepted.
+/// Claims are judged in whole seconds (`exp + skew ≥ floor(now)`), so an assertion is accepted
+/// until one second past `exp + skew`; remembering it only until `exp + skew` left a one-second
+/// window in which it could be used again (review finding F-assert-1). Saturates instead of
+/// overflowing for an absurd `exp`.
+fn replay_keep_until(exp: i64, skew: Duration) -> SystemTime {
+    let base = from_unix_secs(exp);
+    base.checked_add(skew + Duration::from_secs(1))
+        .unwrap_or(base)
 }
 
 impl AssertionVerifier {
@@ -330,7 +345,7 @@ impl AssertionVerifier {
         let checked = claims::check(&payload, &rules)?;
 
         // Last step: only a genuine, valid assertion may use up its jti.
-        let keep_until = from_unix_secs(checked.exp) + self.cfg.skew;
+        let keep_until = replay_keep_until(checked.exp, self.cfg.skew);
         if mode == ReplayMode::Record
             && !self
                 .replay

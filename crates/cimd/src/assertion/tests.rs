@@ -584,3 +584,20 @@ async fn deferred_mode_rejects_forged_and_invalid_assertions() {
     assert!(deferred(hs).await.is_err(), "HMAC refused");
     assert_eq!(counting.calls(), 0);
 }
+
+/// Review finding F-assert-1: claims are judged in whole seconds, so an assertion is accepted
+/// until one second past `exp + skew`; its `jti` must be remembered at least that long. An
+/// absurd `exp` saturates instead of panicking.
+#[test]
+fn jti_is_remembered_for_as_long_as_the_assertion_is_accepted() {
+    let skew = Duration::from_secs(30);
+    let keep = super::replay_keep_until(1_000, skew);
+    let last_accepted = SystemTime::UNIX_EPOCH + Duration::from_millis(1_030_999);
+    assert!(keep > last_accepted, "{keep:?}");
+    assert_eq!(keep, SystemTime::UNIX_EPOCH + Duration::from_secs(1_031));
+    let _ = super::replay_keep_until(i64::MAX, Duration::from_secs(u64::MAX / 2));
+    assert_eq!(
+        super::replay_keep_until(-5, skew),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(31)
+    );
+}
