@@ -282,11 +282,40 @@ pub fn error_redirect(
     state: Option<&str>,
     issuer: &str,
 ) -> Response {
+    if !error_redirect_allowed(redirect_uri) {
+        // No automatic hop to an arbitrary protocol handler (review finding M7): the error is
+        // shown here instead.
+        return ErrorPage::from_oauth(
+            e,
+            "The application asked to be sent back through a kind of link this server only \
+             follows after a sign-in; go back to the application and try again.",
+        )
+        .respond(false);
+    }
     let params = [
         ("error", e.code.as_str()),
         ("error_description", e.description.as_str()),
     ];
     client_redirect(redirect_uri, &params, state, issuer)
+}
+
+/// Whether an error may be sent to `redirect_uri` without the user's involvement: `http`,
+/// `https`, or a private-use scheme in the reverse-DNS form RFC 8252 §7.1 requires of native apps
+/// (`com.example.app:`); any other scheme (`ms-msdt:`, `search-ms:`, `intent:` …) gets the error
+/// page (RFC 9700 §4.11.2, open redirectors).
+pub fn error_redirect_allowed(redirect_uri: &str) -> bool {
+    let scheme = redirect_uri
+        .split_once(':')
+        .map_or("", |(s, _)| s)
+        .to_ascii_lowercase();
+    matches!(scheme.as_str(), "http" | "https")
+        || (scheme.contains('.')
+            && scheme.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }))
 }
 
 /// Whether the caller prefers JSON (an API client, not a browser).
@@ -312,6 +341,25 @@ mod tests {
         );
         assert_eq!(t.chars().count(), MAX_HOST_CHARS);
         assert_eq!(truncate_host("cimd.test"), "cimd.test");
+    }
+
+    #[test]
+    fn errors_are_redirected_only_to_web_and_reverse_dns_app_schemes() {
+        let cases = [
+            ("https://app.example/cb", true),
+            ("http://127.0.0.1:8080/cb", true),
+            ("com.example.app:/cb", true),
+            ("com.example.app://cb", true),
+            ("ms-msdt:/id", false),
+            ("search-ms:query=x", false),
+            ("intent://x#Intent;end", false),
+            ("myapp:/cb", false),
+            ("com..example:/cb", false),
+            ("", false),
+        ];
+        for (uri, ok) in cases {
+            assert_eq!(error_redirect_allowed(uri), ok, "{uri}");
+        }
     }
 
     #[test]

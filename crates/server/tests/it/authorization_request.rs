@@ -361,3 +361,30 @@ async fn cookies_drop_secure_and_host_prefix_on_http_loopback() {
         );
     }
 }
+
+/// An error after the redirect URI is verified is sent back to it only when it is `http`,
+/// `https` or a reverse-DNS app scheme (review finding M7): anyone can publish a client whose
+/// registered redirect is a protocol handler, and an error needs no user interaction.
+#[tokio::test]
+async fn errors_are_never_auto_redirected_to_other_protocol_handlers() {
+    let env = TestEnv::start().await;
+    let (_, challenge) = pkce_pair();
+    for (name, redirect, redirected) in [
+        ("handler", "ms-msdt:/id", false),
+        ("short-scheme", "myapp:/cb", false),
+        ("native", "com.example.app:/cb", true),
+    ] {
+        let client_id = env.publish_client(name, serde_json::json!({"redirect_uris": [redirect]}));
+        let params = env.authorize_params(&client_id, redirect, &challenge);
+        let page = env
+            .browser()
+            .get(&env.authorize_url(&with(&params, "response_type", Some("token"))))
+            .await;
+        if redirected {
+            assert_eq!(page.status, StatusCode::FOUND, "{name}: {}", page.body);
+            assert!(page.location().unwrap().starts_with(redirect), "{name}");
+        } else {
+            assert_error_page(&page, StatusCode::BAD_REQUEST, "response_type");
+        }
+    }
+}
