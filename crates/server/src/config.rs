@@ -98,6 +98,11 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The externally visible base URL; also the issuer identifier (RFC 8414).
     pub public_url: Url,
+    /// Load balancers and reverse proxies in front of cimdgate (CIDRs, e.g. `["10.0.0.0/8"]`).
+    /// A request from one of them is attributed to the address it names in
+    /// `X-Forwarded-For` (the right-most one not itself a trusted proxy), so per-client rate
+    /// limits work behind them; from anyone else the header is ignored. Default: none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerConfig {
@@ -106,6 +111,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             // The literal is a valid URL; parsing cannot fail.
             public_url: Url::parse("http://127.0.0.1:8080").unwrap_or_else(|_| unreachable!()),
+            trusted_proxies: Vec::new(),
         }
     }
 }

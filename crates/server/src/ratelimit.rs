@@ -82,6 +82,9 @@ impl RateLimits {
 
     /// Count one request from `ip`.
     pub async fn check_ip(&self, ip: IpAddr) -> Result<(), OAuthError> {
+        // One IPv6 subscriber usually holds a whole /64: counting each address apart would let
+        // one client rotate through 2^64 budgets.
+        let ip = rate_key(ip);
         let refuse = || {
             Err(OAuthError::rate_limited(format!(
                 "too many requests from {ip}; slow down"
@@ -99,6 +102,34 @@ impl RateLimits {
             return refuse();
         }
         Ok(())
+    }
+
+    /// The address a request comes from: the connection's peer, or — when the peer is a trusted
+    /// proxy (`server.trusted_proxies`) — the right-most `X-Forwarded-For` address that is not
+    /// itself a trusted proxy. Anything unparsable ends the walk at the last trusted hop.
+    pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[ipnet::IpNet]) -> IpAddr {
+        let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+        if !is_trusted(&peer) {
+            return peer;
+        }
+        let mut client = peer;
+        let hops = forwarded_for
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for hop in hops.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !is_trusted(&ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
     }
 
     /// Count one request that can trigger a fetch for a client_id host. Requests for client_ids
@@ -135,6 +166,17 @@ impl RateLimits {
         if let Some(l) = &self.per_client_host {
             l.retain_recent();
             l.shrink_to_fit();
+        }
+    }
+}
+
+/// The key an address is counted under: IPv4 as is, IPv6 by its /64.
+pub fn rate_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
         }
     }
 }
@@ -183,6 +225,56 @@ mod tests {
         assert_eq!(allowed, 4, "the unknown-client budget is used up");
         assert!(limits.check_client_host("app.test", true).await.is_ok());
         assert!(limits.check_client_host("other.test", false).await.is_ok());
+    }
+
+    #[test]
+    fn the_client_address_behind_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // (peer, X-Forwarded-For values, counted as)
+        let cases: [(&str, &[&str], &str); 7] = [
+            ("203.0.113.5", &[], "203.0.113.5"),
+            // Not from a trusted proxy: the header is the client's own word, ignored.
+            ("203.0.113.5", &["198.51.100.1"], "203.0.113.5"),
+            ("10.0.0.2", &["198.51.100.1"], "198.51.100.1"),
+            // A client-sent prefix before the proxy's own entry changes nothing.
+            ("10.0.0.2", &["1.1.1.1, 198.51.100.1"], "198.51.100.1"),
+            ("10.0.0.2", &["198.51.100.1", "10.0.0.7"], "198.51.100.1"),
+            ("10.0.0.2", &["garbage"], "10.0.0.2"),
+            ("10.0.0.2", &[], "10.0.0.2"),
+        ];
+        for (peer, xff, want) in cases {
+            assert_eq!(
+                RateLimits::client_ip(ip(peer), xff, &trusted),
+                ip(want),
+                "{peer} {xff:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn ipv6_addresses_are_counted_by_their_64() {
+        let limits = RateLimits::new(&LimitsConfig {
+            per_ip_per_second: 1,
+            per_client_host_per_second: 0,
+            ..LimitsConfig::default()
+        });
+        let mut allowed = 0;
+        for i in 0..10u16 {
+            let ip: IpAddr = format!("2001:db8:1:2::{i:x}").parse().unwrap();
+            allowed += usize::from(limits.check_ip(ip).await.is_ok());
+        }
+        assert_eq!(allowed, 2, "one /64, one budget");
+        assert!(
+            limits
+                .check_ip("2001:db8:1:3::1".parse().unwrap())
+                .await
+                .is_ok()
+        );
+        assert_eq!(
+            rate_key("192.0.2.1".parse().unwrap()),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[tokio::test]

@@ -116,6 +116,21 @@ impl Services {
         }
     }
 
+    /// The address a request comes from, for rate limits: the peer, or behind a trusted proxy
+    /// the address it forwarded for (see [`RateLimits::client_ip`]).
+    pub fn client_ip(&self, peer: std::net::IpAddr, headers: &http::HeaderMap) -> std::net::IpAddr {
+        let trusted = &self.config.server.trusted_proxies;
+        if trusted.is_empty() {
+            return peer;
+        }
+        let forwarded: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        RateLimits::client_ip(peer, &forwarded, trusted)
+    }
+
     /// Every scope any resource offers (metadata `scopes_supported`).
     pub fn all_scopes(&self) -> Scopes {
         Scopes::from_tokens(self.resources.iter().flat_map(|r| r.scopes.iter()))

@@ -112,7 +112,8 @@ pub async fn limit_per_ip(
     req: Request,
     next: Next,
 ) -> Response {
-    match ctx.services.limits.check_ip(peer.ip()).await {
+    let ip = ctx.services.client_ip(peer.ip(), req.headers());
+    match ctx.services.limits.check_ip(ip).await {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     }

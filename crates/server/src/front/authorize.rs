@@ -92,7 +92,7 @@ pub async fn get_authorize(
     let json = wants_json(&headers);
     let services = &ctx.services;
     let p = Params::parse(query.as_deref());
-    if let Err(page) = check_rate_limit(services, peer.ip()).await {
+    if let Err(page) = check_rate_limit(services, services.client_ip(peer.ip(), &headers)).await {
         return page.respond(json);
     }
     let client = match check_client(services, p.client_id.as_deref(), &p.repeated).await {

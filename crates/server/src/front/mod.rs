@@ -60,7 +60,8 @@ async fn post_authorize(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(page) = check_rate_limit(&ctx.services, peer.ip()).await {
+    let ip = ctx.services.client_ip(peer.ip(), &headers);
+    if let Err(page) = check_rate_limit(&ctx.services, ip).await {
         return page.respond(false);
     }
     if let Err(page) = check_same_origin(&headers, &ctx.origin) {

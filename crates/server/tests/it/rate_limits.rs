@@ -31,3 +31,49 @@ async fn token_and_revoke_are_rate_limited_per_source_ip() {
         "the same address is still over its limit: {body}"
     );
 }
+
+/// POST `/token` with an `X-Forwarded-For` header; the status.
+async fn token_from(env: &TestEnv, forwarded_for: &str) -> u16 {
+    common::http_client()
+        .post(env.url("/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-forwarded-for", forwarded_for)
+        .body("grant_type=authorization_code")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Behind a load balancer every request comes from its address: with `server.trusted_proxies`
+/// each client is counted by the address the proxy forwarded for (review finding M1); without
+/// it, `X-Forwarded-For` is the client's own word and changes nothing.
+#[tokio::test]
+async fn behind_a_trusted_proxy_clients_are_counted_apart() {
+    let behind = TestEnv::start_with(|c| {
+        c.limits.per_ip_per_second = 1;
+        c.server.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let mut last = 0;
+    for _ in 0..3 {
+        last = token_from(&behind, "198.51.100.1").await;
+    }
+    assert_eq!(last, 429, "one client over its limit");
+    assert_ne!(
+        token_from(&behind, "198.51.100.2").await,
+        429,
+        "another client is not"
+    );
+
+    let direct = TestEnv::start_with(|c| c.limits.per_ip_per_second = 1).await;
+    let mut last = 0;
+    for i in 0..3 {
+        last = token_from(&direct, &format!("198.51.100.{i}")).await;
+    }
+    assert_eq!(
+        last, 429,
+        "an untrusted X-Forwarded-For does not split the budget"
+    );
+}
