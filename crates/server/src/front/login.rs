@@ -22,7 +22,11 @@ use crate::clients::Client;
 use crate::error::ErrorCode;
 use crate::grant::{PENDING_TTL_SECS, PendingAuth};
 use crate::identity::Identity;
+use crate::identity::local::{Login, PasswordError};
 use crate::seal::Purpose;
+
+/// Longest username written to an audit event.
+const MAX_LOGGED_USERNAME_CHARS: usize = 64;
 
 /// CSRF purpose label of the login form.
 pub const CSRF_LOGIN: &str = "login";
@@ -87,23 +91,45 @@ pub async fn submit(
     };
     let username = form.get("username").map(String::as_str).unwrap_or("");
     let password = form.get("password").map(String::as_str).unwrap_or("");
-    let user = match users.verify(username, password).await {
-        Ok(u) => u,
+    // The username as logged: bounded, so a login form cannot write megabytes into the log.
+    let logged: String = username.chars().take(MAX_LOGGED_USERNAME_CHARS).collect();
+    let user = match users.login(username, password).await {
+        Ok(Login::Ok(u)) => u,
+        Ok(Login::Refused) => {
+            audit!(event = "login_failed", client_id = %pending.client_id, username = %logged,
+                reason = "bad_credentials");
+            return page(
+                ctx,
+                &client,
+                &pending,
+                Some("Incorrect username or password."),
+                username,
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+        Ok(Login::Throttled { retry_after_secs }) => {
+            audit!(event = "login_failed", client_id = %pending.client_id, username = %logged,
+                reason = "throttled", retry_after_secs = retry_after_secs);
+            let message = format!(
+                "Too many failed sign-ins for this username. Try again in {retry_after_secs} \
+                 seconds."
+            );
+            return page(
+                ctx,
+                &client,
+                &pending,
+                Some(&message),
+                username,
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+        }
         Err(e) => {
-            tracing::error!(error = %e, "password verification failed");
+            // Busy is load, not a fault: no error log line per refused attempt.
+            if !matches!(e, PasswordError::Busy) {
+                tracing::error!(error = %e, "password verification failed");
+            }
             return ErrorPage::server_fault("check your password").respond(false);
         }
-    };
-    let Some(user) = user else {
-        audit!(event = "login_failed", client_id = %pending.client_id, reason = "bad_credentials");
-        return page(
-            ctx,
-            &client,
-            &pending,
-            Some("Incorrect username or password."),
-            username,
-            StatusCode::UNAUTHORIZED,
-        );
     };
     let session = Session {
         sid: crate::rand::token(16),

@@ -5,9 +5,19 @@
 //! async executor. An unknown username is verified against a dummy hash with the same cost
 //! parameters, so the response time does not reveal which usernames exist; the caller shows
 //! one message for both cases (no user enumeration).
+//!
+//! Against guessing and exhaustion (review finding M2):
+//! - **per-username back-off** ([`LoginThrottle`]): after [`FREE_FAILURES`] failures in a row a
+//!   username must wait, doubling from one second up to [`MAX_BACKOFF_SECS`]; while it waits no
+//!   password is checked. Known and unknown usernames are treated alike (no enumeration). The
+//!   count is per instance; a success resets it;
+//! - **bounded hashing**: at most [`max_concurrent_hashes`] argon2 computations run at once; a
+//!   request that cannot start one within [`HASH_QUEUE_WAIT`] is refused as busy instead of
+//!   queueing memory and CPU without bound.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -24,6 +34,83 @@ pub struct LocalIdentity {
     pub name: Option<String>,
 }
 
+/// Failures in a row a username may have before it must wait.
+pub const FREE_FAILURES: u32 = 5;
+/// Longest wait imposed on one username.
+pub const MAX_BACKOFF_SECS: u64 = 15 * 60;
+/// Usernames tracked by the throttle (least recently failed ones are forgotten first).
+const THROTTLE_CAPACITY: u64 = 100_000;
+/// Longest wait for a free argon2 slot before the login is refused as busy.
+pub const HASH_QUEUE_WAIT: Duration = Duration::from_secs(2);
+
+/// Argon2 computations allowed at once: two per CPU (each uses one core and ~19 MiB).
+pub fn max_concurrent_hashes() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+}
+
+/// The outcome of a login attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// The password is right.
+    Ok(LocalIdentity),
+    /// Wrong password or unknown user (one answer for both).
+    Refused,
+    /// Too many failures for this username: try again after this many seconds. No password
+    /// was checked.
+    Throttled {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+}
+
+/// Consecutive login failures per username, and the wait they impose.
+pub struct LoginThrottle {
+    failures: moka::sync::Cache<String, (u32, Instant)>,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        LoginThrottle {
+            failures: moka::sync::Cache::builder()
+                .max_capacity(THROTTLE_CAPACITY)
+                .time_to_idle(Duration::from_secs(MAX_BACKOFF_SECS * 2))
+                .build(),
+        }
+    }
+}
+
+impl LoginThrottle {
+    /// The wait after `failures` failures in a row.
+    pub fn backoff(failures: u32) -> Duration {
+        if failures < FREE_FAILURES {
+            return Duration::ZERO;
+        }
+        let doublings = (failures - FREE_FAILURES).min(20);
+        Duration::from_secs((1u64 << doublings).min(MAX_BACKOFF_SECS))
+    }
+
+    /// Seconds `username` must still wait at `now` (0: it may try).
+    pub fn wait(&self, username: &str, now: Instant) -> u64 {
+        let Some((n, last)) = self.failures.get(username) else {
+            return 0;
+        };
+        let until = last + Self::backoff(n);
+        until.saturating_duration_since(now).as_secs_f64().ceil() as u64
+    }
+
+    /// Record a failure at `now`.
+    pub fn failed(&self, username: &str, now: Instant) {
+        let n = self.failures.get(username).map_or(0, |(n, _)| n);
+        self.failures
+            .insert(username.to_owned(), (n.saturating_add(1), now));
+    }
+
+    /// A success: the count starts again.
+    pub fn succeeded(&self, username: &str) {
+        self.failures.invalidate(username);
+    }
+}
+
 /// Why a password could not be hashed or checked (a server fault, not a wrong password).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PasswordError {
@@ -33,6 +120,9 @@ pub enum PasswordError {
     /// The blocking task could not run.
     #[error("password verification task failed: {0}")]
     Task(String),
+    /// Every hashing slot stayed busy for [`HASH_QUEUE_WAIT`].
+    #[error("too many sign-ins at once; try again shortly")]
+    Busy,
 }
 
 struct Entry {
@@ -46,6 +136,9 @@ pub struct LocalUsers {
     /// Cost parameters of the first configured hash (the dummy uses them).
     params: Params,
     dummy: Arc<OnceLock<String>>,
+    /// Per-username back-off.
+    pub throttle: LoginThrottle,
+    hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl LocalUsers {
@@ -79,7 +172,30 @@ impl LocalUsers {
             users: map,
             params: params.unwrap_or_default(),
             dummy: Arc::new(OnceLock::new()),
+            throttle: LoginThrottle::default(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(max_concurrent_hashes())),
         })
+    }
+
+    /// A login attempt: the back-off first (no password is checked while a username waits),
+    /// then [`LocalUsers::verify`]; failures and successes update the back-off.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Login, PasswordError> {
+        let wait = self.throttle.wait(username, Instant::now());
+        if wait > 0 {
+            return Ok(Login::Throttled {
+                retry_after_secs: wait,
+            });
+        }
+        match self.verify(username, password).await? {
+            Some(id) => {
+                self.throttle.succeeded(username);
+                Ok(Login::Ok(id))
+            }
+            None => {
+                self.throttle.failed(username, Instant::now());
+                Ok(Login::Refused)
+            }
+        }
     }
 
     /// Check `username`/`password`. `Ok(None)` for a wrong password **or** an unknown user.
@@ -93,7 +209,13 @@ impl LocalUsers {
         let params = self.params.clone();
         let dummy = Arc::clone(&self.dummy);
         let password = password.to_owned();
+        let permit =
+            tokio::time::timeout(HASH_QUEUE_WAIT, Arc::clone(&self.hashing).acquire_owned())
+                .await
+                .map_err(|_| PasswordError::Busy)?
+                .map_err(|_| PasswordError::Busy)?;
         let ok = tokio::task::spawn_blocking(move || -> Result<bool, PasswordError> {
+            let _permit = permit;
             match hash {
                 Some(h) => verify_phc(&h, &password),
                 None => {
@@ -179,6 +301,79 @@ mod tests {
                 "{user}/{pw}"
             );
         }
+    }
+
+    #[test]
+    fn backoff_doubles_after_the_free_failures_and_is_capped() {
+        let cases = [
+            (0, 0),
+            (FREE_FAILURES - 1, 0),
+            (FREE_FAILURES, 1),
+            (FREE_FAILURES + 1, 2),
+            (FREE_FAILURES + 5, 32),
+            (FREE_FAILURES + 30, MAX_BACKOFF_SECS),
+            (u32::MAX, MAX_BACKOFF_SECS),
+        ];
+        for (n, secs) in cases {
+            assert_eq!(LoginThrottle::backoff(n).as_secs(), secs, "{n} failures");
+        }
+    }
+
+    /// Review finding M2: after the free failures a username waits, and while it waits not even
+    /// the right password is checked; unknown usernames are throttled alike; success resets.
+    #[tokio::test]
+    async fn repeated_failures_throttle_the_username_not_others() {
+        let u = users();
+        for user in ["alice", "nobody"] {
+            for _ in 0..FREE_FAILURES {
+                assert_eq!(u.login(user, "wrong").await.unwrap(), Login::Refused);
+            }
+            assert!(
+                matches!(
+                    u.login(user, "pw").await.unwrap(),
+                    Login::Throttled { retry_after_secs } if retry_after_secs >= 1
+                ),
+                "{user}"
+            );
+        }
+        // Another username is unaffected.
+        let v = users();
+        assert!(matches!(
+            v.login("alice", "pw").await.unwrap(),
+            Login::Ok(_)
+        ));
+        // Once the wait is over, the right password works and resets the count.
+        let w = users();
+        for _ in 0..FREE_FAILURES {
+            let _ = w.login("alice", "wrong").await.unwrap();
+        }
+        w.throttle.failures.insert(
+            "alice".into(),
+            (FREE_FAILURES, Instant::now() - Duration::from_secs(5)),
+        );
+        assert!(matches!(
+            w.login("alice", "pw").await.unwrap(),
+            Login::Ok(_)
+        ));
+        assert_eq!(w.throttle.wait("alice", Instant::now()), 0);
+    }
+
+    /// At most `max_concurrent_hashes` argon2 runs at once: with every slot taken, a login is
+    /// refused as busy after the queue wait rather than piling up.
+    #[tokio::test]
+    async fn hashing_is_bounded() {
+        let u = users();
+        let held: Vec<_> = (0..max_concurrent_hashes())
+            .map(|_| Arc::clone(&u.hashing).try_acquire_owned().unwrap())
+            .collect();
+        let started = Instant::now();
+        assert!(matches!(
+            u.verify("alice", "pw").await,
+            Err(PasswordError::Busy)
+        ));
+        assert!(started.elapsed() >= HASH_QUEUE_WAIT);
+        drop(held);
+        assert!(u.verify("alice", "pw").await.unwrap().is_some());
     }
 
     #[test]

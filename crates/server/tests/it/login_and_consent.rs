@@ -345,3 +345,40 @@ async fn remembered_approval_is_bound_to_its_resource() {
         "consent asked again for /admin"
     );
 }
+
+/// Guessing one username's password is slowed down (review finding M2): after five failures in
+/// a row the username must wait — even the right password is not checked meanwhile — while
+/// other usernames are unaffected.
+#[tokio::test]
+async fn repeated_wrong_passwords_make_the_username_wait() {
+    let env = TestEnv::start().await;
+    let id = env.publish_client("app", serde_json::json!({}));
+    let url = authorize_url(&env, &id, &TestEnv::default_redirect("cimd.test"));
+    let b = env.browser();
+    let login = b.get(&url).await;
+    let form = login.form().unwrap();
+    for _ in 0..5 {
+        let page = b
+            .submit(&form, &[("username", "alice"), ("password", "wrong")])
+            .await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
+    }
+    let page = b
+        .submit(&form, &[("username", "alice"), ("password", "password")])
+        .await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
+    assert!(page.body.contains("Try again in"), "{}", page.body);
+    assert!(
+        !b.cookies().contains_key("cimdgate_session"),
+        "not signed in"
+    );
+    let page = b
+        .submit(&form, &[("username", "bob"), ("password", "wrong")])
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNAUTHORIZED,
+        "another username: {}",
+        page.body
+    );
+}
