@@ -187,6 +187,7 @@ scopes = ["mcp"]
                     family_id: URL_SAFE_NO_PAD.encode(rand_bytes()),
                     document: None,
                     idp_ref: None,
+                    created_at: None,
                 },
                 redirect_uri: REDIRECT.into(),
                 code_challenge: challenge,

@@ -57,7 +57,11 @@ impl App {
         );
         let identity = Arc::new(Identity::from_config(&services.config, &services.issuer)?);
         let front = Arc::new(FrontCtx::new(services.clone(), identity.clone()));
-        let back = Arc::new(BackCtx::new(services.clone(), tokens.clone()));
+        let back = Arc::new(BackCtx::new(
+            services.clone(),
+            tokens.clone(),
+            identity.clone(),
+        ));
         let gateway = Arc::new(build_gateway(&services, &tokens, &identity)?);
         Ok(App {
             services,

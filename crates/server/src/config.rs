@@ -433,6 +433,9 @@ pub struct TokenConfig {
     pub access_token_ttl_secs: u64,
     /// Refresh-token lifetime, seconds.
     pub refresh_token_ttl_secs: u64,
+    /// Longest life of a whole grant (a refresh-token family), seconds, however often it is
+    /// refreshed (default 90 days): then the user signs in again.
+    pub grant_lifetime_secs: u64,
     /// Authorization-code lifetime, seconds (≤ 60).
     pub code_ttl_secs: u64,
     /// Signing algorithm for generated keys.
@@ -446,6 +449,7 @@ impl Default for TokenConfig {
         TokenConfig {
             access_token_ttl_secs: 3600,
             refresh_token_ttl_secs: 30 * 24 * 3600,
+            grant_lifetime_secs: 90 * 24 * 3600,
             code_ttl_secs: 60,
             signing_alg: SigningAlg::EdDSA,
             signing_key_file: None,

@@ -42,6 +42,7 @@ fn grant() -> Grant {
             auth_method: "none".into(),
         }),
         idp_ref: None,
+        created_at: None,
     }
 }
 

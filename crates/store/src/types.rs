@@ -223,6 +223,10 @@ pub struct Grant {
     pub document: Option<DocumentBinding>,
     /// Reference to the user's sealed IdP tokens, after an IdP sign-in.
     pub idp_ref: Option<String>,
+    /// When the user approved it: the grant ends a fixed time after this, however often it is
+    /// refreshed. `None` for grants stored before this was recorded.
+    #[serde(default, with = "unix_secs_opt")]
+    pub created_at: Option<SystemTime>,
 }
 
 /// The CIMD document a grant was approved with: its digest, and the part of it a changed
@@ -358,6 +362,7 @@ mod legacy {
                     auth_method,
                 }),
                 idp_ref: self.upstream_ref,
+                created_at: None,
             })
         }
     }
@@ -485,6 +490,26 @@ pub struct SeenClient {
     /// Last time seen.
     #[serde(with = "unix_secs")]
     pub last_seen: SystemTime,
+}
+
+/// [`unix_secs`] for an `Option<SystemTime>`.
+pub mod unix_secs_opt {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialise.
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_some(&t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Deserialise.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(|secs| UNIX_EPOCH + Duration::from_secs(secs)))
+    }
 }
 
 /// Serialise `SystemTime` as whole seconds since the Unix epoch (times before 1970 clamp to 0).

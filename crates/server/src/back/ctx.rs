@@ -5,6 +5,7 @@ use std::sync::Arc;
 use cimd::assertion::{AssertionConfig, AssertionVerifier};
 
 use super::metadata::Documents;
+use crate::identity::Identity;
 use crate::services::Services;
 use crate::store_adapters::StoreReplay;
 use crate::tokens::Tokens;
@@ -15,6 +16,8 @@ pub struct BackCtx {
     pub services: Arc<Services>,
     /// Token signing, issuing and verification.
     pub tokens: Arc<Tokens>,
+    /// Who may sign in (a refresh checks the user still may).
+    pub identity: Arc<Identity>,
     /// `private_key_jwt` verifier (audiences: the token endpoint as advertised and the issuer;
     /// `jti` replay records shared through the store).
     pub verifier: AssertionVerifier,
@@ -23,8 +26,9 @@ pub struct BackCtx {
 }
 
 impl BackCtx {
-    /// The context for `services` and `tokens`: the assertion verifier and the documents.
-    pub fn new(services: Arc<Services>, tokens: Arc<Tokens>) -> Self {
+    /// The context for `services`, `tokens` and `identity`: the assertion verifier and the
+    /// documents.
+    pub fn new(services: Arc<Services>, tokens: Arc<Tokens>, identity: Arc<Identity>) -> Self {
         let verifier = AssertionVerifier::new(
             AssertionConfig::new([services.endpoints.token.clone(), services.issuer.clone()]),
             services.fetcher.clone(),
@@ -34,6 +38,7 @@ impl BackCtx {
         BackCtx {
             services,
             tokens,
+            identity,
             verifier,
             documents,
         }

@@ -4,9 +4,9 @@
 //! Ordered checks (client already authenticated by `/token`):
 //!
 //! ```text
-//! check_refresh_params → lookup_refresh → check_refresh_client → resource::check_bound →
-//!   scopes::narrow → check_refresh_allowed → check_document_change → check_idp_sign_in →
-//!   Tokens::prepare → rotate → respond
+//! check_refresh_params → lookup_refresh → check_refresh_client → check_grant_age →
+//!   check_user → resource::check_bound → scopes::narrow → check_refresh_allowed →
+//!   check_document_change → check_idp_sign_in → Tokens::prepare → rotate → respond
 //! ```
 //!
 //! The client check happens on a read (`get_refresh`) **before** the token is rotated, so a
@@ -17,7 +17,7 @@
 
 use std::time::SystemTime;
 
-use cimdgate_store::{RefreshRecord, RefreshRotation, SpentRefresh, TokenHash};
+use cimdgate_store::{Grant, RefreshRecord, RefreshRotation, SpentRefresh, TokenHash};
 
 use super::ctx::BackCtx;
 use super::form::Params;
@@ -26,6 +26,7 @@ use crate::clients::Client;
 use crate::error::OAuthError;
 use crate::grant::binding::check_document_change;
 use crate::grant::{resource, scopes};
+use crate::identity::Identity;
 
 const REUSE: &str = "refresh token reuse detected; the token family has been revoked";
 
@@ -39,6 +40,12 @@ pub async fn refresh_grant(
     let record = lookup_refresh(ctx, client, &old).await?;
     let grant = &record.grant;
     check_refresh_client(&record, client)?;
+    check_grant_age(
+        grant,
+        SystemTime::now(),
+        ctx.services.config.tokens.grant_lifetime_secs,
+    )?;
+    check_user(&ctx.identity, grant)?;
     resource::check_bound(&grant.resource, params.get("resource"))?;
     let scope = scopes::narrow(&grant.scope, params.get("scope"))?;
     check_refresh_allowed(client)?;
@@ -94,6 +101,37 @@ async fn check_idp_sign_in(ctx: &BackCtx, record: &RefreshRecord) -> Result<(), 
         ));
     }
     Ok(())
+}
+
+/// `check_grant_age`: a grant ends `grant_lifetime_secs` after the user approved it, however often
+/// it was refreshed (review finding M3: families used to slide forever). Grants stored before
+/// the approval time was recorded carry none and are not limited.
+pub fn check_grant_age(
+    grant: &Grant,
+    now: SystemTime,
+    lifetime_secs: u64,
+) -> Result<(), OAuthError> {
+    match grant.created_at {
+        Some(created) if crate::time::after(created, lifetime_secs) <= now => {
+            Err(OAuthError::invalid_grant(format!(
+                "this sign-in is older than {} days; sign in again",
+                lifetime_secs / 86_400
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `check_user`: with local users, the user must still be configured (a removed user's grants
+/// end at their next refresh). With an identity provider the provider decides, at the next
+/// sign-in or when forwarded tokens are renewed.
+pub fn check_user(identity: &Identity, grant: &Grant) -> Result<(), OAuthError> {
+    match identity {
+        Identity::Local(users) if !users.exists(&grant.subject) => Err(OAuthError::invalid_grant(
+            "the user this grant was given by no longer exists",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `check_refresh_params`: `refresh_token` is required.
@@ -160,5 +198,64 @@ pub fn check_refresh_allowed(client: &Client) -> Result<(), OAuthError> {
             "client {} is not allowed the refresh_token grant",
             client.client_id()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    use cimdgate_store::{ClientKind, Scopes};
+
+    use crate::config::LocalUser;
+    use crate::identity::local::{LocalUsers, hash_password};
+
+    fn grant(created_at: Option<SystemTime>, subject: &str) -> Grant {
+        Grant {
+            client_id: "https://c.test/x".into(),
+            client_kind: ClientKind::Cimd,
+            subject: subject.into(),
+            scope: Scopes::parse("mcp"),
+            resource: "http://r/mcp".into(),
+            family_id: "f".into(),
+            document: None,
+            idp_ref: None,
+            created_at,
+        }
+    }
+
+    #[test]
+    fn a_grant_ends_its_lifetime_after_approval_however_often_refreshed() {
+        let now = SystemTime::now();
+        let day = Duration::from_secs(86_400);
+        let life = 90 * 86_400;
+        let cases = [
+            (Some(now - 89 * day), true),
+            (Some(now - 90 * day), false),
+            (Some(now - 400 * day), false),
+            (None, true),
+        ];
+        for (created, ok) in cases {
+            let got = check_grant_age(&grant(created, "alice"), now, life);
+            assert_eq!(got.is_ok(), ok, "{created:?}");
+            if let Err(e) = got {
+                assert_eq!(e.code, crate::error::ErrorCode::InvalidGrant);
+            }
+        }
+    }
+
+    #[test]
+    fn a_removed_local_user_cannot_refresh() {
+        let users = LocalUsers::new(&[LocalUser {
+            username: "alice".into(),
+            password_hash: hash_password("pw").unwrap().into(),
+            name: None,
+        }])
+        .unwrap();
+        let identity = Identity::Local(users);
+        assert!(check_user(&identity, &grant(None, "alice")).is_ok());
+        let e = check_user(&identity, &grant(None, "mallory")).unwrap_err();
+        assert_eq!(e.code, crate::error::ErrorCode::InvalidGrant);
     }
 }

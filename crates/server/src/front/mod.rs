@@ -1,6 +1,6 @@
 //! Browser-facing endpoints: `GET /authorize` ([`authorize`]), the login and consent forms
-//! posted back to `POST /authorize` ([`login`], [`consent`]), and the identity provider's
-//! callback ([`idp_callback`]).
+//! posted back to `POST /authorize` ([`login`], [`consent`]), the identity provider's
+//! callback ([`idp_callback`]) and the end of a browser sign-in ([`logout`]).
 //!
 //! State between steps lives in the browser, sealed (`crate::seal`): the pending authorization
 //! request rides in a hidden form field, the user session and an IdP sign-in in cookies
@@ -23,6 +23,7 @@ pub mod ctx;
 pub mod flow;
 pub mod idp_callback;
 pub mod login;
+pub mod logout;
 pub mod pages;
 pub mod session;
 
@@ -42,7 +43,7 @@ use checks::{check_rate_limit, check_same_origin};
 pub use ctx::FrontCtx;
 use pages::ErrorPage;
 
-/// Routes: `GET/POST /authorize`, `GET /upstream/callback`.
+/// Routes: `GET/POST /authorize`, `GET /upstream/callback`, `GET/POST /logout`.
 pub fn routes(ctx: Arc<FrontCtx>) -> Router {
     Router::new()
         .route(
@@ -50,6 +51,7 @@ pub fn routes(ctx: Arc<FrontCtx>) -> Router {
             get(authorize::get_authorize).post(post_authorize),
         )
         .route(CALLBACK_PATH, get(idp_callback::callback))
+        .route("/logout", get(logout::page).post(logout::submit))
         .with_state(ctx)
 }
 

@@ -79,6 +79,7 @@ pub fn new_grant(client: &Client, pending: &PendingAuth, approver: &Approver<'_>
         family_id: crate::rand::token(16),
         document: client.document_binding(),
         idp_ref: approver.idp_ref.map(str::to_owned),
+        created_at: Some(SystemTime::now()),
     }
 }
 

@@ -177,6 +177,11 @@ impl LocalUsers {
         })
     }
 
+    /// Whether `username` is (still) a configured user.
+    pub fn exists(&self, username: &str) -> bool {
+        self.users.contains_key(username)
+    }
+
     /// A login attempt: the back-off first (no password is checked while a username waits),
     /// then [`LocalUsers::verify`]; failures and successes update the back-off.
     pub async fn login(&self, username: &str, password: &str) -> Result<Login, PasswordError> {

@@ -113,12 +113,20 @@ struct Drive {
     consent_text: String,
     final_url: String,
     final_text: String,
+    /// The page after pressing "Sign out" (only when a logout URL was given).
+    logout_text: Option<String>,
     screenshots: Vec<PathBuf>,
 }
 
 /// Run drive.js (blocking; call from `spawn_blocking`): kill it by PID after
 /// [`DRIVE_TIMEOUT`]; panic with its stderr on failure.
-fn run_drive(authorize_url: &str, callback: &str, decision: &str, shot_dir: &Path) -> Drive {
+fn run_drive(
+    authorize_url: &str,
+    callback: &str,
+    decision: &str,
+    logout_url: Option<&str>,
+    shot_dir: &Path,
+) -> Drive {
     ensure_browser();
     let _ = std::fs::remove_dir_all(shot_dir);
     let mut cmd = Command::new("node");
@@ -131,6 +139,9 @@ fn run_drive(authorize_url: &str, callback: &str, decision: &str, shot_dir: &Pat
         .env("SCREENSHOT_DIR", shot_dir)
         .env("CHROMIUM", CHROMIUM)
         .env("STEP_TIMEOUT_MS", STEP_TIMEOUT_MS.to_string());
+    if let Some(u) = logout_url {
+        cmd.env("LOGOUT_URL", u);
+    }
     let (status, stdout, stderr) = cimdgate_test_support::node::run_bounded(cmd, DRIVE_TIMEOUT);
     let Some(status) = status else {
         panic!("drive.js killed after {DRIVE_TIMEOUT:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
@@ -145,14 +156,21 @@ fn run_drive(authorize_url: &str, callback: &str, decision: &str, shot_dir: &Pat
     serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON from drive.js ({e}): {line}"))
 }
 
-async fn drive(authorize_url: &str, callback: &str, decision: &str, test: &str) -> Drive {
-    let (a, c, d) = (
+async fn drive(
+    authorize_url: &str,
+    callback: &str,
+    decision: &str,
+    logout_url: Option<&str>,
+    test: &str,
+) -> Drive {
+    let (a, c, d, l) = (
         authorize_url.to_owned(),
         callback.to_owned(),
         decision.to_owned(),
+        logout_url.map(str::to_owned),
     );
     let dir = target_dir().join("browser-screenshots").join(test);
-    tokio::task::spawn_blocking(move || run_drive(&a, &c, &d, &dir))
+    tokio::task::spawn_blocking(move || run_drive(&a, &c, &d, l.as_deref(), &dir))
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
@@ -216,7 +234,13 @@ fn assert_consent_seen(run: &Drive, callback: &Callback, test: &str) {
 
     let dir = target_dir().join("browser-screenshots").join(test);
     let names = ["login.png", "consent.png", "callback.png"];
-    assert_eq!(run.screenshots.len(), names.len(), "{:?}", run.screenshots);
+    let extra = if run.logout_text.is_some() { 2 } else { 0 };
+    assert_eq!(
+        run.screenshots.len(),
+        names.len() + extra,
+        "{:?}",
+        run.screenshots
+    );
     for name in names {
         let path = dir.join(name);
         assert!(
@@ -240,7 +264,7 @@ async fn browser_login_consent_approve_reaches_client_and_code_redeems() {
     let callback = Callback::start().await;
     let (id, url, verifier) = loopback_client(&env, &callback);
 
-    let run = drive(&url, &callback.url, "approve", "approve").await;
+    let run = drive(&url, &callback.url, "approve", None, "approve").await;
     assert_consent_seen(&run, &callback, "approve");
 
     let q = callback.only_hit();
@@ -272,8 +296,20 @@ async fn browser_deny_reaches_client_with_access_denied() {
     let callback = Callback::start().await;
     let (_, url, _) = loopback_client(&env, &callback);
 
-    let run = drive(&url, &callback.url, "deny", "deny").await;
+    // Then sign out on the sign-out page (review finding M3), as a person would.
+    let logout = env.url("/logout");
+    let run = drive(&url, &callback.url, "deny", Some(&logout), "deny").await;
     assert_consent_seen(&run, &callback, "deny");
+    let signed_out = run.logout_text.as_deref().unwrap_or_default();
+    assert!(signed_out.contains("You are signed out"), "{signed_out}");
+    for name in ["logout.png", "signed-out.png"] {
+        assert_png(
+            &target_dir()
+                .join("browser-screenshots")
+                .join("deny")
+                .join(name),
+        );
+    }
 
     let q = callback.only_hit();
     assert_eq!(

@@ -382,3 +382,37 @@ async fn repeated_wrong_passwords_make_the_username_wait() {
         page.body
     );
 }
+
+/// A browser's sign-in can be ended (review finding M3): `/logout` shows who is signed in,
+/// its form (same-origin, CSRF-bound) deletes the session, and the next sign-in asks for the
+/// password again. A post without the form's token is refused.
+#[tokio::test]
+async fn logout_ends_the_browser_sign_in() {
+    let env = TestEnv::start().await;
+    let id = env.publish_client("app", serde_json::json!({}));
+    let url = authorize_url(&env, &id, &TestEnv::default_redirect("cimd.test"));
+    let b = env.browser();
+    let _ = b.login_and_consent(&url, true, false).await;
+    assert!(b.cookies().contains_key("cimdgate_session"));
+
+    let page = b.get(&env.url("/logout")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("alice"), "{}", page.body);
+    let form = page.form().unwrap();
+    let refused = b.submit(&form, &[("csrf", "forged")]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(
+        b.cookies().contains_key("cimdgate_session"),
+        "still signed in"
+    );
+
+    let done = b.submit(&form, &[]).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("signed out"), "{}", done.body);
+    assert!(
+        !b.cookies().contains_key("cimdgate_session"),
+        "session deleted"
+    );
+    let again = b.get(&url).await;
+    assert!(again.form().unwrap().has("password"), "login asked again");
+}

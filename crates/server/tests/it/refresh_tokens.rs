@@ -73,3 +73,37 @@ async fn refresh_scope_may_narrow_but_not_widen_and_resource_must_match() {
     let r = refresh(&env, &id, &rt, &[("scope", "mcp")]).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// A grant ends a fixed time after the user approved it, however often it is refreshed (review
+/// finding M3): an approval older than `tokens.grant_lifetime_secs` refreshes no more.
+#[tokio::test]
+async fn a_grant_older_than_its_lifetime_refreshes_no_more() {
+    let env = TestEnv::start_with(|c| c.tokens.grant_lifetime_secs = 3600).await;
+    let id = env.publish_client("app", json!({}));
+    let fresh = mint_code(&env, &id, &redirect(), |r| {
+        r.grant.created_at = Some(std::time::SystemTime::now());
+    })
+    .await;
+    let rt = exchange(&env, &fresh, &[]).await.body["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(refresh(&env, &id, &rt, &[]).await.status, 200);
+
+    let old = mint_code(&env, &id, &redirect(), |r| {
+        r.grant.created_at =
+            Some(std::time::SystemTime::now() - std::time::Duration::from_secs(3601));
+    })
+    .await;
+    let rt = exchange(&env, &old, &[]).await.body["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = refresh(&env, &id, &rt, &[]).await;
+    r.assert_error(400, "invalid_grant");
+    assert!(
+        r.description().contains("sign in again"),
+        "{}",
+        r.description()
+    );
+}

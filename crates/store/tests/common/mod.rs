@@ -57,6 +57,7 @@ pub fn grant(family: &str, document: Option<DocumentBinding>, idp_ref: Option<&s
         family_id: family.into(),
         document,
         idp_ref: idp_ref.map(Into::into),
+        created_at: None,
     }
 }
 

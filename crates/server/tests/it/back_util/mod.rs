@@ -47,6 +47,7 @@ pub async fn mint_code(
             family_id: format!("fam-{}", cimdgate_store::hex(&rand16())),
             document: client.document_binding(),
             idp_ref: None,
+            created_at: None,
         },
         redirect_uri: redirect_uri.to_owned(),
         code_challenge: challenge,
