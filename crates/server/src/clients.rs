@@ -169,6 +169,11 @@ pub enum ClientError {
     /// CIMD is disabled on this server.
     #[error("this server does not accept Client ID Metadata Document clients")]
     CimdDisabled,
+    /// Dynamically registered clients are not accepted (`[dcr] enabled`).
+    #[error(
+        "this server does not accept dynamically registered clients; use a Client ID Metadata Document"
+    )]
+    DcrDisabled,
     /// Refused by the trust policy (never fetched).
     #[error("client {client_id} is not allowed here: {reason}")]
     Blocked {
@@ -206,9 +211,10 @@ impl ClientError {
         match (self, purpose) {
             (ClientError::RateLimited(e), _) => e.clone(),
             (ClientError::Store(e), _) => OAuthError::from(e.clone()),
-            (ClientError::Blocked { .. } | ClientError::CimdDisabled, Purpose::Authorize) => {
-                OAuthError::new(ErrorCode::UnauthorizedClient, self.to_string())
-            }
+            (
+                ClientError::Blocked { .. } | ClientError::CimdDisabled | ClientError::DcrDisabled,
+                Purpose::Authorize,
+            ) => OAuthError::new(ErrorCode::UnauthorizedClient, self.to_string()),
             (_, Purpose::Authorize) => {
                 OAuthError::invalid_client(self.to_string()).with_status(StatusCode::BAD_REQUEST)
             }
@@ -224,6 +230,9 @@ pub async fn resolve_client(
     purpose: Purpose,
 ) -> Result<Client, ClientError> {
     if !is_url_client_id(raw) {
+        if !services.config.dcr_enabled() {
+            return Err(ClientError::DcrDisabled);
+        }
         return match services.store.get_client(raw).await {
             Ok(Some(c)) => Ok(Client::Dcr(c)),
             Ok(None) => Err(ClientError::Unknown(raw.to_owned())),

@@ -88,6 +88,32 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[consent]`
     pub consent: ConsentConfig,
+    /// `[dcr]`
+    pub dcr: DcrConfig,
+}
+
+/// `[dcr]`: OAuth 2.0 Dynamic Client Registration (RFC 7591) for clients without a metadata
+/// document. Anyone can register, and a registered client is identified by nothing a user can
+/// check, so it stays outside the CIMD trust policy: it is off unless the trust policy is
+/// `open`, or the operator turns it on (review finding H2).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DcrConfig {
+    /// `true`/`false`; unset: on in `cimd.mode = "open"`, off in `allowlist`.
+    pub enabled: Option<bool>,
+    /// When set, `/register` requires `Authorization: Bearer <this token>` (RFC 7591 §3: an
+    /// initial access token). Prefer the `CIMDGATE_DCR__INITIAL_ACCESS_TOKEN` environment
+    /// variable to writing it into the file.
+    pub initial_access_token: Option<SecretString>,
+}
+
+impl Config {
+    /// Whether `/register` is served and registered clients may sign in.
+    pub fn dcr_enabled(&self) -> bool {
+        self.dcr
+            .enabled
+            .unwrap_or(self.cimd.mode == TrustMode::Open)
+    }
 }
 
 /// `[server]`

@@ -45,6 +45,8 @@ pub enum ErrorCode {
     InvalidRedirectUri,
     /// RFC 6749 §4.1.2.1: the user (or a policy) refused.
     AccessDenied,
+    /// RFC 6750 §3.1: a missing or wrong bearer token (the initial access token of RFC 7591 §3).
+    InvalidToken,
     /// RFC 6749 §4.1.2.1: overloaded, rate-limited or a dependency is down.
     TemporarilyUnavailable,
     /// RFC 6749 §4.1.2.1: a fault of this server.
@@ -66,6 +68,7 @@ impl ErrorCode {
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",
         }
@@ -75,7 +78,7 @@ impl ErrorCode {
     /// `temporarily_unavailable` with 429).
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
             ErrorCode::UnauthorizedClient | ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -203,7 +206,11 @@ impl IntoResponse for OAuthError {
         if self.status == StatusCode::UNAUTHORIZED {
             h.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"cimdgate\""),
+                HeaderValue::from_static(if self.code == ErrorCode::InvalidToken {
+                    "Bearer realm=\"cimdgate\", error=\"invalid_token\""
+                } else {
+                    "Basic realm=\"cimdgate\""
+                }),
             );
         }
         response
@@ -282,6 +289,7 @@ mod tests {
             ),
             (ErrorCode::InvalidRedirectUri, "invalid_redirect_uri", 400),
             (ErrorCode::AccessDenied, "access_denied", 403),
+            (ErrorCode::InvalidToken, "invalid_token", 401),
             (
                 ErrorCode::TemporarilyUnavailable,
                 "temporarily_unavailable",

@@ -39,7 +39,6 @@ pub fn metadata(services: &Services) -> Value {
         "issuer": services.issuer,
         "authorization_endpoint": e.authorization,
         "token_endpoint": e.token,
-        "registration_endpoint": e.registration,
         "revocation_endpoint": e.revocation,
         "jwks_uri": e.jwks,
         "response_types_supported": ["code"],
@@ -51,6 +50,9 @@ pub fn metadata(services: &Services) -> Value {
         "scopes_supported": services.all_scopes().iter().collect::<Vec<_>>(),
         "authorization_response_iss_parameter_supported": true,
     });
+    if services.config.dcr_enabled() {
+        m["registration_endpoint"] = json!(e.registration);
+    }
     if services.config.cimd.enabled {
         let algs = assertion_algs();
         m["token_endpoint_auth_signing_alg_values_supported"] = json!(algs);

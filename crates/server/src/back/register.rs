@@ -27,12 +27,19 @@ use cimdgate_store::{RegisteredClient, Scopes, TokenHash};
 use super::ctx::BackCtx;
 use super::form::NoStoreJson;
 use crate::audit;
-use crate::error::OAuthError;
+use crate::error::{ErrorCode, OAuthError};
+use crate::secret::ExposeSecret;
 use crate::services::Services;
 use crate::time::unix;
 
 /// Most redirect URIs one registration may list.
 pub const MAX_REDIRECT_URIS: usize = 20;
+/// Longest redirect URI accepted, in bytes.
+pub const MAX_REDIRECT_URI_BYTES: usize = 2048;
+/// Longest `client_name`, in characters.
+pub const MAX_CLIENT_NAME_CHARS: usize = 100;
+/// Longest `scope`, in bytes.
+pub const MAX_SCOPE_BYTES: usize = 1024;
 
 /// The RFC 7591 §2 fields we read; others are ignored.
 #[derive(Debug, Default, Deserialize)]
@@ -58,9 +65,54 @@ pub async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<NoStoreJson, OAuthError> {
+    check_enabled(&ctx.services)?;
+    check_initial_access_token(&ctx.services, &headers)?;
     let meta = parse_json(&headers, &body)?;
     let client = check_metadata(meta, &ctx.services.all_scopes())?;
     register_client(&ctx.services, client).await
+}
+
+/// `check_enabled`: registration is on (`[dcr] enabled`, by default only with an `open` trust
+/// policy).
+pub fn check_enabled(services: &Services) -> Result<(), OAuthError> {
+    if services.config.dcr_enabled() {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_request(
+            "dynamic client registration is not offered by this server; publish a Client ID \
+             Metadata Document and use its URL as client_id",
+        )
+        .with_status(StatusCode::NOT_FOUND))
+    }
+}
+
+/// `check_initial_access_token`: with `[dcr] initial_access_token` set, the request must carry
+/// it as a bearer token (RFC 7591 §3; RFC 6750 §3.1 `invalid_token` otherwise), compared in
+/// constant time.
+pub fn check_initial_access_token(
+    services: &Services,
+    headers: &HeaderMap,
+) -> Result<(), OAuthError> {
+    use subtle::ConstantTimeEq as _;
+    let Some(expected) = &services.config.dcr.initial_access_token else {
+        return Ok(());
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    let ok = presented
+        .is_some_and(|t| bool::from(t.as_bytes().ct_eq(expected.expose_secret().as_bytes())));
+    if ok {
+        Ok(())
+    } else {
+        Err(OAuthError::new(
+            ErrorCode::InvalidToken,
+            "registration needs the initial access token of this server (Authorization: Bearer)",
+        ))
+    }
 }
 
 /// `parse_json`: `application/json` object.
@@ -108,6 +160,12 @@ pub fn check_metadata(meta: Metadata, scopes: &Scopes) -> Result<CheckedMetadata
         )));
     }
     for u in &uris {
+        if u.len() > MAX_REDIRECT_URI_BYTES {
+            return Err(OAuthError::invalid_redirect_uri(format!(
+                "a redirect_uri is {} bytes long; at most {MAX_REDIRECT_URI_BYTES}",
+                u.len()
+            )));
+        }
         RedirectUri::parse(u).map_err(|e| {
             OAuthError::invalid_redirect_uri(format!("redirect_uri {u:?} is not acceptable: {e}"))
         })?;
@@ -153,7 +211,30 @@ pub fn check_metadata(meta: Metadata, scopes: &Scopes) -> Result<CheckedMetadata
             "response_type {r:?} is not supported; only code"
         )));
     }
+    // check_client_name: shown on pages as the self-declared name, so bounded and free of
+    // characters that can reorder or hide text (bidi overrides, zero-width, controls).
+    if let Some(name) = &meta.client_name {
+        if name.chars().count() > MAX_CLIENT_NAME_CHARS {
+            return Err(OAuthError::invalid_client_metadata(format!(
+                "client_name is longer than {MAX_CLIENT_NAME_CHARS} characters"
+            )));
+        }
+        if name.chars().any(is_hidden_or_control) {
+            return Err(OAuthError::invalid_client_metadata(
+                "client_name contains control, bidirectional-override or invisible characters",
+            ));
+        }
+    }
     // check_scope
+    if meta
+        .scope
+        .as_ref()
+        .is_some_and(|s| s.len() > MAX_SCOPE_BYTES)
+    {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "scope is longer than {MAX_SCOPE_BYTES} bytes"
+        )));
+    }
     if let Some(scope) = &meta.scope
         && let Some(s) = Scopes::parse(scope).first_missing_from(scopes)
     {
@@ -169,6 +250,15 @@ pub fn check_metadata(meta: Metadata, scopes: &Scopes) -> Result<CheckedMetadata
         client_name: meta.client_name.filter(|n| !n.trim().is_empty()),
         scope: meta.scope.filter(|s| !s.trim().is_empty()),
     })
+}
+
+/// Control characters, bidirectional overrides and isolates, and zero-width or other invisible
+/// format characters: what makes a displayed name read differently from what it is.
+fn is_hidden_or_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}' | '\u{061C}' | '\u{180E}')
 }
 
 async fn register_client(
@@ -244,6 +334,31 @@ mod tests {
                 Ok("client_secret_post"),
             ),
             ("no redirect", json!({}), Err("invalid_redirect_uri")),
+            (
+                "long redirect",
+                json!({"redirect_uris": [format!("https://a.example/{}", "x".repeat(2100))]}),
+                Err("invalid_redirect_uri"),
+            ),
+            (
+                "long name",
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "client_name": "n".repeat(101)}),
+                Err("invalid_client_metadata"),
+            ),
+            (
+                "bidi name",
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "client_name": "moc.buhtig\u{202E}"}),
+                Err("invalid_client_metadata"),
+            ),
+            (
+                "zero-width name",
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "client_name": "git\u{200B}hub"}),
+                Err("invalid_client_metadata"),
+            ),
+            (
+                "long scope",
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "scope": "mcp ".repeat(300)}),
+                Err("invalid_client_metadata"),
+            ),
             (
                 "empty redirect",
                 json!({"redirect_uris": []}),

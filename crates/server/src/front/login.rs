@@ -47,6 +47,7 @@ pub fn page(
     let csrf = sealer.csrf_token(CSRF_LOGIN, &[&pending.browser, &pending.id]);
     let page = LoginPage {
         client_host: client_display_host(client),
+        dcr: matches!(client, Client::Dcr(_)),
         client_name: client.name(),
         error,
         action: &ctx.services.endpoints.authorization,

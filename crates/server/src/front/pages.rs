@@ -98,6 +98,8 @@ impl ErrorPage {
 pub struct LoginPage<'a> {
     /// Client host (truncated).
     pub client_host: String,
+    /// A DCR client (no domain to verify).
+    pub dcr: bool,
     /// Self-declared name.
     pub client_name: Option<&'a str>,
     /// Message after a failed attempt.
@@ -153,11 +155,14 @@ pub struct ConsentPage<'a> {
 /// shows `evil.test`.
 pub const MAX_HOST_CHARS: usize = 48;
 
-/// Host shown for a client: the client_id URL's host (CIMD), else the DCR client's name or id.
+/// What the pages show in the verified-host slot: the client_id URL's host (CIMD). A registered
+/// (DCR) client has no verified host, so the slot names it as such; its self-declared name only
+/// ever appears in the "calls itself" line (review finding M6: a DCR client named `github.com`
+/// read like a verified host).
 pub fn client_display_host(client: &Client) -> String {
     match client {
         Client::Cimd(c) => truncate_host(c.id.host()),
-        Client::Dcr(c) => c.client_name.clone().unwrap_or_else(|| c.client_id.clone()),
+        Client::Dcr(_) => "an unverified application".to_owned(),
     }
 }
 

@@ -53,3 +53,117 @@ async fn register_errors_name_the_problem() {
     let m = mint_code(&env, id, "http://127.0.0.1:7777/cb", |_| {}).await;
     assert_eq!(exchange(&env, &m, &[]).await.status, 200);
 }
+
+/// POST `/register` with an optional `Authorization` header: (status, body).
+async fn register(env: &TestEnv, body: Value, auth: Option<&str>) -> (u16, Value) {
+    let mut req = http_client().post(env.url("/register")).json(&body);
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn metadata(env: &TestEnv) -> Value {
+    http_client()
+        .get(env.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Registration sits outside the trust policy, so it is off unless the policy is `open` or
+/// the operator turns it on, and may require an initial access token (review finding H2).
+#[tokio::test]
+async fn registration_follows_the_trust_policy_and_the_initial_access_token() {
+    let public =
+        json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"});
+    // allowlist → off: not advertised, refused, and clients registered before cannot sign in.
+    let closed = TestEnv::start_with(|c| {
+        c.cimd.mode = cimd::policy::TrustMode::Allowlist;
+        c.cimd.trusted_domains = vec!["cimd.test".into()];
+    })
+    .await;
+    assert!(
+        metadata(&closed)
+            .await
+            .get("registration_endpoint")
+            .is_none()
+    );
+    let (status, body) = register(&closed, public.clone(), None).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"], "invalid_request");
+    let (s, b) = closed
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "dcr_someone"),
+            ("code", "x"),
+            ("code_verifier", &"a".repeat(43)),
+        ])
+        .await;
+    assert_eq!(s.as_u16(), 401, "{b}");
+    assert!(
+        b["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("dynamically registered"),
+        "{b}"
+    );
+
+    // allowlist with [dcr] enabled, and an initial access token.
+    let gated = TestEnv::start_with(|c| {
+        c.cimd.mode = cimd::policy::TrustMode::Allowlist;
+        c.cimd.trusted_domains = vec!["cimd.test".into()];
+        c.dcr.enabled = Some(true);
+        c.dcr.initial_access_token = Some("iat-123".to_owned().into());
+    })
+    .await;
+    assert!(
+        metadata(&gated)
+            .await
+            .get("registration_endpoint")
+            .is_some()
+    );
+    for auth in [None, Some("Bearer wrong"), Some("Basic aWF0LTEyMw==")] {
+        let (status, body) = register(&gated, public.clone(), auth).await;
+        assert_eq!(status, 401, "{auth:?}: {body}");
+        assert_eq!(body["error"], "invalid_token", "{auth:?}");
+    }
+    let (status, body) = register(&gated, public.clone(), Some("Bearer iat-123")).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// A registered client's self-declared name never fills the verified-host slot of the pages
+/// (review finding M6): `github.com` is shown only as what the application calls itself.
+#[tokio::test]
+async fn a_registered_clients_name_is_never_shown_as_its_host() {
+    let env = TestEnv::start().await;
+    let (status, reg) = register(
+        &env,
+        json!({"redirect_uris": ["http://127.0.0.1:7777/cb"], "token_endpoint_auth_method": "none", "client_name": "github.com"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{reg}");
+    let id = reg["client_id"].as_str().unwrap();
+    let (_, challenge) = common::pkce_pair();
+    let url = env.authorize_url(&env.authorize_params(id, "http://127.0.0.1:7777/cb", &challenge));
+    let page = env.browser().get(&url).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        !page.body.contains(r#"class="host">github.com"#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("an unverified application"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Unverified"), "{}", page.body);
+    assert!(page.body.contains("calls itself"), "{}", page.body);
+}
