@@ -8,15 +8,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use cimd::cache::Resolver;
+use cimd::cache::{MemoryDocumentStore, Resolver};
 use cimd::fetch::Fetcher;
 use cimd::policy::TrustPolicy;
 use cimd::redirect::RedirectAllowList;
-use cimdgate_store::{Scopes, Store};
-
-use cimd::cache::MemoryDocumentStore;
 use cimdgate_store::embedded::EmbeddedStore;
 use cimdgate_store::redis::{RedisOptions, RedisStore, is_redis_url};
+use cimdgate_store::{Scopes, Store};
 
 use crate::config::{Config, ConfigError};
 use crate::error::StartError;

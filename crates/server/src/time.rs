@@ -16,7 +16,8 @@ pub fn now_secs() -> u64 {
 /// `now + secs`, saturating far in the future rather than overflowing.
 pub fn after(now: SystemTime, secs: u64) -> SystemTime {
     now.checked_add(Duration::from_secs(secs))
-        .unwrap_or(now + Duration::from_secs(u64::from(u32::MAX)))
+        .or_else(|| now.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+        .unwrap_or(now)
 }
 
 /// The instant `secs` seconds after the Unix epoch.
