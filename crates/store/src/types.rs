@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// The store key of a token, code or secret: its SHA-256, hex-encoded — preceded, for an
@@ -454,27 +455,33 @@ pub struct RegisteredClient {
 }
 
 /// A token-signing key pair, stored so every instance and every restart signs with the same key.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+/// The private key is a secret: redacted in `Debug`, written only to the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SigningKeyRecord {
     /// Key id published in the JWKS and token headers.
     pub kid: String,
     /// `EdDSA` or `ES256`.
     pub alg: String,
     /// PKCS#8 DER private key, base64 (standard alphabet).
-    pub private_pkcs8_b64: String,
+    #[serde(serialize_with = "expose_secret")]
+    pub private_pkcs8_b64: SecretString,
     /// Creation time.
     #[serde(with = "unix_secs")]
     pub created_at: SystemTime,
 }
 
-impl fmt::Debug for SigningKeyRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKeyRecord")
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
-            .field("private_pkcs8_b64", &"<redacted>")
-            .finish()
+impl PartialEq for SigningKeyRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.kid == other.kid
+            && self.alg == other.alg
+            && self.private_pkcs8_b64.expose_secret() == other.private_pkcs8_b64.expose_secret()
+            && self.created_at == other.created_at
     }
+}
+
+/// The store is where this secret is meant to go: `secrecy` serialises nothing by itself.
+fn expose_secret<S: serde::Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.expose_secret())
 }
 
 /// A CIMD client seen by this installation (inventory, docs/architecture.md, *Audit and logging*).
@@ -609,6 +616,23 @@ mod tests {
         );
         assert!(
             serde_json::from_str::<RefreshRecord>(r#"{"issued_at":1,"expires_at":2}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn signing_key_records_redact_the_private_key_but_store_it() {
+        let rec = SigningKeyRecord {
+            kid: "k1".into(),
+            alg: "EdDSA".into(),
+            private_pkcs8_b64: "TOP-SECRET-KEY".to_owned().into(),
+            created_at: UNIX_EPOCH,
+        };
+        assert!(!format!("{rec:?}").contains("TOP-SECRET-KEY"));
+        let json = serde_json::to_string(&rec).unwrap();
+        assert!(json.contains("TOP-SECRET-KEY"), "{json}");
+        assert_eq!(
+            serde_json::from_str::<SigningKeyRecord>(&json).unwrap(),
+            rec
         );
     }
 

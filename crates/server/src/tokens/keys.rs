@@ -32,6 +32,7 @@ use cimdgate_store::{SigningKeyRecord, Store};
 
 use crate::config::{SigningAlg, TokenConfig};
 use crate::error::StartError;
+use crate::secret::ExposeSecret;
 
 fn init_err(reason: impl Into<String>) -> StartError {
     StartError::Init {
@@ -215,7 +216,7 @@ impl KeyRing {
             let candidate = SigningKeyRecord {
                 kid: key.kid.clone(),
                 alg: key.alg_name().to_owned(),
-                private_pkcs8_b64: STANDARD.encode(&der),
+                private_pkcs8_b64: STANDARD.encode(&der).into(),
                 created_at: SystemTime::now(),
             };
             store
@@ -262,7 +263,7 @@ fn decode_records(records: &[SigningKeyRecord]) -> Result<Vec<SigningKey>, Start
         .iter()
         .map(|r| {
             STANDARD
-                .decode(&r.private_pkcs8_b64)
+                .decode(r.private_pkcs8_b64.expose_secret())
                 .map_err(|e| e.to_string())
                 .and_then(|der| SigningKey::from_pkcs8(&der))
                 .map_err(|e| init_err(format!("stored key {}: {e}", r.kid)))

@@ -114,7 +114,7 @@ pub fn signing_key(kid: &str) -> SigningKeyRecord {
     SigningKeyRecord {
         kid: kid.into(),
         alg: "EdDSA".into(),
-        private_pkcs8_b64: format!("key-{kid}"),
+        private_pkcs8_b64: format!("key-{kid}").into(),
         created_at: stamp(),
     }
 }
