@@ -153,13 +153,15 @@ impl Proxy {
         Ok(url)
     }
 
+    /// 502. The client is told the class of the failure only: the upstream's internal URL and
+    /// the connection error stay in the log (review: 502/504 bodies disclosed internal addresses).
     fn unavailable(&self, why: &str) -> Response<Body> {
         tracing::warn!(upstream = %self.upstream, error = %why, "upstream unavailable");
         json_response(
             StatusCode::BAD_GATEWAY,
             &json!({"error": "upstream_unavailable",
-                    "error_description": format!("the upstream MCP server {} is unavailable: {why}",
-                                                 self.upstream)}),
+                    "error_description": "the MCP server behind this resource is unavailable; \
+                                          try again later"}),
         )
     }
 
@@ -242,12 +244,13 @@ impl Proxy {
             .send();
         let resp = match tokio::time::timeout(self.response_timeout, send).await {
             Err(_) => {
+                tracing::warn!(upstream = %self.upstream, "upstream did not answer in time");
                 return json_response(
                     StatusCode::GATEWAY_TIMEOUT,
                     &json!({"error": "upstream_timeout",
                             "error_description": format!(
-                                "the upstream MCP server {} did not answer within {} s",
-                                self.upstream, self.response_timeout.as_secs())}),
+                                "the MCP server behind this resource did not answer within {} s",
+                                self.response_timeout.as_secs())}),
                 );
             }
             Ok(Err(e)) => return self.unavailable(&error_chain(&e)),

@@ -70,9 +70,12 @@ fn percent_decode(s: &str) -> Vec<u8> {
 pub(crate) fn find_dot_segment(path: &str) -> Option<&str> {
     path.split('/').find(|seg| {
         let decoded = percent_decode(seg);
-        decoded
-            .split(|&c| c == b'/' || c == b'\\')
-            .any(|piece| piece == b"." || piece == b"..")
+        decoded.split(|&c| c == b'/' || c == b'\\').any(|piece| {
+            // `..;x` is `..` with a path parameter to Tomcat, Jetty and Spring, which resolve it
+            // as a dot segment (review finding L9).
+            let name = piece.split(|&c| c == b';').next().unwrap_or(piece);
+            name == b"." || name == b".."
+        })
     })
 }
 

@@ -83,6 +83,10 @@ fn rejects_dot_segments_raw_and_percent_encoded() {
         "https://a.com/x/..%2Fy",
         "https://a.com/x%2f..%2fy",
         "https://a.com/x/..%5cy",
+        "https://a.com/public/..;/other/client.json",
+        "https://a.com/x/..;jsessionid=1/y",
+        "https://a.com/x/.;a/y",
+        "https://a.com/x/%2e%2e;/y",
     ] {
         assert!(
             matches!(err(raw), ClientIdError::DotSegment { .. }),
