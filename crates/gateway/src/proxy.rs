@@ -153,8 +153,9 @@ impl Proxy {
         Ok(url)
     }
 
-    /// 502. The client is told the class of the failure only: the upstream's internal URL and
-    /// the connection error stay in the log (review: 502/504 bodies disclosed internal addresses).
+    /// The 502 answer: the client is told the class of the failure only; the upstream's
+    /// internal URL and the connection error stay in the log (the review found 502/504 bodies
+    /// disclosing internal addresses).
     fn unavailable(&self, why: &str) -> Response<Body> {
         tracing::warn!(upstream = %self.upstream, error = %why, "upstream unavailable");
         json_response(
