@@ -209,6 +209,20 @@ impl Services {
                  never use them in production"
             );
         }
+        let public = &config.server.public_url;
+        let loopback = public.host().is_some_and(|h| match h {
+            url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+        });
+        if public.scheme() == "http" && !loopback {
+            tracing::warn!(
+                public_url = %public,
+                "server.public_url is plain http on a non-loopback host: passwords, codes and \
+                 tokens cross the network unencrypted and cookies lose their Secure flag; put \
+                 cimdgate behind TLS and set an https public_url"
+            );
+        }
         let opened = open_store_with(&config.store.url, config.store.key_prefix.as_deref()).await?;
         let store = opened.store;
         let fetcher =

@@ -136,7 +136,7 @@ impl EmbeddedStore {
 
     /// Open (creating if needed) the store in folder `dir`.
     ///
-    /// The folder is created with mode `0700` on Unix. Fails with [`StoreError::Open`] if the
+    /// The folder is created with mode `0700` and the file set to `0600` on Unix. Fails with [`StoreError::Open`] if the
     /// folder cannot be created, the file is locked by another process (or another
     /// `EmbeddedStore` in this one), or the file is unreadable or not a redb database.
     pub fn open_with(dir: &Path, options: EmbeddedOptions) -> Result<EmbeddedStore, StoreError> {
@@ -146,6 +146,7 @@ impl EmbeddedStore {
             .set_cache_size(options.cache_size)
             .create(&path)
             .map_err(|e| open_error(&path, e))?;
+        restrict_to_owner(&path)?;
         init_tables(&db).map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
         let db = Arc::new(db);
         let counters = Arc::new(Counters::default());
@@ -274,6 +275,21 @@ where
 
 fn writer_gone() -> StoreError {
     StoreError::Unavailable("the embedded store's writer thread has stopped".to_owned())
+}
+
+/// The database holds sealing secrets, signing keys and token hashes: readable by its owner only
+/// (`0600`), whatever the umask, also for a file created by an older version.
+fn restrict_to_owner(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+            StoreError::Open(format!("cannot make {} private: {e}", path.display()))
+        })?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {

@@ -434,9 +434,18 @@ fn store_folder_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("nested/store");
-    let _s = EmbeddedStore::open(&folder).unwrap();
+    let s = EmbeddedStore::open(&folder).unwrap();
     let mode = std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
+    let file = folder.join(DB_FILE_NAME);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the database file holds secrets");
+    // A file left readable (an older version, a permissive umask) is made private on open.
+    drop(s);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _s = EmbeddedStore::open(&folder).unwrap();
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
 }
 
 async fn health_is_ok_when_open(s: Arc<dyn Store>) {
