@@ -34,8 +34,12 @@
 //! | `unsafe-fetch-url` | error | `jwks_uri`/`logo_uri` breaks URL hygiene | draft §8.6 |
 //! | `unsupported-value` | warning | a `grant_types`/`response_types` value is dropped | product rule (oauth-wg #71) |
 //! | `authorization-code-required` | error | `grant_types`/`response_types` leave no code flow | OAuth 2.1 §4.1 |
+//! | `unsafe-display-text` | error | `client_name` over 100 characters, or with control, bidi-override or invisible characters | product rule (consent-page spoofing) |
+//! | `uri-userinfo` | error | `client_uri`/`tos_uri`/`policy_uri` with userinfo (`…@` before the host) | product rule (the link reads as another site) |
 
 mod validate;
+
+pub use validate::{MAX_CLIENT_NAME_CHARS, is_hidden_or_control};
 
 use std::fmt;
 

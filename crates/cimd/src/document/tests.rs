@@ -86,6 +86,37 @@ fn rejects_non_https_uri_fields() {
     }
 }
 
+/// Review findings L3 and L4: what the consent page shows cannot be made to read as something
+/// else.
+#[test]
+fn displayed_name_and_links_cannot_read_as_something_else() {
+    for name in [
+        "moc.buhtig\u{202E}".to_owned(),
+        "Git\u{200B}Hub".to_owned(),
+        "a\u{0007}b".to_owned(),
+        "x".repeat(101),
+    ] {
+        has_error(
+            &with(base(), "client_name", json!(name)),
+            "client_name",
+            rule::DISPLAY_TEXT,
+        );
+    }
+    ok(&with(
+        base(),
+        "client_name",
+        json!("Claude (Anthropic) — für alle"),
+    ));
+    for key in ["client_uri", "tos_uri", "policy_uri"] {
+        has_error(
+            &with(base(), key, json!("https://claude.ai@evil.example/")),
+            key,
+            rule::URI_USERINFO,
+        );
+        ok(&with(base(), key, json!("https://app.example/terms")));
+    }
+}
+
 #[test]
 fn rejects_unsafe_fetch_urls() {
     for key in ["jwks_uri", "logo_uri"] {

@@ -36,6 +36,12 @@ pub(super) mod rule {
     pub const UNSAFE_FETCH_URL: &str = "unsafe-fetch-url";
     pub const UNSUPPORTED_VALUE: &str = "unsupported-value";
     pub const CODE_FLOW_REQUIRED: &str = "authorization-code-required";
+    /// A displayed name with control, bidirectional-override or invisible characters, or longer
+    /// than `MAX_CLIENT_NAME_CHARS` (review finding L4: consent-page spoofing).
+    pub const DISPLAY_TEXT: &str = "unsafe-display-text";
+    /// A link shown to the user (`client_uri`, `tos_uri`, `policy_uri`) with userinfo
+    /// (`https://claude.ai@evil.example/` reads as claude.ai; review finding L3).
+    pub const URI_USERINFO: &str = "uri-userinfo";
     /// Every rule id above.
     pub const ALL: &[&str] = &[
         TOO_LARGE,
@@ -62,9 +68,23 @@ pub(super) mod rule {
         UNSAFE_FETCH_URL,
         UNSUPPORTED_VALUE,
         CODE_FLOW_REQUIRED,
+        DISPLAY_TEXT,
+        URI_USERINFO,
     ];
     /// What a stored report's rule id becomes when this version does not know it.
     pub const UNKNOWN: &str = "unknown-rule";
+}
+
+/// Longest `client_name` accepted, in characters (it is shown on the consent page).
+pub const MAX_CLIENT_NAME_CHARS: usize = 100;
+
+/// Control characters, bidirectional overrides and isolates, and zero-width or other invisible
+/// format characters: what makes a displayed name read differently from what it is.
+pub fn is_hidden_or_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}' | '\u{061C}' | '\u{180E}')
 }
 
 /// The deserialisable shape of a [`Problem`] (its rule id is an owned string).
@@ -168,6 +188,18 @@ impl<'a> Walker<'a> {
     fn https_uri(&mut self, key: &str) -> Option<url::Url> {
         let s = self.string(key)?;
         match url::Url::parse(s) {
+            Ok(u)
+                if u.scheme() == "https"
+                    && (!u.username().is_empty() || u.password().is_some()) =>
+            {
+                self.error(
+                    key,
+                    rule::URI_USERINFO,
+                    "must not contain userinfo (`…@` before the host): the link would read as \
+                     another site",
+                );
+                None
+            }
             Ok(u) if u.scheme() == "https" && u.host().is_some() => Some(u),
             Ok(u) => {
                 let scheme = u.scheme().to_owned();
@@ -280,6 +312,21 @@ pub(super) fn run(
     let client_id = check_client_id(&mut w, expected);
     let redirect_uris = check_redirect_uris(&mut w);
     let client_name = w.string("client_name").filter(|s| !s.trim().is_empty());
+    if let Some(name) = client_name {
+        if name.chars().count() > MAX_CLIENT_NAME_CHARS {
+            w.error(
+                "client_name",
+                rule::DISPLAY_TEXT,
+                format!("is longer than {MAX_CLIENT_NAME_CHARS} characters"),
+            );
+        } else if name.chars().any(is_hidden_or_control) {
+            w.error(
+                "client_name",
+                rule::DISPLAY_TEXT,
+                "contains control, bidirectional-override or invisible characters",
+            );
+        }
+    }
     if client_name.is_none() && !matches!(w.get("client_name"), Some(v) if !v.is_string()) {
         let msg = "`client_name` is required by the MCP profile (MCP 2025-11-25)";
         match profile {

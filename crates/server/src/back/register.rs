@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::json;
 
+use cimd::document::{MAX_CLIENT_NAME_CHARS, is_hidden_or_control};
 use cimd::redirect::RedirectUri;
 use cimdgate_store::{RegisteredClient, Scopes, TokenHash};
 
@@ -36,8 +37,6 @@ use crate::time::unix;
 pub const MAX_REDIRECT_URIS: usize = 20;
 /// Longest redirect URI accepted, in bytes.
 pub const MAX_REDIRECT_URI_BYTES: usize = 2048;
-/// Longest `client_name`, in characters.
-pub const MAX_CLIENT_NAME_CHARS: usize = 100;
 /// Longest `scope`, in bytes.
 pub const MAX_SCOPE_BYTES: usize = 1024;
 
@@ -250,15 +249,6 @@ pub fn check_metadata(meta: Metadata, scopes: &Scopes) -> Result<CheckedMetadata
         client_name: meta.client_name.filter(|n| !n.trim().is_empty()),
         scope: meta.scope.filter(|s| !s.trim().is_empty()),
     })
-}
-
-/// Control characters, bidirectional overrides and isolates, and zero-width or other invisible
-/// format characters: what makes a displayed name read differently from what it is.
-fn is_hidden_or_control(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}' | '\u{061C}' | '\u{180E}')
 }
 
 async fn register_client(
