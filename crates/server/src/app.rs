@@ -75,7 +75,9 @@ impl App {
 
     /// The router with every endpoint.
     pub fn router(&self) -> Router {
-        let max_body = self.services.config.limits.max_body_bytes;
+        let limits = &self.services.config.limits;
+        let max_body = limits.max_body_bytes;
+        let body_idle = Duration::from_secs(limits.body_idle_timeout_secs);
         Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
@@ -85,6 +87,9 @@ impl App {
             .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
             // The gateway routes carry their own body limit (`GatewayConfig::max_body_bytes`).
             .merge(self.gateway.router())
+            // A body that stalls between two pieces fails the request instead of holding the
+            // handler (and, at the gateway, an upstream connection) open.
+            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_idle))
     }
 }
 
@@ -198,21 +203,10 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<RunningServe
         reason: e.to_string(),
     })?;
     let state = App::build(config).await?;
-    let app = state
-        .router()
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let router = state.router();
+    let timeouts = ConnTimeouts::from(&state.services.config.limits);
     let (tx, rx) = oneshot::channel::<()>();
     let sweeper = state.clone();
-    // Small responses (MCP JSON-RPC, SSE events) must not wait for Nagle + delayed ACK
-    // (~40 ms per round trip without this).
-    let listener = {
-        use axum::serve::ListenerExt;
-        listener.tap_io(|stream| {
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        })
-    };
     let task = tokio::spawn(async move {
         let sweep = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -221,15 +215,8 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<RunningServe
                 sweeper.services.limits.sweep();
             }
         });
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
+        accept_loop(listener, router, timeouts, rx).await;
         sweep.abort();
-        if let Err(e) = result {
-            tracing::error!(error = %e, "server stopped with an error");
-        }
     });
     Ok(RunningServer {
         addr,
@@ -237,6 +224,83 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<RunningServe
         shutdown: Some(tx),
         task,
     })
+}
+
+/// Connection-level time limits (slowloris defence).
+#[derive(Clone, Copy)]
+struct ConnTimeouts {
+    header_read: Duration,
+}
+
+impl From<&crate::config::LimitsConfig> for ConnTimeouts {
+    fn from(limits: &crate::config::LimitsConfig) -> Self {
+        ConnTimeouts {
+            header_read: Duration::from_secs(limits.header_read_timeout_secs),
+        }
+    }
+}
+
+/// How long shutdown waits for in-flight requests (long-lived event streams included) before
+/// it drops them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accept connections and serve HTTP/1.1 on each until `shutdown` fires, then drain.
+///
+/// Written on hyper directly rather than `axum::serve` because axum's loop sets no timer, so a
+/// client that trickles its headers (or idles between requests) would hold a connection and a
+/// task forever; here every connection gets `header_read_timeout` (from connect and after each
+/// response). The peer address reaches handlers as axum's `ConnectInfo<SocketAddr>`.
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    timeouts: ConnTimeouts,
+    mut shutdown: oneshot::Receiver<()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header_read);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        // Small responses (MCP JSON-RPC, SSE events) must not wait for Nagle + delayed ACK
+        // (~40 ms per round trip without this).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown: requests still running after {DRAIN_TIMEOUT:?} were dropped");
+    }
 }
 
 /// Bind `config.server.listen` and serve.

@@ -494,6 +494,11 @@ pub struct LimitsConfig {
     pub per_client_host_per_second: u32,
     /// Largest request body accepted, bytes.
     pub max_body_bytes: usize,
+    /// Seconds a client may take to send a request's headers, counted from when the connection
+    /// opens or falls idle after a response; slower connections are closed (slowloris).
+    pub header_read_timeout_secs: u64,
+    /// Longest pause, seconds, between two pieces of a request body before the request fails.
+    pub body_idle_timeout_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -502,6 +507,8 @@ impl Default for LimitsConfig {
             per_ip_per_second: 200,
             per_client_host_per_second: 200,
             max_body_bytes: 64 * 1024,
+            header_read_timeout_secs: 10,
+            body_idle_timeout_secs: 10,
         }
     }
 }
@@ -691,6 +698,20 @@ impl Config {
                 "tokens.refresh_token_ttl_secs",
                 "must be at least tokens.access_token_ttl_secs",
             ));
+        }
+        for (key, secs) in [
+            (
+                "limits.header_read_timeout_secs",
+                self.limits.header_read_timeout_secs,
+            ),
+            (
+                "limits.body_idle_timeout_secs",
+                self.limits.body_idle_timeout_secs,
+            ),
+        ] {
+            if secs == 0 || secs > 300 {
+                return Err(key_err(key, "must be between 1 and 300 seconds"));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for (i, r) in self.resources.iter().enumerate() {

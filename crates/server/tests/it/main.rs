@@ -27,6 +27,7 @@ mod metadata_and_keys;
 mod rate_limits;
 mod refresh_tokens;
 mod revocation;
+mod slow_clients;
 // Signing in at an identity provider.
 mod idp_sign_in;
 // The gateway, other issuers, several instances, real MCP clients.
