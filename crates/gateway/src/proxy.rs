@@ -538,4 +538,50 @@ mod tests {
             assert_eq!(p.upstream_url(path, None).unwrap().as_str(), want, "{path}");
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::sync::LazyLock;
+
+        /// One proxy for every case (building an HTTP client per case would dominate the run).
+        static PROXY: LazyLock<Proxy> = LazyLock::new(|| {
+            let cfg = GatewayConfig::new(Url::parse("http://gw/").unwrap(), vec![]);
+            Proxy::new(
+                "/a",
+                Url::parse("http://up:9/base/mcp").unwrap(),
+                reqwest::Client::new(),
+                &cfg,
+                None,
+            )
+        });
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(5000))]
+
+            /// Whatever a client appends to the resource path, the forwarded URL stays on the
+            /// upstream's origin and under its base path — also after the upstream
+            /// percent-decodes it and ignores `;` parameters — or the request is refused.
+            #[test]
+            fn forwarded_paths_never_leave_the_base_path(
+                rest in "(/|\\.|%|2|e|E|f|F|5|c|C|;|\\\\|a|\\?|#| ){0,16}"
+            ) {
+                let Ok(url) = PROXY.upstream_url(&format!("/a/{rest}"), None) else {
+                    return Ok(());
+                };
+                prop_assert_eq!(url.origin().ascii_serialization(), "http://up:9");
+                let decoded = percent_encoding::percent_decode_str(url.path())
+                    .decode_utf8_lossy()
+                    .replace('\\', "/");
+                prop_assert!(
+                    decoded == "/base/mcp" || decoded.starts_with("/base/mcp/"),
+                    "{rest:?} → {url}"
+                );
+                for segment in decoded.split('/') {
+                    let name = segment.split(';').next().unwrap_or("");
+                    prop_assert!(name != "." && name != "..", "{rest:?} → {url} has a dot segment");
+                }
+            }
+        }
+    }
 }

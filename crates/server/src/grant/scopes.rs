@@ -114,4 +114,57 @@ mod tests {
             assert_eq!(got, want.map(str::to_owned), "{requested:?}");
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Scope tokens from a small alphabet (so requests often overlap the grant), including
+        /// case variants and a non-ASCII lookalike, never equal to each other by accident.
+        fn token() -> impl Strategy<Value = &'static str> {
+            prop::sample::select(vec![
+                "read",
+                "write",
+                "Read",
+                "admin",
+                "offline_access",
+                "r\u{0435}ad",
+                "mcp:tools",
+            ])
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// A refresh may narrow, never widen: the result holds only granted scopes, it is
+            /// exactly what was asked for, and any token outside the grant refuses the request.
+            #[test]
+            fn a_refresh_never_widens_the_grant(
+                granted in prop::collection::vec(token(), 0..5),
+                asked in prop::collection::vec(token(), 0..6),
+                separators in prop::collection::vec(
+                    prop::sample::select(vec![" ", "  ", "\t", "\n", " \t "]), 6),
+            ) {
+                let granted = Scopes::from_tokens(&granted);
+                let mut request = String::new();
+                for (t, sep) in asked.iter().zip(&separators) {
+                    request.push_str(sep);
+                    request.push_str(t);
+                }
+                match narrow(&granted, Some(&request)) {
+                    Ok(got) => {
+                        prop_assert!(asked.iter().all(|t| granted.contains(t)), "{request:?} within {granted:?} → {got:?}");
+                        prop_assert!(got.iter().all(|t| granted.contains(t)), "{got:?} widens {granted:?}");
+                        prop_assert!(got.iter().all(|t| asked.contains(&t)), "{got:?} holds scopes not asked for in {request:?}");
+                        prop_assert!(asked.iter().all(|t| got.contains(t)), "{got:?} lost scopes asked for in {request:?}");
+                    }
+                    Err(e) => {
+                        prop_assert_eq!(e.code, ErrorCode::InvalidScope);
+                        prop_assert!(asked.iter().any(|t| !granted.contains(t)), "{request:?} within {granted:?} was refused");
+                    }
+                }
+                prop_assert_eq!(narrow(&granted, None).ok(), Some(granted.clone()));
+            }
+        }
+    }
 }
