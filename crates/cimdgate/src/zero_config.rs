@@ -138,7 +138,10 @@ pub fn banner(config: &Config, dev: Option<&DevUser>) -> String {
     out.push_str(&format!(
         "  OAuth issuer {issuer}   (metadata {issuer}/.well-known/oauth-authorization-server)\n"
     ));
-    out.push_str(&format!("  Data         {}\n\n", config.store.url));
+    out.push_str(&format!(
+        "  Data         {}\n\n",
+        config.store.redacted_url()
+    ));
     let mcp = config
         .resources
         .first()

@@ -143,7 +143,7 @@ impl Default for ServerConfig {
 }
 
 /// `[store]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// `embedded:PATH` (redb file in folder PATH), or `redis://HOST:PORT/DB` / `rediss://…`
@@ -152,6 +152,26 @@ pub struct StoreConfig {
     /// Prefix of every Redis key (default `cg:`), so several deployments can share one Redis.
     /// Ignored by the embedded store.
     pub key_prefix: Option<String>,
+}
+
+/// Written by hand so a Redis password in `url` never reaches a log line (`{:?}` of the
+/// configuration shows `redis://:***@host`); the URL stays a plain string because the Redis
+/// client needs it whole and everything that prints it goes through this or
+/// [`cimdgate_store::redis::redacted_url`].
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &self.redacted_url())
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
+impl StoreConfig {
+    /// `url` fit for banners and logs: a Redis password replaced by `***`.
+    pub fn redacted_url(&self) -> String {
+        cimdgate_store::redis::redacted_url(&self.url)
+    }
 }
 
 impl Default for StoreConfig {

@@ -155,7 +155,7 @@ pub async fn open_store_with(
     key_prefix: Option<&str>,
 ) -> Result<OpenedStore, StartError> {
     let err = |reason: String| StartError::Store {
-        url: url.to_owned(),
+        url: cimdgate_store::redis::redacted_url(url),
         reason,
     };
     if url.starts_with("embedded:") {
@@ -173,7 +173,7 @@ pub async fn open_store_with(
         let redis = RedisStore::open_with(url, options)
             .await
             .map_err(|e| StartError::Store {
-                url: redact_url(url),
+                url: cimdgate_store::redis::redacted_url(url),
                 reason: e.to_string(),
             })?;
         let redis = Arc::new(redis);
@@ -185,17 +185,6 @@ pub async fn open_store_with(
     Err(err(
         "unsupported store URL (expected embedded:PATH, redis://HOST:PORT/DB or rediss://…)".into(),
     ))
-}
-
-/// A store URL without its password.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }
 
 impl Services {

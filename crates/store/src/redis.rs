@@ -115,7 +115,17 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-/// `url` with any password replaced by `***` (for logs and errors).
+/// A `store.url` fit for logs, banners and errors: a Redis URL with any password replaced by
+/// `***`; any other store URL (`embedded:PATH`) unchanged, as it holds no secret.
+pub fn redacted_url(url: &str) -> String {
+    if is_redis_url(url) {
+        redact(url)
+    } else {
+        url.to_owned()
+    }
+}
+
+/// `url` with any password replaced by `***`.
 fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {

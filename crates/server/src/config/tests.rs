@@ -194,3 +194,28 @@ fn shared_cache_local_ttl_reaches_the_core_cache() {
         "{err}"
     );
 }
+
+/// A Redis password in `store.url` is never printed: not by `{:?}` of the configuration, not in
+/// the error when the store cannot be opened (review Low finding).
+#[tokio::test]
+async fn a_redis_password_never_appears_in_debug_or_errors() {
+    let c = Config::load(
+        None,
+        env(&[(
+            "CIMDGATE_STORE__URL",
+            "redis://user:hunter2-secret@127.0.0.1:1/0",
+        )]),
+    )
+    .unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("redis://user:***@127.0.0.1:1/0"), "{debug}");
+    assert_eq!(c.store.redacted_url(), "redis://user:***@127.0.0.1:1/0");
+    let err = crate::services::open_store("rediss://:hunter2-secret@[::1")
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(!err.is_empty());
+}
