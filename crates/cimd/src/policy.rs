@@ -134,6 +134,14 @@ impl DomainPattern {
         })
     }
 
+    /// A wildcard whose suffix is itself a public suffix (`*.co.uk`, `*.github.io`): anyone can
+    /// register a name under it, so it cannot express trust. (`blocked_domains` may use one.)
+    pub fn is_public_suffix_wildcard(&self) -> bool {
+        self.wildcard
+            && psl::suffix(self.host.as_bytes())
+                .is_some_and(|s| s.typ().is_some() && s.as_bytes() == self.host.as_bytes())
+    }
+
     /// Does `host` (as from [`ClientIdUrl::host`]) match? Case-insensitive; one trailing dot
     /// ignored; a wildcard matches subdomains at any depth but not the apex.
     pub fn matches(&self, host: &str) -> bool {
@@ -249,9 +257,22 @@ impl TrustPolicy {
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
+        let trusted = patterns("trusted_domains", &cfg.trusted_domains)?;
+        if let Some((_, written)) = trusted
+            .iter()
+            .zip(&cfg.trusted_domains)
+            .find(|(p, _)| p.is_public_suffix_wildcard())
+        {
+            return Err(PolicyError::InvalidPattern {
+                list: "trusted_domains",
+                pattern: written.clone(),
+                reason: "it would trust every site registered under a public suffix \
+                         (Public Suffix List); trust the registrable domain instead",
+            });
+        }
         Ok(Self {
             mode: cfg.mode,
-            trusted: patterns("trusted_domains", &cfg.trusted_domains)?,
+            trusted,
             blocked: patterns("blocked_domains", &cfg.blocked_domains)?,
             auto_approve_trusted: cfg.auto_approve_trusted,
             allowed_ids: ids("allowed_client_ids", &cfg.allowed_client_ids)?,
@@ -347,6 +368,40 @@ mod tests {
                 ),
                 "{pat:?} accepted"
             );
+        }
+    }
+
+    /// `trusted_domains` refuses wildcards over public suffixes — ICANN (`*.co.uk`) and private
+    /// (`*.github.io`, where anyone can publish) — but accepts them under a registrable domain;
+    /// `blocked_domains` may block a whole public suffix.
+    #[test]
+    fn trusted_wildcards_over_a_public_suffix_are_refused() {
+        let cases = [
+            ("*.co.uk", false),
+            ("*.github.io", false),
+            ("*.GitHub.IO", false),
+            ("*.vercel.app", false),
+            ("*.com.au", false),
+            ("*.example.co.uk", true),
+            ("*.alice.github.io", true),
+            ("*.example.com", true),
+            ("*.corp.internal", true),
+            ("github.io", true),
+        ];
+        for (pattern, ok) in cases {
+            let trusted = TrustPolicy::from_config(&TrustPolicyConfig {
+                trusted_domains: vec![pattern.into()],
+                ..TrustPolicyConfig::default()
+            });
+            assert_eq!(trusted.is_ok(), ok, "trusted {pattern}: {trusted:?}");
+            if let Err(e) = trusted {
+                assert!(e.to_string().contains("public suffix"), "{e}");
+            }
+            let blocked = TrustPolicy::from_config(&TrustPolicyConfig {
+                blocked_domains: vec![pattern.into()],
+                ..TrustPolicyConfig::default()
+            });
+            assert!(blocked.is_ok(), "blocked {pattern}: {blocked:?}");
         }
     }
 
