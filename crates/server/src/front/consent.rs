@@ -6,7 +6,8 @@
 //!
 //! Order in [`decide`]: a remembered decision for (user, client) that still covers this request
 //! (same resource, same document digest, same redirect URI, scopes within the remembered ones) → a trusted client
-//! with `auto_approve_trusted` → the page. The user is always signed in first.
+//! with `auto_approve_trusted` whose redirect needs no warning → the page. The user is always
+//! signed in first.
 //!
 //! CSRF: the consent form's `csrf` is an HMAC over the session id, the pending request id and
 //! the document digest shown; missing or wrong → 403.
@@ -85,8 +86,11 @@ pub async fn decide(
                 return ErrorPage::server_fault("read your saved decisions").respond(false);
             }
         }
+        // Auto-approval never skips a warning: a loopback, app-scheme or other-host redirect
+        // is where a stolen client_id would send the code, so the user sees the page.
         if let Client::Cimd(c) = client
             && c.auto_approve
+            && redirect_warning(client, &pending.redirect_uri).1.is_none()
         {
             return approve(ctx, session, client, pending, false).await;
         }

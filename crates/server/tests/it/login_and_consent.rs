@@ -245,6 +245,39 @@ async fn auto_approve_trusted_skips_consent_but_not_login() {
     assert!(page.form().unwrap().has("decision"), "{}", page.body);
 }
 
+/// Auto-approval never skips a warning (review Low finding): a trusted client redirecting to
+/// this computer, to an app scheme or to another host still gets the consent page, warning shown.
+#[tokio::test]
+async fn auto_approve_never_skips_a_redirect_warning() {
+    let env = TestEnv::start_with(|c| {
+        c.cimd.trusted_domains = vec!["trusted.test".into()];
+        c.cimd.auto_approve_trusted = true;
+    })
+    .await;
+    let redirects = [
+        ("http://127.0.0.1:5555/cb", "this computer"),
+        ("test.trusted.app:/cb", "the app for"),
+        ("https://other.test/cb", "which is not"),
+    ];
+    for (i, (redirect, warning)) in redirects.iter().enumerate() {
+        let id = env.publish_client_on(
+            "trusted.test",
+            &format!("app{i}"),
+            serde_json::json!({ "redirect_uris": [redirect] }),
+        );
+        let b = env.browser();
+        let login = b.get(&authorize_url(&env, &id, redirect)).await;
+        let page = b.login(&login).await;
+        assert_eq!(page.status, StatusCode::OK, "{redirect}: {}", page.body);
+        assert!(
+            page.form().unwrap().has("decision"),
+            "{redirect}: consent skipped: {}",
+            page.body
+        );
+        assert!(page.body.contains(warning), "{redirect}: {}", page.body);
+    }
+}
+
 #[tokio::test]
 async fn consent_page_shows_client_host_redirect_host_and_warnings() {
     let env = TestEnv::start().await;
