@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::routing::get;
 use cimd::assertion::{
     AssertionConfig, AssertionError, AssertionVerifier, ClientKeys, JWKS_REFRESH_MIN_INTERVAL,
@@ -30,8 +30,8 @@ const TOKEN_EP: &str = "https://as.example.com/token";
 const HOST: &str = "keys.test";
 const PATH: &str = "/jwks.json";
 
-/// What the JWKS host serves: (content type, body). Tests swap it to rotate keys.
-type Served = Arc<Mutex<(String, Vec<u8>)>>;
+/// What the JWKS host serves: (content type, body, Cache-Control). Tests swap it to rotate keys.
+type Served = Arc<Mutex<(String, Vec<u8>, Option<String>)>>;
 
 struct JwksHost {
     host: HttpsHost,
@@ -45,13 +45,19 @@ impl JwksHost {
         let served: Served = Arc::new(Mutex::new((
             "application/json".to_owned(),
             jwks.to_string().into_bytes(),
+            None,
         )));
         let router = Router::new()
             .route(
                 PATH,
                 get(|State(s): State<Served>| async move {
-                    let (ct, body) = s.lock().unwrap().clone();
-                    ([(CONTENT_TYPE, ct)], body)
+                    let (ct, body, cache) = s.lock().unwrap().clone();
+                    let mut headers = axum::http::HeaderMap::new();
+                    headers.insert(CONTENT_TYPE, ct.parse().unwrap());
+                    if let Some(cache) = cache {
+                        headers.insert(CACHE_CONTROL, cache.parse().unwrap());
+                    }
+                    (headers, body)
                 }),
             )
             .with_state(served.clone());
@@ -82,7 +88,13 @@ impl JwksHost {
     }
 
     fn serve(&self, content_type: &str, body: Vec<u8>) {
-        *self.served.lock().unwrap() = (content_type.to_owned(), body);
+        let mut served = self.served.lock().unwrap();
+        served.0 = content_type.to_owned();
+        served.1 = body;
+    }
+
+    fn cache_control(&self, value: &str) {
+        self.served.lock().unwrap().2 = Some(value.to_owned());
     }
 
     fn serve_jwks(&self, jwks: Value) {
@@ -250,6 +262,36 @@ async fn expired_cache_entry_is_refetched() {
         .await
         .unwrap();
     assert_eq!(h.fetches(), 2);
+}
+
+/// A key set is kept as long as its response's Cache-Control says, within
+/// [30 s, 1 h]: `max-age=60` is refetched after a minute, `no-store` after the 30 s floor,
+/// `max-age` of days after the hour (review Low finding: `jwks_uri` Cache-Control honoured).
+#[tokio::test]
+async fn jwks_uri_cache_control_sets_how_long_keys_are_kept() {
+    let key = TestKey::ed25519("k");
+    // (Cache-Control, still cached at, refetched at), seconds after the first fetch.
+    let cases = [
+        ("max-age=60", 50, 70),
+        ("no-store", 20, 40),
+        ("no-cache", 20, 40),
+        ("public, max-age=10", 25, 35),
+        ("max-age=999999", 3590, 3610),
+    ];
+    for (cache, kept, refetched) in cases {
+        let h = JwksHost::start(jwks_json(&[&key])).await;
+        h.cache_control(cache);
+        let t0 = SystemTime::now();
+        h.verify_at(&key, t0).await.unwrap();
+        h.verify_at(&key, t0 + Duration::from_secs(kept))
+            .await
+            .unwrap();
+        assert_eq!(h.fetches(), 1, "{cache}: refetched before {kept} s");
+        h.verify_at(&key, t0 + Duration::from_secs(refetched))
+            .await
+            .unwrap();
+        assert_eq!(h.fetches(), 2, "{cache}: not refetched at {refetched} s");
+    }
 }
 
 #[tokio::test]

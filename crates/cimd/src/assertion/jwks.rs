@@ -2,7 +2,11 @@
 //! fetched through the shared SSRF-safe [`Fetcher`] (docs/architecture.md, *Fetching (SSRF-safe)*).
 //!
 //! `jwks_uri` caching rules:
-//! - one entry per URI, fresh for [`JWKS_CACHE_TTL`](super::JWKS_CACHE_TTL);
+//! - one entry per URI, fresh for as long as the response's `Cache-Control` / `Expires` say
+//!   (after `Age`), clamped to `[JWKS_REFRESH_MIN_INTERVAL, JWKS_CACHE_TTL]`; a silent response
+//!   is fresh for [`JWKS_CACHE_TTL`](super::JWKS_CACHE_TTL); `no-store` / `no-cache` keep the
+//!   set only for the minimum interval (the keys verify the assertion at hand, and a host cannot
+//!   make us refetch on every request);
 //! - an assertion whose `kid` is not in a fresh set triggers one refetch, at most once every
 //!   [`JWKS_REFRESH_MIN_INTERVAL`](super::JWKS_REFRESH_MIN_INTERVAL) per URI; inside that
 //!   interval the miss is answered with a clear error instead of another fetch (an attacker
@@ -64,8 +68,8 @@ impl InlineKeyCache {
 
 #[derive(Default)]
 struct UriState {
-    /// The last good key set and when it was fetched.
-    loaded: Option<(Arc<KeySet>, SystemTime)>,
+    /// The last good key set, when it was fetched, and how long it stays fresh.
+    loaded: Option<(Arc<KeySet>, SystemTime, Duration)>,
     /// The last failure and when it happened (cleared by a success).
     failure: Option<(SystemTime, AssertionError)>,
 }
@@ -123,8 +127,8 @@ impl RemoteKeyCache {
         let entry = self
             .entries
             .get_with_by_ref(uri, || Arc::new(UriEntry::default()));
-        if let Some((keys, at)) = &entry.read().loaded
-            && elapsed(*at, now) < self.ttl
+        if let Some((keys, at, fresh_for)) = &entry.read().loaded
+            && elapsed(*at, now) < *fresh_for
             && keys.has_kid(kid)
         {
             return Ok(keys.clone());
@@ -134,8 +138,8 @@ impl RemoteKeyCache {
         // Re-check: a concurrent refresh may have finished while we waited.
         {
             let state = entry.read();
-            if let Some((keys, at)) = &state.loaded
-                && elapsed(*at, now) < self.ttl
+            if let Some((keys, at, fresh_for)) = &state.loaded
+                && elapsed(*at, now) < *fresh_for
             {
                 if keys.has_kid(kid) {
                     return Ok(keys.clone());
@@ -156,12 +160,16 @@ impl RemoteKeyCache {
         }
 
         let held = entry.read().loaded.is_some();
-        match self.fetch(uri, held).await {
-            Ok(keys) => {
-                tracing::info!(jwks_uri = uri, "fetched client key set");
+        match self.fetch(uri, held, now).await {
+            Ok((keys, fresh_for)) => {
+                tracing::info!(
+                    jwks_uri = uri,
+                    fresh_secs = fresh_for.as_secs(),
+                    "fetched client key set"
+                );
                 let keys = Arc::new(keys);
                 let mut state = entry.write();
-                state.loaded = Some((keys.clone(), now));
+                state.loaded = Some((keys.clone(), now, fresh_for));
                 state.failure = None;
                 Ok(keys)
             }
@@ -173,7 +181,13 @@ impl RemoteKeyCache {
         }
     }
 
-    async fn fetch(&self, uri: &str, refresh: bool) -> Result<KeySet, AssertionError> {
+    /// Fetch and parse the key set; also how long it stays fresh (see the module docs).
+    async fn fetch(
+        &self,
+        uri: &str,
+        refresh: bool,
+        now: SystemTime,
+    ) -> Result<(KeySet, Duration), AssertionError> {
         let invalid = |reason: String| AssertionError::JwksInvalid {
             uri: uri.to_owned(),
             reason,
@@ -197,9 +211,32 @@ impl RemoteKeyCache {
                 response.status
             )));
         }
-        parse_jwks(&response.body)
+        let keys = parse_jwks(&response.body)
             .map(|set| KeySet::from_jwks(&set, uri))
-            .map_err(invalid)
+            .map_err(invalid)?;
+        Ok((keys, self.fresh_for(uri, &response.headers, now)))
+    }
+
+    /// How long a key set stays fresh by its response's HTTP cache headers (the same rules as
+    /// documents: RFC 9111 via the document cache's freshness logic), clamped to
+    /// `[min_refresh, ttl]`; `no-store` and `no-cache` give the minimum.
+    fn fresh_for(&self, uri: &str, headers: &http::HeaderMap, now: SystemTime) -> Duration {
+        use crate::cache::freshness::{Freshness, freshness, new_policy, normalised};
+        let headers = normalised(headers);
+        let policy = new_policy(uri, &headers, now);
+        let bounds = crate::cache::CacheConfig {
+            default_ttl: self.ttl,
+            min_ttl: self.min_refresh,
+            max_ttl: self.ttl,
+            ..crate::cache::CacheConfig::default()
+        };
+        match freshness(&policy, &headers, now, &bounds) {
+            Freshness::NoStore => self.min_refresh,
+            Freshness::Store { fresh_until } => fresh_until
+                .duration_since(now)
+                .unwrap_or(Duration::ZERO)
+                .max(self.min_refresh),
+        }
     }
 }
 
