@@ -201,6 +201,17 @@ pub enum DenyReason {
         /// The matching pattern.
         pattern: String,
     },
+    /// The document's `jwks_uri` is on a host matching `blocked_domains`: the client's keys
+    /// would come from a blocked host.
+    #[error(
+        "this client's jwks_uri is on `{host}`, which the server's policy blocks (pattern `{pattern}`)"
+    )]
+    BlockedKeyHost {
+        /// The `jwks_uri` host.
+        host: String,
+        /// The matching pattern.
+        pattern: String,
+    },
     /// Allowlist mode and neither a trusted domain nor an allowed id.
     #[error(
         "this server only accepts clients from trusted domains or allowed client ids; `{host}` is not one of them"
@@ -278,6 +289,19 @@ impl TrustPolicy {
             allowed_ids: ids("allowed_client_ids", &cfg.allowed_client_ids)?,
             denied_ids: ids("denied_client_ids", &cfg.denied_client_ids)?,
         })
+    }
+
+    /// Check the host of a document's `jwks_uri` against `blocked_domains` (after the document
+    /// is fetched, on every use: a client on a good host cannot source its keys from a blocked
+    /// one).
+    pub fn check_key_host(&self, host: &str) -> Result<(), DenyReason> {
+        match self.blocked.iter().find(|p| p.matches(host)) {
+            Some(p) => Err(DenyReason::BlockedKeyHost {
+                host: host.to_owned(),
+                pattern: p.to_string(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Decide for a client id (before fetching its document).
@@ -402,6 +426,24 @@ mod tests {
                 ..TrustPolicyConfig::default()
             });
             assert!(blocked.is_ok(), "blocked {pattern}: {blocked:?}");
+        }
+    }
+
+    #[test]
+    fn a_jwks_uri_on_a_blocked_host_is_refused() {
+        let policy = TrustPolicy::from_config(&TrustPolicyConfig {
+            blocked_domains: vec!["*.evil.test".into(), "keys.bad.test".into()],
+            ..TrustPolicyConfig::default()
+        })
+        .unwrap();
+        for (host, blocked) in [
+            ("a.evil.test", true),
+            ("KEYS.bad.test", true),
+            ("evil.test", false),
+            ("keys.good.test", false),
+        ] {
+            let got = policy.check_key_host(host);
+            assert_eq!(got.is_err(), blocked, "{host}: {got:?}");
         }
     }
 

@@ -263,6 +263,19 @@ pub async fn resolve_client(
         Some(fresh) => fresh,
         None => fetch_document(services, &id, purpose).await?,
     };
+    if let Some(host) = resolved
+        .document
+        .jwks_uri
+        .as_ref()
+        .and_then(|u| u.host_str())
+        && let Err(reason) = services.policy.load().check_key_host(host)
+    {
+        audit!(event = "client_blocked", client_id = %id, reason = %reason);
+        return Err(ClientError::Blocked {
+            client_id: id.to_string(),
+            reason,
+        });
+    }
     record_seen(services, &id, &resolved).await;
     Ok(Client::Cimd(CimdClient {
         id,

@@ -153,6 +153,34 @@ async fn blocked_domain_shows_error_page_and_is_never_fetched() {
     assert_eq!(env.cimd.connections(), 0, "not even connected to");
 }
 
+/// A client on an allowed host whose `jwks_uri` is on a blocked host is refused too (review
+/// Low finding: blocked domains apply to `jwks_uri`); the key set is never fetched.
+#[tokio::test]
+async fn a_jwks_uri_on_a_blocked_domain_refuses_the_client() {
+    let env = TestEnv::start_with(|c| c.cimd.blocked_domains = vec!["*.blocked.test".into()]).await;
+    let port = env.cimd.port();
+    let client_id = env.publish_client(
+        "app",
+        serde_json::json!({
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks_uri": format!("https://keys.blocked.test:{port}/jwks.json"),
+        }),
+    );
+    let (_, challenge) = pkce_pair();
+    let params = env.authorize_params(
+        &client_id,
+        &TestEnv::default_redirect("cimd.test"),
+        &challenge,
+    );
+    let page = env.browser().get(&env.authorize_url(&params)).await;
+    assert_error_page(&page, StatusCode::FORBIDDEN, "jwks_uri");
+    assert_eq!(
+        env.cimd.hits("/jwks.json"),
+        0,
+        "the blocked key host is never fetched"
+    );
+}
+
 #[tokio::test]
 async fn unknown_resource_redirects_with_invalid_target() {
     let env = TestEnv::start().await;
