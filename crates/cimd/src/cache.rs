@@ -54,7 +54,7 @@ use std::time::{Duration, SystemTime};
 use crate::document::{ClientDocument, Problem, ValidationReport};
 use crate::fetch::FetchError;
 
-pub(crate) mod freshness;
+mod freshness;
 mod local;
 mod resolver;
 mod store;
@@ -175,6 +175,36 @@ pub enum ResolveError {
     /// The document was fetched but breaks the rules; every problem is listed.
     #[error("the client metadata document is invalid: {0}")]
     Invalid(ValidationReport),
+}
+
+/// How long a fetched key set (a `jwks_uri`, a trusted issuer's JWKS) may be used, by its
+/// response's HTTP cache headers under the same RFC 9111 rules as documents (`max-age` after
+/// `Age`, `Expires`), clamped to `[min, max]`; a silent response gets `max`; `no-store` and
+/// `no-cache` get `min` (the keys at hand are used, and a host cannot make us refetch on every
+/// request).
+pub fn key_set_lifetime(
+    url: &str,
+    headers: &http::HeaderMap,
+    now: SystemTime,
+    min: Duration,
+    max: Duration,
+) -> Duration {
+    use freshness::{Freshness, freshness, new_policy, normalised};
+    let headers = normalised(headers);
+    let policy = new_policy(url, &headers, now);
+    let bounds = CacheConfig {
+        default_ttl: max,
+        min_ttl: min,
+        max_ttl: max,
+        ..CacheConfig::default()
+    };
+    match freshness(&policy, &headers, now, &bounds) {
+        Freshness::NoStore => min,
+        Freshness::Store { fresh_until } => fresh_until
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .max(min),
+    }
 }
 
 /// `t + d`, or `t` itself if that is not representable (fails towards "stale").

@@ -214,29 +214,9 @@ impl RemoteKeyCache {
         let keys = parse_jwks(&response.body)
             .map(|set| KeySet::from_jwks(&set, uri))
             .map_err(invalid)?;
-        Ok((keys, self.fresh_for(uri, &response.headers, now)))
-    }
-
-    /// How long a key set stays fresh by its response's HTTP cache headers (the same rules as
-    /// documents: RFC 9111 via the document cache's freshness logic), clamped to
-    /// `[min_refresh, ttl]`; `no-store` and `no-cache` give the minimum.
-    fn fresh_for(&self, uri: &str, headers: &http::HeaderMap, now: SystemTime) -> Duration {
-        use crate::cache::freshness::{Freshness, freshness, new_policy, normalised};
-        let headers = normalised(headers);
-        let policy = new_policy(uri, &headers, now);
-        let bounds = crate::cache::CacheConfig {
-            default_ttl: self.ttl,
-            min_ttl: self.min_refresh,
-            max_ttl: self.ttl,
-            ..crate::cache::CacheConfig::default()
-        };
-        match freshness(&policy, &headers, now, &bounds) {
-            Freshness::NoStore => self.min_refresh,
-            Freshness::Store { fresh_until } => fresh_until
-                .duration_since(now)
-                .unwrap_or(Duration::ZERO)
-                .max(self.min_refresh),
-        }
+        let fresh_for =
+            crate::cache::key_set_lifetime(uri, &response.headers, now, self.min_refresh, self.ttl);
+        Ok((keys, fresh_for))
     }
 }
 
