@@ -1,18 +1,20 @@
 //! Front-channel wiring of the identity provider ("OAuth proxy" mode): `/authorize` without a
 //! session sends the browser to the IdP with cimdgate's own state/nonce/PKCE, the pending
 //! request and those secrets sealed into a short-lived cookie (no server state);
-//! `GET /upstream/callback` finishes the sign-in, stores the IdP's tokens sealed
+//! `GET /upstream/callback` (rate-limited per source; each sign-in cookie good for one callback)
+//! finishes the sign-in, stores the IdP's tokens sealed
 //! (`Store::put_idp_tokens`), starts the session and continues to consent.
 //! IdP failures become clear error pages (IdP down → 502).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::checks::recheck_client;
+use super::checks::{check_rate_limit, recheck_client};
 use super::consent;
 use super::ctx::FrontCtx;
 use super::pages::{ErrorPage, redirect};
@@ -74,9 +76,15 @@ pub async fn begin(ctx: &FrontCtx, idp: &Idp, pending: &PendingAuth) -> Response
 /// `GET /upstream/callback`.
 pub async fn callback(
     State(ctx): State<Arc<FrontCtx>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(params): Query<CallbackParams>,
 ) -> Response {
+    // Each callback costs an exchange at the IdP: limited per source like `/authorize`.
+    let ip = ctx.services.client_ip(peer.ip(), &headers);
+    if let Err(page) = check_rate_limit(&ctx.services, ip).await {
+        return page.respond(false);
+    }
     let Identity::Idp(idp) = &*ctx.identity else {
         return ErrorPage::new(
             StatusCode::NOT_FOUND,
@@ -101,11 +109,49 @@ pub async fn callback(
         .respond(false);
     };
     let clear = ctx.cookies.clear(ctx.cookies.idp_sign_in);
-    let mut response = finish(&ctx, idp, &params, flow).await;
+    let mut response = match spend_flow(&ctx, &flow).await {
+        Ok(()) => finish(&ctx, idp, &params, flow).await,
+        Err(page) => page.respond(false),
+    };
     if let Some(c) = clear {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
     response
+}
+
+/// A sign-in cookie is good for one callback: its `state` is recorded as used in the shared
+/// store (by hash, until the cookie expires), so a copied or replayed cookie cannot finish a
+/// second sign-in, on this instance or another.
+async fn spend_flow(ctx: &FrontCtx, flow: &Flow) -> Result<(), ErrorPage> {
+    use secrecy::ExposeSecret;
+    use sha2::Digest;
+    let key = cimdgate_store::hex(&sha2::Sha256::digest(
+        flow.idp.state.expose_secret().as_bytes(),
+    ));
+    let until = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs(flow.idp.created_at + IDP_SIGN_IN_TTL_SECS + 60);
+    match ctx
+        .services
+        .store
+        .record_jti("idp-sign-in", &key, until)
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            audit!(event = "upstream_failed", reason = "sign_in_replayed", client_id = %flow.pending.client_id);
+            Err(ErrorPage::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                "Sign-in already finished",
+                "This sign-in was finished already; it cannot be finished twice.",
+                "Go back to the application and start signing in again.",
+            ))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record the sign-in as used");
+            Err(ErrorPage::server_fault("finish the sign-in"))
+        }
+    }
 }
 
 async fn finish(ctx: &FrontCtx, idp: &Idp, params: &CallbackParams, flow: Flow) -> Response {

@@ -420,6 +420,41 @@ async fn upstream_login(env: &TestEnv, provider: &Provider) -> (serde_json::Valu
     (body, to_client)
 }
 
+/// A sign-in cookie finishes one sign-in: replaying the callback with a copy of it is refused
+/// before any exchange at the provider (review Low finding: the flow cookie is single-use).
+#[tokio::test]
+async fn a_replayed_sign_in_callback_is_refused() {
+    let (env, provider) = upstream_env(&[], |_| {}).await;
+    let client_id = env.publish_client("upstream-app", serde_json::json!({}));
+    let redirect = TestEnv::default_redirect("cimd.test");
+    let (_, challenge) = common::pkce_pair();
+    let authorize = env.authorize_url(&env.authorize_params(&client_id, &redirect, &challenge));
+    let browser = Browser::new();
+    let page = browser.get(&authorize).await;
+    let cookie = page
+        .set_cookies()
+        .into_iter()
+        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(!cookie.is_empty(), "the sign-in cookie is set");
+    let to_idp = page.location().unwrap();
+    let callback_prefix = env.url(cimdgate_server::identity::CALLBACK_PATH);
+    let back = sign_in_at_provider(&provider, &browser, &to_idp, &callback_prefix).await;
+    let first = browser.get(&back).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    // The same callback with a copy of the cookie, from another client.
+    let replay = common::http_client()
+        .get(&back)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    let body = replay.text().await.unwrap();
+    assert!(body.contains("finished already"), "{body}");
+}
+
 /// CIMD client → cimdgate `/authorize` → 302 to the provider → login + consent there →
 /// cimdgate `/upstream/callback` → cimdgate consent → client redirect with a code → `/token` →
 /// an access token for `alice-upstream`. The upstream tokens are stored encrypted and never
