@@ -511,9 +511,36 @@ async fn spending_a_refresh_token_tells_reuse_from_revoked_and_unknown(s: Arc<dy
     );
 }
 
+/// `spend_refresh` on reuse revokes the family until the later of `revoke_until` and the spent
+/// token's own expiry: here the token outlives `revoke_until`.
+async fn spent_refresh_revocation_lasts_at_least_until_the_token_expires(s: Arc<dyn Store>) {
+    let long = future() + 2 * HOUR;
+    s.put_refresh(&hash("a"), &refresh("fam", long))
+        .await
+        .unwrap();
+    s.rotate_refresh(&hash("a"), &hash("b"), &refresh("fam", future()), now())
+        .await
+        .unwrap();
+    let until = future();
+    assert_eq!(
+        s.spend_refresh(&hash("a"), until, now()).await.unwrap(),
+        SpentRefresh::Reused {
+            family_id: "fam".into()
+        }
+    );
+    let after_until_before_expiry = long - Duration::from_secs(1);
+    assert!(after_until_before_expiry > until);
+    assert!(
+        s.is_family_revoked("fam", after_until_before_expiry)
+            .await
+            .unwrap()
+    );
+}
+
 both_backends!(
     code_is_redeemed_once_then_already_used,
     spending_a_refresh_token_tells_reuse_from_revoked_and_unknown,
+    spent_refresh_revocation_lasts_at_least_until_the_token_expires,
     code_unknown_or_expired_is_not_found,
     refresh_rotation_spends_the_old_token_and_stores_the_new,
     refresh_reuse_revokes_the_whole_family,
