@@ -20,6 +20,7 @@ use cimd::redirect::RedirectUri;
 use super::ctx::FrontCtx;
 use super::pages::ErrorPage;
 use super::session;
+use crate::audit;
 use crate::clients::{Client, Purpose, resolve_client};
 use crate::error::ErrorCode;
 use crate::grant::PendingAuth;
@@ -156,6 +157,45 @@ pub fn open_pending(
         ));
     }
     Ok(pending)
+}
+
+/// Record `key` as used in `namespace` of the shared store until `until` (the life of the form
+/// or cookie that carries it): the first use passes, any replay — a resubmitted form, a copied
+/// cookie, on this instance or another — gets a clear 400 page.
+pub async fn spend_once(
+    services: &Services,
+    namespace: &str,
+    key: &str,
+    until: std::time::SystemTime,
+) -> Result<(), ErrorPage> {
+    match services.store.record_jti(namespace, key, until).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            audit!(event = "form_replayed", form = namespace);
+            Err(ErrorPage::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                "Sign-in already finished",
+                "This step was finished already; it cannot be submitted twice.",
+                HINT_RESTART,
+            ))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, form = namespace, "cannot record a form as used");
+            Err(ErrorPage::server_fault("finish the sign-in"))
+        }
+    }
+}
+
+/// [`spend_once`] for a form carrying `pending`: good until the pending request expires.
+pub async fn spend_form(
+    services: &Services,
+    form: &str,
+    pending: &PendingAuth,
+) -> Result<(), ErrorPage> {
+    let until = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs(pending.created_at + crate::grant::PENDING_TTL_SECS + 60);
+    spend_once(services, form, &pending.id, until).await
 }
 
 /// The 403 page for a missing or wrong CSRF token.

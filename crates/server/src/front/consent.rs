@@ -21,7 +21,7 @@ use axum::response::Response;
 use cimd::redirect::RedirectUri;
 use cimdgate_store::ConsentRecord;
 
-use super::checks::{csrf_refused, open_pending, recheck_client};
+use super::checks::{csrf_refused, open_pending, recheck_client, spend_form};
 use super::ctx::FrontCtx;
 use super::pages::{
     ConsentPage, ErrorPage, client_display_host, client_redirect, csp_origin, error_redirect,
@@ -239,6 +239,10 @@ pub async fn submit(
             .respond(false);
         }
     };
+    // One decision per consent form (a resubmitted page must not issue a second code).
+    if let Err(page) = spend_form(&ctx.services, "consent-form", &pending).await {
+        return page.respond(false);
+    }
     if form.get("remember").is_some_and(|v| !v.is_empty())
         && let Err(e) = remember(ctx, &session, &pending, &client, approved).await
     {

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::checks::{check_rate_limit, recheck_client};
+use super::checks::{check_rate_limit, recheck_client, spend_once};
 use super::consent;
 use super::ctx::FrontCtx;
 use super::pages::{ErrorPage, redirect};
@@ -119,9 +119,8 @@ pub async fn callback(
     response
 }
 
-/// A sign-in cookie is good for one callback: its `state` is recorded as used in the shared
-/// store (by hash, until the cookie expires), so a copied or replayed cookie cannot finish a
-/// second sign-in, on this instance or another.
+/// A sign-in cookie is good for one callback: its `state` is recorded as used (by hash, until
+/// the cookie expires), so a copied or replayed cookie cannot finish a second sign-in.
 async fn spend_flow(ctx: &FrontCtx, flow: &Flow) -> Result<(), ErrorPage> {
     use secrecy::ExposeSecret;
     use sha2::Digest;
@@ -130,28 +129,7 @@ async fn spend_flow(ctx: &FrontCtx, flow: &Flow) -> Result<(), ErrorPage> {
     ));
     let until = std::time::UNIX_EPOCH
         + std::time::Duration::from_secs(flow.idp.created_at + IDP_SIGN_IN_TTL_SECS + 60);
-    match ctx
-        .services
-        .store
-        .record_jti("idp-sign-in", &key, until)
-        .await
-    {
-        Ok(true) => Ok(()),
-        Ok(false) => {
-            audit!(event = "upstream_failed", reason = "sign_in_replayed", client_id = %flow.pending.client_id);
-            Err(ErrorPage::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidRequest,
-                "Sign-in already finished",
-                "This sign-in was finished already; it cannot be finished twice.",
-                "Go back to the application and start signing in again.",
-            ))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot record the sign-in as used");
-            Err(ErrorPage::server_fault("finish the sign-in"))
-        }
-    }
+    spend_once(&ctx.services, "idp-sign-in", &key, until).await
 }
 
 async fn finish(ctx: &FrontCtx, idp: &Idp, params: &CallbackParams, flow: Flow) -> Response {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
-use super::checks::{csrf_refused, open_pending, recheck_client};
+use super::checks::{csrf_refused, open_pending, recheck_client, spend_form};
 use super::consent;
 use super::ctx::FrontCtx;
 use super::pages::{ErrorPage, LoginPage, client_display_host, render};
@@ -132,6 +132,10 @@ pub async fn submit(
             return ErrorPage::server_fault("check your password").respond(false);
         }
     };
+    // One successful sign-in per login form (a replayed POST does not start another session).
+    if let Err(page) = spend_form(&ctx.services, "login-form", &pending).await {
+        return page.respond(false);
+    }
     let session = Session {
         sid: crate::rand::token(16),
         sub: user.subject,

@@ -245,6 +245,30 @@ async fn auto_approve_trusted_skips_consent_but_not_login() {
     assert!(page.form().unwrap().has("decision"), "{}", page.body);
 }
 
+/// Each login and consent form is good for one submission (review Low finding): a resubmitted
+/// consent page does not issue a second code, a replayed login POST does not start another
+/// session; both get a clear 400 page.
+#[tokio::test]
+async fn login_and_consent_forms_are_single_use() {
+    let env = TestEnv::start().await;
+    let id = env.publish_client("app", serde_json::json!({}));
+    let redirect = TestEnv::default_redirect("cimd.test");
+    let b = env.browser();
+    let login = b.get(&authorize_url(&env, &id, &redirect)).await;
+    let consent = b.login(&login).await;
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
+    let again = b.login(&login).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
+    assert!(again.body.contains("finished already"), "{}", again.body);
+
+    let first = b.consent(&consent, true, false).await;
+    assert_code_redirect(&env, &first.location().unwrap());
+    let second = b.consent(&consent, true, false).await;
+    assert_eq!(second.status, StatusCode::BAD_REQUEST, "{}", second.body);
+    assert!(second.body.contains("finished already"), "{}", second.body);
+    assert!(second.location().is_none(), "no second code");
+}
+
 /// Auto-approval never skips a warning (review Low finding): a trusted client redirecting to
 /// this computer, to an app scheme or to another host still gets the consent page, warning shown.
 #[tokio::test]
