@@ -75,7 +75,7 @@ pub async fn decide(
         {
             Ok(Some(rec)) if remembered_applies(&rec, pending, digest) => {
                 return if rec.approved {
-                    approve(ctx, session, client, pending, true).await
+                    approve(ctx, session, client, pending, Approval::Remembered).await
                 } else {
                     deny(ctx, session, pending, true)
                 };
@@ -92,7 +92,7 @@ pub async fn decide(
             && c.auto_approve
             && redirect_warning(client, &pending.redirect_uri).1.is_none()
         {
-            return approve(ctx, session, client, pending, false).await;
+            return approve(ctx, session, client, pending, Approval::AutoApproved).await;
         }
     }
     page(ctx, session, client, pending, digest.unwrap_or(""), notice)
@@ -250,7 +250,7 @@ pub async fn submit(
         return ErrorPage::server_fault("save your decision").respond(false);
     }
     if approved {
-        approve(ctx, &session, &client, &pending, false).await
+        approve(ctx, &session, &client, &pending, Approval::OnThePage).await
     } else {
         deny(ctx, &session, &pending, false)
     }
@@ -281,13 +281,24 @@ async fn remember(
         .await
 }
 
+/// How an approval was given (for the audit event).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Approval {
+    /// The user pressed Approve on the consent page.
+    OnThePage,
+    /// A remembered decision covered the request.
+    Remembered,
+    /// A trusted client under `auto_approve_trusted`, with no warning to show.
+    AutoApproved,
+}
+
 /// Issue an authorization code and redirect to the client with `code`, `state` and `iss`.
 async fn approve(
     ctx: &FrontCtx,
     session: &Session,
     client: &Client,
     pending: &PendingAuth,
-    remembered: bool,
+    how: Approval,
 ) -> Response {
     let approver = Approver {
         subject: &session.sub,
@@ -307,8 +318,8 @@ async fn approve(
         client_id = %pending.client_id,
         scope = %pending.scope,
         resource = %pending.resource,
-        remembered = remembered,
-        auto_approved = matches!(client, Client::Cimd(c) if c.auto_approve) && !remembered
+        remembered = how == Approval::Remembered,
+        auto_approved = how == Approval::AutoApproved
     );
     client_redirect(
         pending.redirect_uri.as_str(),

@@ -420,6 +420,29 @@ async fn upstream_login(env: &TestEnv, provider: &Provider) -> (serde_json::Valu
     (body, to_client)
 }
 
+/// `/upstream/callback` is rate-limited per source like `/authorize` (each call may cost an
+/// exchange at the provider): past the burst it answers 429.
+#[tokio::test]
+async fn the_sign_in_callback_is_rate_limited() {
+    let (env, _provider) = upstream_env(&[], |c| c.limits.per_ip_per_second = 1).await;
+    let url = env.url(&format!(
+        "{}?code=x&state=y",
+        cimdgate_server::identity::CALLBACK_PATH
+    ));
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let status = common::http_client()
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses[0], 400, "no sign-in in progress: {statuses:?}");
+    assert_eq!(statuses[3], 429, "{statuses:?}");
+}
+
 /// A sign-in cookie finishes one sign-in: replaying the callback with a copy of it is refused
 /// before any exchange at the provider (review Low finding: the flow cookie is single-use).
 #[tokio::test]
