@@ -41,13 +41,14 @@ use redb::{
 use tokio::sync::oneshot;
 
 use crate::{
-    CodeRecord, CodeRedeem, CodeRedeemOutcome, CodeRedemption, ConsentRecord, RefreshRecord,
-    RefreshRotation, RegisteredClient, SeenClient, SigningKeyRecord, SpentRefresh, Store,
-    StoreError, TokenHash,
+    ClientRecord, CodeRecord, CodeRedeem, CodeRedeemOutcome, CodeRedemption, ConsentRecord,
+    GrantEntry, RefreshRecord, RefreshRotation, RegisteredClient, SigningKeyRecord, SpentRefresh,
+    Store, StoreError, TokenHash,
 };
 use codec::{
-    CLIENTS, CODES, CONSENTS, FAMILIES, IDP_TOKENS, IdpTokensRecord, REFRESH, SEEN, SIGNING_KEYS,
-    StoredCode, StoredRefresh, StrTable, decode, from_hex, is_expired, pair_key, unavailable,
+    CLIENTS, CODES, CONSENTS, FAMILIES, GRANTS, IDP_TOKENS, INVENTORY, IdpTokensRecord, REFRESH,
+    SIGNING_KEYS, StoredCode, StoredRefresh, StrTable, decode, from_hex, is_expired, pair_key,
+    unavailable,
 };
 use writer::{ClosureJob, Counters, Job, Tables};
 
@@ -555,24 +556,75 @@ impl Store for EmbeddedStore {
         })
     }
 
-    async fn record_client_seen(&self, client: &SeenClient) -> Result<bool, StoreError> {
-        let client = client.clone();
-        self.write(move |t| ops::record_client_seen(t, client))
+    async fn get_client_record(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        self.read("reading a client record", |txn| {
+            ops::get_json(&open_table(txn, INVENTORY)?, "client record", client_id)
+        })
+    }
+
+    async fn cas_client_record(
+        &self,
+        record: &ClientRecord,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let record = record.clone();
+        self.write(move |t| ops::cas_client_record(t, record, expected))
             .await
     }
 
-    async fn list_clients_seen(&self) -> Result<Vec<SeenClient>, StoreError> {
-        self.read("listing seen clients", |txn| {
-            let table = open_table(txn, SEEN)?;
+    async fn list_client_records(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        self.read("listing the client inventory", |txn| {
+            let table = open_table(txn, INVENTORY)?;
             let rows = table
                 .iter()
-                .map_err(|e| unavailable("listing seen clients", e))?;
+                .map_err(|e| unavailable("listing the client inventory", e))?;
             let mut out = Vec::new();
             for row in rows {
-                let (k, v) = row.map_err(|e| unavailable("listing seen clients", e))?;
-                out.push(decode("seen client", k.value(), v.value())?);
+                let (k, v) = row.map_err(|e| unavailable("listing the client inventory", e))?;
+                out.push(decode("client record", k.value(), v.value())?);
             }
             Ok(out)
         })
+    }
+
+    async fn put_grant(&self, entry: &GrantEntry) -> Result<(), StoreError> {
+        let entry = entry.clone();
+        self.write(move |t| ops::put_grant(t, entry)).await
+    }
+
+    async fn list_grants(
+        &self,
+        client_id: &str,
+        now: SystemTime,
+    ) -> Result<Vec<GrantEntry>, StoreError> {
+        let prefix = pair_key(client_id, "");
+        self.read("listing grants", |txn| {
+            let table = open_table(txn, GRANTS)?;
+            let rows = table
+                .range(prefix.as_str()..)
+                .map_err(|e| unavailable("listing grants", e))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (k, v) = row.map_err(|e| unavailable("listing grants", e))?;
+                if !k.value().starts_with(prefix.as_str()) {
+                    break;
+                }
+                let entry: GrantEntry = decode("grant", k.value(), v.value())?;
+                if !is_expired(entry.expires_at, now) {
+                    out.push(entry);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn remove_grants(
+        &self,
+        client_id: &str,
+        family_ids: &[String],
+    ) -> Result<(), StoreError> {
+        let (client_id, family_ids) = (client_id.to_owned(), family_ids.to_vec());
+        self.write(move |t| ops::remove_grants(t, &client_id, &family_ids))
+            .await
     }
 }

@@ -3,7 +3,8 @@
 //! The authorization server and the gateway keep every piece of state that must survive a restart
 //! or be shared by replicas behind [`Store`]: authorization codes, refresh-token families,
 //! revocations, consent decisions, DCR clients, signing keys, server secrets, client-assertion
-//! `jti` replay records, encrypted IdP tokens and the inventory of CIMD clients seen. One
+//! `jti` replay records, encrypted IdP tokens and the client inventory with each client's
+//! grants. One
 //! storage trait, two backends (docs/architecture.md, *Storage and scale*): the embedded backend
 //! ([`embedded::EmbeddedStore`], redb) and the Redis backend ([`redis::RedisStore`]) for several
 //! instances.
@@ -24,9 +25,11 @@
 #![warn(missing_docs)]
 
 pub mod embedded;
+mod inventory;
 pub mod redis;
 mod types;
 
+pub use inventory::*;
 pub use types::*;
 
 use std::time::SystemTime;
@@ -287,9 +290,38 @@ pub trait Store: Send + Sync + 'static {
         now: SystemTime,
     ) -> Result<Option<Vec<u8>>, StoreError>;
 
-    // --- inventory of CIMD clients (audit "client first seen", `cimdgate clients list`) -------
-    /// Record that a client was seen; `Ok(true)` the first time.
-    async fn record_client_seen(&self, client: &SeenClient) -> Result<bool, StoreError>;
-    /// Every client seen, for the inventory.
-    async fn list_clients_seen(&self) -> Result<Vec<SeenClient>, StoreError>;
+    // --- the client inventory (docs/architecture.md, *Governance*) ---------------------------
+    /// The inventory record of a client, if it was ever seen.
+    async fn get_client_record(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// Compare-and-set: store `record` if the stored record's version is `expected` (`None`:
+    /// there is no record yet). The stored copy gets version `expected + 1` (1 for a new
+    /// record), whatever `record.version` says. `Ok(false)`: someone else wrote first; the
+    /// caller reads again and retries. Atomic across instances.
+    async fn cas_client_record(
+        &self,
+        record: &ClientRecord,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError>;
+    /// Every client in the inventory, sorted by client_id.
+    async fn list_client_records(&self) -> Result<Vec<ClientRecord>, StoreError>;
+    /// The administrator's status of a client (`None`: never seen). The gateway asks this for
+    /// every token it accepts (cached).
+    async fn client_status(&self, client_id: &str) -> Result<Option<ClientStatus>, StoreError> {
+        Ok(self
+            .get_client_record(client_id)
+            .await?
+            .map(|r| r.admin.status))
+    }
+    /// Index a new grant (refresh-token family) under its client, for listing and revocation.
+    async fn put_grant(&self, entry: &GrantEntry) -> Result<(), StoreError>;
+    /// The grants of a client that have not ended at `now` (revoked families included: the
+    /// caller checks [`Store::is_family_revoked`]).
+    async fn list_grants(
+        &self,
+        client_id: &str,
+        now: SystemTime,
+    ) -> Result<Vec<GrantEntry>, StoreError>;
+    /// Drop grants from a client's index (after revoking them, or once ended).
+    async fn remove_grants(&self, client_id: &str, family_ids: &[String])
+    -> Result<(), StoreError>;
 }

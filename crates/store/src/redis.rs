@@ -22,7 +22,9 @@
 //! | `client:<sha256(client_id)>` | JSON `RegisteredClient` | none (registration) |
 //! | `signing_keys` | list of JSON `SigningKeyRecord` | none |
 //! | `secret:<name>` | raw bytes | none |
-//! | `{seen}:first` / `:last` / `:name` | hashes by client_id | none (inventory) |
+//! | `{inv}:rec` / `{inv}:ver` | hashes by client_id: JSON `ClientRecord`, its version | none (inventory) |
+//! | `grants:<sha256(client_id)>` | hash by family id: JSON `GrantEntry` | the latest grant's end |
+//! | `{seen}:first` | hash by client_id (inventory of earlier versions, read only) | none |
 //! | `<ns>:<sha256(id)>` | shared caches ([`RedisStore::cache_put`]) | entry's keep-until |
 //! | `rl:<ns>:<window>:<sha256(id)>` | fixed-window counter | window length |
 //!

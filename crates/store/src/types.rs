@@ -484,21 +484,6 @@ fn expose_secret<S: serde::Serializer>(v: &SecretString, s: S) -> Result<S::Ok, 
     s.serialize_str(v.expose_secret())
 }
 
-/// A CIMD client seen by this installation (inventory, docs/architecture.md, *Audit and logging*).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SeenClient {
-    /// The client_id URL.
-    pub client_id: String,
-    /// Its declared name at first sight.
-    pub client_name: Option<String>,
-    /// First time seen.
-    #[serde(with = "unix_secs")]
-    pub first_seen: SystemTime,
-    /// Last time seen.
-    #[serde(with = "unix_secs")]
-    pub last_seen: SystemTime,
-}
-
 /// [`unix_secs`] for an `Option<SystemTime>`.
 pub mod unix_secs_opt {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cimdgate_store::embedded::{DB_FILE_NAME, EmbeddedStore};
-use cimdgate_store::{CodeRedemption, RefreshRotation, SpentRefresh, Store, StoreError};
+use cimdgate_store::{
+    ClientStatus, CodeRedemption, GrantEntry, RefreshRotation, SpentRefresh, Store, StoreError,
+};
 use common::*;
 
 async fn code_is_redeemed_once_then_already_used(s: Arc<dyn Store>) {
@@ -289,32 +291,84 @@ async fn idp_tokens_round_trip_and_expire(s: Arc<dyn Store>) {
     assert_eq!(s.get_idp_tokens("none", now()).await.unwrap(), None);
 }
 
-async fn client_seen_is_new_once_and_tracks_last_seen(s: Arc<dyn Store>) {
+async fn client_records_are_written_by_compare_and_set(s: Arc<dyn Store>) {
     let (t0, t1) = (past(), now());
     assert!(
-        s.record_client_seen(&seen("https://a/c", Some("A"), t0))
+        s.cas_client_record(&seen("https://a/c", Some("A"), t0), None)
             .await
             .unwrap()
     );
     assert!(
-        !s.record_client_seen(&seen("https://a/c", Some("renamed"), t1))
+        !s.cas_client_record(&seen("https://a/c", Some("lost race"), t0), None)
             .await
-            .unwrap()
+            .unwrap(),
+        "a second first write loses"
+    );
+    let mut rec = s.get_client_record("https://a/c").await.unwrap().unwrap();
+    assert_eq!(rec.version, 1);
+    rec.last_seen = t1;
+    rec.admin.status = ClientStatus::Blocked;
+    assert!(s.cas_client_record(&rec, Some(1)).await.unwrap());
+    assert!(
+        !s.cas_client_record(&rec, Some(1)).await.unwrap(),
+        "a write from a stale read loses"
     );
     assert!(
-        s.record_client_seen(&seen("https://b/c", None, t1))
+        s.cas_client_record(&seen("https://b/c", None, t1), None)
             .await
             .unwrap()
     );
-    let mut all = s.list_clients_seen().await.unwrap();
-    all.sort_by(|x, y| x.client_id.cmp(&y.client_id));
+    let all = s.list_client_records().await.unwrap();
     assert_eq!(all.len(), 2);
-    assert_eq!(
-        all[0].client_name.as_deref(),
-        Some("A"),
-        "name at first sight is kept"
-    );
+    assert_eq!(all[0].client_id, "https://a/c");
+    assert_eq!(all[0].snapshot.client_name.as_deref(), Some("A"));
     assert_eq!((all[0].first_seen, all[0].last_seen), (t0, t1));
+    assert_eq!(all[0].version, 2);
+    assert_eq!(
+        s.client_status("https://a/c").await.unwrap(),
+        Some(ClientStatus::Blocked)
+    );
+    assert_eq!(s.client_status("https://none/c").await.unwrap(), None);
+}
+
+async fn grants_are_listed_per_client_until_they_end_or_are_removed(s: Arc<dyn Store>) {
+    let entry = |client: &str, family: &str, expires_at| {
+        let mut grant = grant(family, None, None);
+        grant.client_id = client.into();
+        GrantEntry { grant, expires_at }
+    };
+    s.put_grant(&entry("https://a/c", "f1", future()))
+        .await
+        .unwrap();
+    s.put_grant(&entry("https://a/c", "f2", future()))
+        .await
+        .unwrap();
+    s.put_grant(&entry("https://a/c", "ended", past()))
+        .await
+        .unwrap();
+    s.put_grant(&entry("https://a/c2", "other", future()))
+        .await
+        .unwrap();
+    let mut fids: Vec<String> = s
+        .list_grants("https://a/c", now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.grant.family_id)
+        .collect();
+    fids.sort();
+    assert_eq!(
+        fids,
+        ["f1", "f2"],
+        "ended grants and other clients' are not listed"
+    );
+    s.remove_grants("https://a/c", &["f1".to_owned()])
+        .await
+        .unwrap();
+    let left = s.list_grants("https://a/c", now()).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].grant.family_id, "f2");
+    assert_eq!(s.list_grants("https://a/c2", now()).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -369,7 +423,7 @@ async fn data_survives_close_and_reopen() {
         s.init_secret("cookie", b"v1").await.unwrap();
         s.revoke_family("revoked", future()).await.unwrap();
         s.put_idp_tokens("u", b"sealed", future()).await.unwrap();
-        s.record_client_seen(&seen("https://a/c", None, now()))
+        s.cas_client_record(&seen("https://a/c", None, now()), None)
             .await
             .unwrap();
     }
@@ -389,7 +443,7 @@ async fn data_survives_close_and_reopen() {
         s.get_idp_tokens("u", now()).await.unwrap().as_deref(),
         Some(&b"sealed"[..])
     );
-    assert_eq!(s.list_clients_seen().await.unwrap().len(), 1);
+    assert_eq!(s.list_client_records().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -553,6 +607,7 @@ both_backends!(
     init_secret_returns_the_first_value_stored,
     jti_is_recorded_once_per_client_until_it_expires,
     idp_tokens_round_trip_and_expire,
-    client_seen_is_new_once_and_tracks_last_seen,
+    client_records_are_written_by_compare_and_set,
+    grants_are_listed_per_client_until_they_end_or_are_removed,
     health_is_ok_when_open,
 );

@@ -56,9 +56,15 @@ async fn write_everything(s: &RedisStore) {
     s.put_client(&dcr_client("dcr-1")).await.unwrap();
     s.init_signing_key(&signing_key("k1")).await.unwrap();
     s.init_secret("cookie", b"secret").await.unwrap();
-    s.record_client_seen(&seen("https://c.example/m", None, now()))
+    s.cas_client_record(&seen("https://c.example/m", None, now()), None)
         .await
         .unwrap();
+    s.put_grant(&cimdgate_store::GrantEntry {
+        grant: grant("fam", None, None),
+        expires_at: future(),
+    })
+    .await
+    .unwrap();
     s.cache_put("doc", "https://c.example/m", b"{}", future())
         .await
         .unwrap();
@@ -83,7 +89,7 @@ async fn every_ephemeral_key_has_a_ttl_and_the_prefix() {
         .await
         .unwrap();
     assert!(keys.len() >= 15, "{keys:?}");
-    let permanent = ["client:", "signing_keys", "secret:", "{seen}:"];
+    let permanent = ["client:", "signing_keys", "secret:", "{inv}:"];
     for k in &keys {
         let rest = k
             .strip_prefix("test-prefix:")

@@ -37,11 +37,16 @@ pub(crate) const JTIS: StrTable = TableDefinition::new("jtis");
 /// Sealed IdP tokens by id → [`IdpTokensRecord`].
 // The table keeps its first name: databases written before the IdP naming stay readable.
 pub(crate) const IDP_TOKENS: StrTable = TableDefinition::new("upstream_tokens");
-/// CIMD clients seen by client_id → [`crate::SeenClient`].
-pub(crate) const SEEN: StrTable = TableDefinition::new("seen_clients");
+/// The client inventory by client_id → [`crate::ClientRecord`].
+// The table keeps its first name: inventories written before the full record stay readable
+// (the old rows decode as records with defaults).
+pub(crate) const INVENTORY: StrTable = TableDefinition::new("seen_clients");
+/// Grants by `client_id\0family_id` → [`crate::GrantEntry`].
+pub(crate) const GRANTS: StrTable = TableDefinition::new("client_grants");
 
 /// The tables whose rows carry `expires_at` and are swept.
-pub(crate) const EXPIRING: [StrTable; 6] = [CODES, REFRESH, FAMILIES, CONSENTS, JTIS, IDP_TOKENS];
+pub(crate) const EXPIRING: [StrTable; 7] =
+    [CODES, REFRESH, FAMILIES, CONSENTS, JTIS, IDP_TOKENS, GRANTS];
 
 /// A code plus whether it has been redeemed.
 #[derive(Debug, Clone, Serialize, Deserialize)]

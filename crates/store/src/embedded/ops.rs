@@ -12,8 +12,9 @@ use super::codec::{
 };
 use super::writer::Tables;
 use crate::{
-    CodeRecord, CodeRedeem, CodeRedeemOutcome, CodeRedemption, ConsentRecord, RefreshRecord,
-    RefreshRotation, RegisteredClient, SeenClient, SigningKeyRecord, SpentRefresh, StoreError,
+    ClientRecord, CodeRecord, CodeRedeem, CodeRedeemOutcome, CodeRedemption, ConsentRecord,
+    GrantEntry, RefreshRecord, RefreshRotation, RegisteredClient, SigningKeyRecord, SpentRefresh,
+    StoreError,
 };
 
 type StrTable<'txn> = Table<'txn, &'static str, &'static [u8]>;
@@ -381,26 +382,38 @@ pub(crate) fn put_idp_tokens(
     put_json(&mut t.idp_tokens, "IdP tokens", id, &record)
 }
 
-pub(crate) fn record_client_seen(
+/// [`crate::Store::cas_client_record`]: write when the stored version is `expected`.
+pub(crate) fn cas_client_record(
     t: &mut Tables<'_>,
-    client: SeenClient,
+    mut record: ClientRecord,
+    expected: Option<u64>,
 ) -> Result<bool, StoreError> {
-    let key = client.client_id.clone();
-    let existing: Option<SeenClient> = get_json(&t.seen, "seen client", &key)?;
-    match existing {
-        None => {
-            put_json(&mut t.seen, "seen client", &key, &client)?;
-            Ok(true)
-        }
-        Some(mut known) => {
-            known.last_seen = later(known.last_seen, client.last_seen);
-            if known.client_name.is_none() {
-                known.client_name = client.client_name;
-            }
-            put_json(&mut t.seen, "seen client", &key, &known)?;
-            Ok(false)
-        }
+    let key = record.client_id.clone();
+    let current: Option<ClientRecord> = get_json(&t.inventory, "client record", &key)?;
+    if current.map(|c| c.version) != expected {
+        return Ok(false);
     }
+    record.version = expected.map_or(1, |v| v + 1);
+    put_json(&mut t.inventory, "client record", &key, &record)?;
+    Ok(true)
+}
+
+pub(crate) fn put_grant(t: &mut Tables<'_>, entry: GrantEntry) -> Result<(), StoreError> {
+    let key = pair_key(&entry.grant.client_id, &entry.grant.family_id);
+    put_json(&mut t.grants, "grant", &key, &entry)
+}
+
+pub(crate) fn remove_grants(
+    t: &mut Tables<'_>,
+    client_id: &str,
+    family_ids: &[String],
+) -> Result<(), StoreError> {
+    for fid in family_ids {
+        t.grants
+            .remove(pair_key(client_id, fid).as_str())
+            .map_err(|e| unavailable("removing a grant", e))?;
+    }
+    Ok(())
 }
 
 /// The expiring table at `index` of [`super::codec::EXPIRING`].
@@ -415,6 +428,7 @@ pub(crate) fn expiring_mut<'a, 'txn>(
         3 => Some(&mut t.consents),
         4 => Some(&mut t.jtis),
         5 => Some(&mut t.idp_tokens),
+        6 => Some(&mut t.grants),
         _ => None,
     }
 }

@@ -22,8 +22,8 @@ use redb::{Database, Table, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::codec::{
-    CLIENTS, CODES, CONSENTS, FAMILIES, IDP_TOKENS, JTIS, REFRESH, SECRETS, SEEN, SIGNING_KEYS,
-    unavailable,
+    CLIENTS, CODES, CONSENTS, FAMILIES, GRANTS, IDP_TOKENS, INVENTORY, JTIS, REFRESH, SECRETS,
+    SIGNING_KEYS, unavailable,
 };
 use crate::StoreError;
 
@@ -42,7 +42,8 @@ pub(crate) struct Tables<'txn> {
     pub secrets: Table<'txn, &'static str, &'static [u8]>,
     pub jtis: Table<'txn, &'static str, &'static [u8]>,
     pub idp_tokens: Table<'txn, &'static str, &'static [u8]>,
-    pub seen: Table<'txn, &'static str, &'static [u8]>,
+    pub inventory: Table<'txn, &'static str, &'static [u8]>,
+    pub grants: Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -59,7 +60,8 @@ impl<'txn> Tables<'txn> {
             secrets: txn.open_table(SECRETS).map_err(open)?,
             jtis: txn.open_table(JTIS).map_err(open)?,
             idp_tokens: txn.open_table(IDP_TOKENS).map_err(open)?,
-            seen: txn.open_table(SEEN).map_err(open)?,
+            inventory: txn.open_table(INVENTORY).map_err(open)?,
+            grants: txn.open_table(GRANTS).map_err(open)?,
         })
     }
 }

@@ -10,9 +10,9 @@ use super::codec::{
 };
 use super::{RedisStore, pxat, scripts, unix_ms, unix_secs};
 use crate::{
-    CodeRecord, CodeRedeem, CodeRedeemOutcome, CodeRedemption, ConsentRecord, RefreshRecord,
-    RefreshRotation, RegisteredClient, SeenClient, SigningKeyRecord, SpentRefresh, Store,
-    StoreError, TokenHash, hex,
+    ClientRecord, CodeRecord, CodeRedeem, CodeRedeemOutcome, CodeRedemption, ConsentRecord,
+    GrantEntry, RefreshRecord, RefreshRotation, RegisteredClient, SigningKeyRecord, SpentRefresh,
+    Store, StoreError, TokenHash, hex,
 };
 
 impl RedisStore {
@@ -581,26 +581,44 @@ impl Store for RedisStore {
             })
     }
 
-    async fn record_client_seen(&self, client: &SeenClient) -> Result<bool, StoreError> {
-        let keys = [
-            self.key(&["{seen}:first"]),
-            self.key(&["{seen}:last"]),
-            self.key(&["{seen}:name"]),
-        ];
-        let first = encode("seen client", client)?;
-        let (id, last) = (client.client_id.clone(), unix_secs(client.last_seen));
-        let name = client.client_name.clone().unwrap_or_default();
+    async fn get_client_record(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let key = self.key(&["{inv}:rec"]);
+        let id = client_id.to_owned();
+        let mut c = self.conn();
+        let json: Option<String> = self
+            .run("inventory read", async move {
+                ::redis::cmd("HGET")
+                    .arg(&key)
+                    .arg(&id)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        json.map(|j| decode("client record", &j)).transpose()
+    }
+
+    async fn cas_client_record(
+        &self,
+        record: &ClientRecord,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let (rec_key, ver_key) = (self.key(&["{inv}:rec"]), self.key(&["{inv}:ver"]));
+        let version = expected.map_or(1, |v| v + 1);
+        let mut stored = record.clone();
+        stored.version = version;
+        let json = encode("client record", &stored)?;
+        let expected = expected.map(|v| v.to_string()).unwrap_or_default();
+        let id = record.client_id.clone();
         let mut c = self.conn();
         let n: i64 = self
             .run("inventory write", async move {
-                scripts::RECORD_SEEN
-                    .key(&keys[0])
-                    .key(&keys[1])
-                    .key(&keys[2])
+                scripts::CAS_CLIENT_RECORD
+                    .key(&rec_key)
+                    .key(&ver_key)
                     .arg(id)
-                    .arg(first)
-                    .arg(last)
-                    .arg(name)
+                    .arg(expected)
+                    .arg(version)
+                    .arg(json)
                     .invoke_async(&mut c)
                     .await
             })
@@ -608,46 +626,99 @@ impl Store for RedisStore {
         Ok(n == 1)
     }
 
-    async fn list_clients_seen(&self) -> Result<Vec<SeenClient>, StoreError> {
-        let keys = [
-            self.key(&["{seen}:first"]),
-            self.key(&["{seen}:last"]),
-            self.key(&["{seen}:name"]),
-        ];
+    async fn list_client_records(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        let (rec_key, legacy_key) = (self.key(&["{inv}:rec"]), self.key(&["{seen}:first"]));
         type Maps = (
-            std::collections::HashMap<String, String>,
             std::collections::HashMap<String, String>,
             std::collections::HashMap<String, String>,
         );
         let mut c = self.conn();
-        let (first, last, names): Maps = self
+        let (records, legacy): Maps = self
             .run("inventory read", async move {
                 ::redis::pipe()
                     .cmd("HGETALL")
-                    .arg(&keys[0])
+                    .arg(&rec_key)
                     .cmd("HGETALL")
-                    .arg(&keys[1])
-                    .cmd("HGETALL")
-                    .arg(&keys[2])
+                    .arg(&legacy_key)
                     .query_async(&mut c)
                     .await
             })
             .await?;
-        let mut out = Vec::with_capacity(first.len());
-        for (id, json) in first {
-            let mut seen: SeenClient = decode("seen client", &json)?;
-            if let Some(l) = last.get(&id) {
-                let l = parse_secs("seen client", l)?;
-                if l > seen.last_seen {
-                    seen.last_seen = l;
-                }
+        let mut out = Vec::with_capacity(records.len());
+        for json in records.values() {
+            out.push(decode::<ClientRecord>("client record", json)?);
+        }
+        // Clients seen by a version that kept only first/last sight: their first-sight JSON
+        // reads as a record with defaults until the client is seen again.
+        for (id, json) in &legacy {
+            if !records.contains_key(id) {
+                out.push(decode::<ClientRecord>("client record", json)?);
             }
-            if seen.client_name.is_none() {
-                seen.client_name = names.get(&id).cloned();
-            }
-            out.push(seen);
         }
         out.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         Ok(out)
+    }
+
+    async fn put_grant(&self, entry: &GrantEntry) -> Result<(), StoreError> {
+        let key = self.key(&["grants:", TokenHash::of(&entry.grant.client_id).as_str()]);
+        let json = encode("grant", entry)?;
+        let fid = entry.grant.family_id.clone();
+        let until = unix_ms(entry.expires_at);
+        let mut c = self.conn();
+        self.run("grant write", async move {
+            scripts::PUT_GRANT
+                .key(&key)
+                .arg(fid)
+                .arg(json)
+                .arg(until)
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn list_grants(
+        &self,
+        client_id: &str,
+        now: SystemTime,
+    ) -> Result<Vec<GrantEntry>, StoreError> {
+        let key = self.key(&["grants:", TokenHash::of(client_id).as_str()]);
+        let mut c = self.conn();
+        let all: std::collections::HashMap<String, String> = self
+            .run("grants read", async move {
+                ::redis::cmd("HGETALL").arg(&key).query_async(&mut c).await
+            })
+            .await?;
+        let mut out = Vec::with_capacity(all.len());
+        for json in all.values() {
+            let entry: GrantEntry = decode("grant", json)?;
+            if !is_expired(entry.expires_at, now) {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn remove_grants(
+        &self,
+        client_id: &str,
+        family_ids: &[String],
+    ) -> Result<(), StoreError> {
+        if family_ids.is_empty() {
+            return Ok(());
+        }
+        let key = self.key(&["grants:", TokenHash::of(client_id).as_str()]);
+        let fids = family_ids.to_vec();
+        let mut c = self.conn();
+        self.run("grants write", async move {
+            ::redis::cmd("HDEL")
+                .arg(&key)
+                .arg(fids)
+                .query_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(drop)
     }
 }

@@ -148,16 +148,31 @@ return ARGV[1]
     )
 });
 
-/// `record_client_seen`. KEYS: `{seen}:first`, `{seen}:last`, `{seen}:name` (hashes by
-/// client_id). ARGV: client_id, first-sight JSON, last_seen (s), client_name or ''. → 1 new.
-pub(super) static RECORD_SEEN: LazyLock<Script> = LazyLock::new(|| {
+/// `cas_client_record`. KEYS: `{inv}:rec` (JSON by client_id), `{inv}:ver` (version by
+/// client_id). ARGV: client_id, expected version ('' = no record yet), new version, JSON.
+/// → 1 written, 0 the stored version differs.
+pub(super) static CAS_CLIENT_RECORD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local new = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
-local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if tonumber(ARGV[3]) > cur then redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) end
-if ARGV[4] ~= '' then redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[4]) end
-return new
+local cur = redis.call('HGET', KEYS[2], ARGV[1]) or ''
+if cur ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
+",
+    )
+});
+
+/// `put_grant`. KEYS: `grants:<sha256(client_id)>` (JSON by family id). ARGV: family id,
+/// JSON, the grant's end (Unix ms). The hash lives until its latest grant ends.
+pub(super) static PUT_GRANT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local ends = tonumber(ARGV[3])
+local cur = redis.call('PEXPIRETIME', KEYS[1])
+if cur < ends then redis.call('PEXPIREAT', KEYS[1], ends) end
+return 1
 ",
     )
 });

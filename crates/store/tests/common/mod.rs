@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cimdgate_store::embedded::EmbeddedStore;
 use cimdgate_store::{
-    ClientKind, CodeRecord, ConsentRecord, DocumentBinding, Grant, RefreshRecord, RegisteredClient,
-    Scopes, SeenClient, SigningKeyRecord, TokenHash,
+    ClientKind, ClientRecord, CodeRecord, ConsentRecord, DocumentBinding, Grant, RefreshRecord,
+    RegisteredClient, Scopes, SigningKeyRecord, TokenHash,
 };
 
 pub const HOUR: Duration = Duration::from_secs(3600);
@@ -119,13 +119,10 @@ pub fn signing_key(kid: &str) -> SigningKeyRecord {
     }
 }
 
-pub fn seen(client_id: &str, name: Option<&str>, at: SystemTime) -> SeenClient {
-    SeenClient {
-        client_id: client_id.into(),
-        client_name: name.map(Into::into),
-        first_seen: at,
-        last_seen: at,
-    }
+pub fn seen(client_id: &str, name: Option<&str>, at: SystemTime) -> ClientRecord {
+    let mut rec = ClientRecord::new(client_id, ClientKind::Cimd, "client.example", at);
+    rec.snapshot.client_name = name.map(Into::into);
+    rec
 }
 
 /// An embedded store in a temporary folder, as a trait object.
