@@ -8,6 +8,8 @@
 //! 2. `blocked_domains` → denied (blocked always wins);
 //! 3. trusted = host matches `trusted_domains` **or** the id is in `allowed_client_ids`;
 //! 4. [`TrustMode::Allowlist`] admits only trusted clients; [`TrustMode::Open`] admits all;
+//!    [`TrustMode::Approval`] admits all, untrusted ones only once an administrator approved
+//!    them ([`TrustPolicy::requires_approval`]; the approvals are the server's);
 //! 5. `auto_approve` = trusted && `auto_approve_trusted` (the user still logs in).
 //!
 //! [`DomainPattern`] is an exact host or `*.example.com` (any subdomain depth, never the apex),
@@ -29,6 +31,10 @@ pub enum TrustMode {
     Open,
     /// Only trusted domains and explicitly allowed client ids.
     Allowlist,
+    /// Trusted clients, and the others once an administrator approved them: the policy admits
+    /// every client that is not blocked, and [`TrustPolicy::requires_approval`] tells the
+    /// server which ones must wait for an administrator (the approvals live in its inventory).
+    Approval,
 }
 
 /// Why a pattern or id in the configuration is unusable.
@@ -304,6 +310,12 @@ impl TrustPolicy {
         }
     }
 
+    /// Whether an admitted client must also be approved by an administrator: approval mode,
+    /// and not trusted by the policy.
+    pub fn requires_approval(&self, trusted: bool) -> bool {
+        self.mode == TrustMode::Approval && !trusted
+    }
+
     /// Decide for a client id (before fetching its document).
     pub fn evaluate(&self, id: &ClientIdUrl) -> TrustDecision {
         let host = id.host();
@@ -523,6 +535,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn approval_mode_admits_untrusted_clients_pending_approval_and_trusted_ones_outright() {
+        let p = TrustPolicy::from_config(&TrustPolicyConfig {
+            mode: TrustMode::Approval,
+            trusted_domains: vec!["t.com".into()],
+            blocked_domains: vec!["bad.com".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let untrusted = p.evaluate(&id("https://anything.example/x"));
+        assert_eq!(
+            untrusted,
+            TrustDecision::Allowed {
+                trusted: false,
+                auto_approve: false
+            }
+        );
+        assert!(p.requires_approval(false));
+        assert!(!p.requires_approval(true));
+        assert!(matches!(
+            p.evaluate(&id("https://bad.com/x")),
+            TrustDecision::Denied(_)
+        ));
+        let open = TrustPolicy::from_config(&TrustPolicyConfig::default()).unwrap();
+        assert!(!open.requires_approval(false));
     }
 
     #[test]

@@ -9,9 +9,10 @@
 //!
 //! Hot path: tokens that passed the signature/issuer/expiry checks are kept in a bounded cache
 //! keyed by their SHA-256 for `min(exp − now, token_cache_ttl)`. A repeated request costs one
-//! SHA-256, one cache lookup, an audience comparison and a revocation-cache lookup. The
-//! revocation answer is cached for `revocation_cache_ttl` (default 5 s): that is how stale a
-//! revocation can be.
+//! SHA-256, one cache lookup, an audience comparison and two revocation-cache lookups (the
+//! token's family, and whether an administrator blocked the client it was issued to). Both
+//! answers are cached for `revocation_cache_ttl` (default 5 s): that is how stale a revocation
+//! or a block can be.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,7 +21,7 @@ use jsonwebtoken::{Validation, decode, decode_header};
 use serde::Deserialize;
 use sha2::Digest;
 
-use cimdgate_store::Store;
+use cimdgate_store::{ClientStatus, Store};
 
 use crate::config::GatewayConfig;
 use crate::keys::{ALLOWED_ALGS, KeySource};
@@ -285,6 +286,43 @@ impl Verifier {
         };
         if revoked {
             return Err(invalid("the token has been revoked"));
+        }
+        self.check_client_status(source, store, verified).await
+    }
+
+    /// The client a token was issued to must not be blocked or denied by an administrator
+    /// (the store's inventory; cached like revocations, so a block reaches every instance
+    /// within `revocation_cache_ttl`).
+    async fn check_client_status(
+        &self,
+        source: &TokenSource,
+        store: &Arc<dyn Store>,
+        verified: &Verified,
+    ) -> Result<(), VerifyError> {
+        let Some(client_id) = &verified.client_id else {
+            return Ok(());
+        };
+        let ask = async {
+            store
+                .client_status(client_id)
+                .await
+                .map(|s| matches!(s, Some(ClientStatus::Blocked | ClientStatus::Denied)))
+                .map_err(|e| VerifyError::Unavailable(format!("client status: {e}")))
+        };
+        let refused = match &self.revoked {
+            Some(cache) => {
+                let key = format!("{}\u{1}{client_id}", source.name);
+                cache
+                    .try_get_with(key, ask)
+                    .await
+                    .map_err(|e: Arc<VerifyError>| (*e).clone())?
+            }
+            None => ask.await?,
+        };
+        if refused {
+            return Err(invalid(
+                "the client this token was issued to has been blocked by an administrator",
+            ));
         }
         Ok(())
     }

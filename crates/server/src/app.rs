@@ -207,7 +207,9 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<RunningServe
     let timeouts = ConnTimeouts::from(&state.services.config.limits);
     let (tx, rx) = oneshot::channel::<()>();
     let sweeper = state.clone();
+    let state_for_flush = state.clone();
     let task = tokio::spawn(async move {
+        let flusher = sweeper.clone();
         let sweep = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
@@ -215,8 +217,19 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<RunningServe
                 sweeper.services.limits.sweep();
             }
         });
+        let flush = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::governance::FLUSH_INTERVAL);
+            loop {
+                tick.tick().await;
+                flusher.services.governance.flush().await;
+            }
+        });
         accept_loop(listener, router, timeouts, rx).await;
         sweep.abort();
+        flush.abort();
+        // What the inventory holds in memory (last seen, tokens issued) is written before
+        // the server stops.
+        state_for_flush.services.governance.flush().await;
     });
     Ok(RunningServer {
         addr,

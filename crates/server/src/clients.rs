@@ -10,11 +10,12 @@
 //!    and resolved through the core cache: fresh for `/authorize`, stale-if-error allowed for
 //!    `/token`, refresh and `/revoke` (a CIMD client never gets `invalid_client` just because
 //!    the request reached `/token`);
-//! 4. `record_seen` — inventory + audit "client first seen" (at most one store write per client
-//!    per [`SEEN_REFRESH`](crate::services::SEEN_REFRESH)).
+//! 4. `check_admission` — the administrator's decision ([`crate::governance`]): blocked and
+//!    denied clients are refused before any fetch; after the document is resolved the
+//!    inventory records it (first sight, changed document) and approval mode refuses clients
+//!    no administrator approved yet.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use http::StatusCode;
 
@@ -25,11 +26,12 @@ use cimd::document::AuthMethod;
 use cimd::policy::{DenyReason, TrustDecision};
 use cimd::redirect::{RedirectAllowList, RedirectMismatch, RedirectUri, select_redirect_uri};
 use cimdgate_store::{
-    ClientKind, DocumentBinding, RegisteredClient, Scopes, SeenClient, StoreError,
+    AdminDecision, ClientKind, DocumentBinding, RegisteredClient, Scopes, StoreError,
 };
 
 use crate::audit;
 use crate::error::{ErrorCode, OAuthError};
+use crate::governance::{Admission, admission};
 use crate::services::Services;
 
 /// Why a client is being resolved.
@@ -190,6 +192,14 @@ pub enum ClientError {
         /// Fetch failure or validation report.
         reason: ResolveError,
     },
+    /// Blocked or denied by an administrator, or (approval mode) not approved yet.
+    #[error("{}", refusal_text(client_id, admission))]
+    Refused {
+        /// The client.
+        client_id: String,
+        /// Why (never [`Admission::Admitted`]).
+        admission: Admission,
+    },
     /// Not a URL and not a registered client.
     #[error("unknown client_id {0:?} (not a registered client and not an https:// CIMD URL)")]
     Unknown(String),
@@ -212,7 +222,10 @@ impl ClientError {
             (ClientError::RateLimited(e), _) => e.clone(),
             (ClientError::Store(e), _) => OAuthError::from(e.clone()),
             (
-                ClientError::Blocked { .. } | ClientError::CimdDisabled | ClientError::DcrDisabled,
+                ClientError::Blocked { .. }
+                | ClientError::Refused { .. }
+                | ClientError::CimdDisabled
+                | ClientError::DcrDisabled,
                 Purpose::Authorize,
             ) => OAuthError::new(ErrorCode::UnauthorizedClient, self.to_string()),
             (_, Purpose::Authorize) => {
@@ -233,11 +246,20 @@ pub async fn resolve_client(
         if !services.config.dcr_enabled() {
             return Err(ClientError::DcrDisabled);
         }
-        return match services.store.get_client(raw).await {
-            Ok(Some(c)) => Ok(Client::Dcr(c)),
-            Ok(None) => Err(ClientError::Unknown(raw.to_owned())),
-            Err(e) => Err(ClientError::Store(e)),
+        let client = match services.store.get_client(raw).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err(ClientError::Unknown(raw.to_owned())),
+            Err(e) => return Err(ClientError::Store(e)),
         };
+        // A registered client has no host to trust: approval mode always asks an administrator.
+        let requires_approval = services.policy.load().requires_approval(false);
+        let decision = services
+            .governance
+            .observe_dcr(&client, requires_approval)
+            .await
+            .map_err(ClientError::Store)?;
+        check_admission(raw, decision.as_ref(), requires_approval)?;
+        return Ok(Client::Dcr(client));
     }
     if !services.config.cimd.enabled {
         return Err(ClientError::CimdDisabled);
@@ -259,9 +281,30 @@ pub async fn resolve_client(
             auto_approve,
         } => (trusted, auto_approve),
     };
+    let requires_approval = services.policy.load().requires_approval(trusted);
+    // Blocked and denied clients are refused before anything is fetched for them.
+    let known = services
+        .governance
+        .decision(id.as_str())
+        .await
+        .map_err(ClientError::Store)?;
+    if let Some(d) = known.as_ref().filter(|d| !d.status.admits()) {
+        check_admission(id.as_str(), Some(d), false)?;
+    }
     let resolved = match services.resolver.peek_fresh(&id).await {
         Some(fresh) => fresh,
-        None => fetch_document(services, &id, purpose).await?,
+        None => match fetch_document(services, &id, purpose).await {
+            Ok(r) => r,
+            Err(e) => {
+                if let ClientError::Document { reason, .. } = &e {
+                    services
+                        .governance
+                        .fetch_failed(id.as_str(), &reason.to_string())
+                        .await;
+                }
+                return Err(e);
+            }
+        },
     };
     if let Some(host) = resolved
         .document
@@ -276,7 +319,12 @@ pub async fn resolve_client(
             reason,
         });
     }
-    record_seen(services, &id, &resolved).await;
+    let decision = services
+        .governance
+        .observe_cimd(id.as_str(), id.host(), &resolved, requires_approval)
+        .await
+        .map_err(ClientError::Store)?;
+    check_admission(id.as_str(), decision.as_ref(), requires_approval)?;
     Ok(Client::Cimd(CimdClient {
         id,
         resolved,
@@ -296,11 +344,11 @@ async fn fetch_document(
         .check_client_host(id.host(), services.resolver.holds(id).await)
         .await
         .map_err(ClientError::RateLimited)?;
-    match purpose {
+    let resolved = match purpose {
         Purpose::Authorize => services.resolver.resolve(id).await,
         Purpose::Token => services.resolver.resolve_allow_stale(id).await,
-    }
-    .map_err(|reason| {
+    };
+    resolved.map_err(|reason| {
         audit!(event = "client_fetch_failed", client_id = %id, reason = %reason, detail = ?reason);
         ClientError::Document {
             client_id: id.to_string(),
@@ -309,30 +357,43 @@ async fn fetch_document(
     })
 }
 
-/// Inventory + "client first seen" audit. A store failure here is logged, not fatal: the
-/// inventory must never block a login.
-async fn record_seen(services: &Services, id: &ClientIdUrl, resolved: &ResolvedClient) {
-    if services.seen.contains_key(id.as_str()) {
-        return;
-    }
-    let now = SystemTime::now();
-    let seen = SeenClient {
-        client_id: id.to_string(),
-        client_name: resolved.document.client_name.clone(),
-        first_seen: now,
-        last_seen: now,
-    };
-    match services.store.record_client_seen(&seen).await {
-        Ok(first) => {
-            if first {
-                audit!(
-                    event = "client_first_seen",
-                    client_id = %id,
-                    client_name = seen.client_name.as_deref().unwrap_or("")
-                );
-            }
-            services.seen.insert(id.to_string(), ());
+/// Refuse a client the administrator's decision does not admit (module doc, step 4).
+fn check_admission(
+    client_id: &str,
+    decision: Option<&AdminDecision>,
+    requires_approval: bool,
+) -> Result<(), ClientError> {
+    match admission(decision, requires_approval) {
+        Admission::Admitted => Ok(()),
+        refused => {
+            audit!(event = "client_refused", client_id, admission = ?refused);
+            Err(ClientError::Refused {
+                client_id: client_id.to_owned(),
+                admission: refused,
+            })
         }
-        Err(e) => tracing::warn!(client_id = %id, error = %e, "cannot record client in inventory"),
+    }
+}
+
+/// The message of [`ClientError::Refused`], shown to the user and the client.
+fn refusal_text(client_id: &str, admission: &Admission) -> String {
+    let with_reason = |what: &str, reason: &Option<String>| match reason {
+        Some(r) if !r.is_empty() => format!("{what} ({r})"),
+        _ => what.to_owned(),
+    };
+    match admission {
+        Admission::Pending => format!(
+            "client {client_id} is awaiting approval by an administrator of this server; try \
+             again once it has been approved"
+        ),
+        Admission::Blocked { reason } => with_reason(
+            &format!("client {client_id} has been blocked by an administrator of this server"),
+            reason,
+        ),
+        Admission::Denied { reason } => with_reason(
+            &format!("client {client_id} was not approved by an administrator of this server"),
+            reason,
+        ),
+        Admission::Admitted => format!("client {client_id} is admitted"),
     }
 }

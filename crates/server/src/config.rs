@@ -261,8 +261,11 @@ pub struct IdpConfig {
 pub struct CimdConfig {
     /// Accept CIMD clients at all.
     pub enabled: bool,
-    /// `open` or `allowlist`.
+    /// `open`, `allowlist` or `approval` (untrusted clients wait for an administrator).
     pub mode: TrustMode,
+    /// Approval mode: an approved client whose redirect_uris, auth method, keys or scope change
+    /// returns to `pending` until an administrator approves it again.
+    pub reapprove_on_change: bool,
     /// Trusted hosts (`example.com`, `*.example.com`).
     pub trusted_domains: Vec<String>,
     /// Blocked hosts (checked before any fetch).
@@ -302,6 +305,7 @@ impl Default for CimdConfig {
         CimdConfig {
             enabled: true,
             mode: TrustMode::Open,
+            reapprove_on_change: false,
             trusted_domains: Vec::new(),
             blocked_domains: Vec::new(),
             auto_approve_trusted: false,

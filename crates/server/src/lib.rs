@@ -15,7 +15,7 @@
 //! | layer | modules | may import |
 //! |---|---|---|
 //! | leaf | [`error`], [`config`], [`audit`](mod@audit), [`seal`], [`secret`], [`rand`], [`time`], [`tls`] | leaf |
-//! | domain | [`services`], [`clients`], [`grant`], [`tokens`], [`identity`] (with `identity::idp`), [`ratelimit`], [`store_adapters`] | leaf, domain; never axum |
+//! | domain | [`services`], [`clients`], [`governance`], [`grant`], [`tokens`], [`identity`] (with `identity::idp`), [`ratelimit`], [`store_adapters`] | leaf, domain; never axum |
 //! | channels | [`front`] (browser), [`back`] (machine) | leaf, domain, their own modules; never each other |
 //! | app | [`app`] | everything |
 //!
@@ -51,6 +51,7 @@ pub mod time;
 pub mod tls;
 // domain
 pub mod clients;
+pub mod governance;
 pub mod grant;
 pub mod identity;
 pub mod ratelimit;

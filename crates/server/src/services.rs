@@ -4,7 +4,6 @@
 //! ([`Services::build`]). Domain layer: no HTTP framework, no channel.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -18,6 +17,7 @@ use cimdgate_store::{Scopes, Store};
 
 use crate::config::{Config, ConfigError};
 use crate::error::StartError;
+use crate::governance::Governance;
 use crate::ratelimit::RateLimits;
 use crate::seal::{self, Sealer};
 use crate::store_adapters::RedisDocumentStore;
@@ -91,14 +91,11 @@ pub struct Services {
     pub resources: Vec<Resource>,
     /// Rate limits on fetch-triggering requests.
     pub limits: RateLimits,
-    /// Clients recorded as seen recently (skips a store write per request).
-    pub seen: moka::sync::Cache<String, ()>,
+    /// The client inventory and the administrators' decisions.
+    pub governance: Governance,
     /// Seals browser-carried state and IdP tokens at rest; computes CSRF tags.
     pub sealer: Sealer,
 }
-
-/// How long a client stays in [`Services::seen`] before its `last_seen` is written again.
-pub const SEEN_REFRESH: Duration = Duration::from_secs(3600);
 
 impl Services {
     /// The resource with this identifier.
@@ -267,7 +264,9 @@ impl Services {
             })
             .collect();
         let sealer = load_sealer(store.as_ref()).await?;
+        let governance = Governance::new(store.clone(), config.cimd.reapprove_on_change);
         Ok(Services {
+            governance,
             sealer,
             endpoints: Endpoints::for_issuer(&issuer),
             issuer,
@@ -281,10 +280,6 @@ impl Services {
                 Some(redis) => RateLimits::with_shared(&config.limits, redis.clone()),
                 None => RateLimits::new(&config.limits),
             },
-            seen: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(SEEN_REFRESH)
-                .build(),
             config: Arc::new(config),
         })
     }

@@ -73,6 +73,7 @@ pub async fn refresh_grant(
         RefreshRotation::NotFound => return Err(unknown()),
     }
     audit!(event = "token_refreshed", client_id = %client.client_id(), family_id = %grant.family_id);
+    ctx.services.governance.token_issued(client.client_id());
     Ok(prepared.respond())
 }
 

@@ -28,7 +28,7 @@ use std::time::SystemTime;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
-use cimdgate_store::{CodeRecord, CodeRedeem, CodeRedeemOutcome, JtiRecord, TokenHash};
+use cimdgate_store::{CodeRecord, CodeRedeem, CodeRedeemOutcome, GrantEntry, JtiRecord, TokenHash};
 
 use super::client_auth::{
     Authenticated, ReplayCheck, authenticate_client_with, jti_replayed, record_pending_jti,
@@ -157,8 +157,27 @@ async fn exchange_code(
     match store.redeem_code(&req, now).await? {
         // The redeemed record is the one checked above: a code's record never changes after
         // `put_code` (only its redeemed flag), and code values are 192-bit random.
-        CodeRedeemOutcome::Redeemed(_) => Ok(prepared.respond()),
+        CodeRedeemOutcome::Redeemed(_) => {
+            index_grant(ctx, grant, now).await;
+            ctx.services.governance.token_issued(client.client_id());
+            Ok(prepared.respond())
+        }
         outcome => Err(refused(req, outcome, &record)),
+    }
+}
+
+/// Index the new grant under its client (inventory: live grants, revocation by client or
+/// user). It ends when the grant's absolute lifetime does. A failure cannot take back tokens
+/// already committed: it is logged as an error (the client's block still applies to them).
+async fn index_grant(ctx: &BackCtx, grant: &cimdgate_store::Grant, now: SystemTime) {
+    let lifetime = ctx.services.config.tokens.grant_lifetime_secs;
+    let entry = GrantEntry {
+        grant: grant.clone(),
+        expires_at: crate::time::after(grant.created_at.unwrap_or(now), lifetime),
+    };
+    if let Err(e) = ctx.services.governance.grant_started(&entry).await {
+        tracing::error!(client_id = %grant.client_id, family_id = %grant.family_id, error = %e,
+            "cannot index a new grant: revoking this client's grants will miss it");
     }
 }
 

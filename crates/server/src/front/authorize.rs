@@ -13,7 +13,8 @@
 //! 7. [`resource::select`] — RFC 8707 `resource` names a configured resource → else
 //!    `invalid_target`;
 //! 8. [`scopes::grant`] — requested ⊆ the resource's scopes **and** ⊆ the document's `scope`
-//!    (FastMCP let the document's scope bypass the allow-list);
+//!    (FastMCP let the document's scope bypass the allow-list), then
+//!    [`scopes::within_ceiling`] — the administrator's scope ceiling, if any;
 //! 9. [`super::flow::respond`] — seal the request (no server state) and show login, or consent
 //!    for a signed-in user.
 
@@ -26,7 +27,7 @@ use axum::response::Response;
 
 use super::checks::{check_client, check_rate_limit, check_redirect_uri};
 use super::ctx::FrontCtx;
-use super::pages::{error_redirect, wants_json};
+use super::pages::{ErrorPage, error_redirect, wants_json};
 use crate::error::OAuthError;
 use crate::grant::pkce::CodeChallenge;
 use crate::grant::{PendingAuth, resource, scopes};
@@ -104,6 +105,15 @@ pub async fn get_authorize(
             Ok(r) => r,
             Err(page) => return page.respond(json),
         };
+    let ceiling = match services.governance.decision(client.client_id()).await {
+        Ok(d) => d
+            .and_then(|d| d.scope_ceiling)
+            .map(|c| cimdgate_store::Scopes::parse(&c)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the client's approval");
+            return ErrorPage::server_fault("check this application's approval").respond(json);
+        }
+    };
     let checked = (|| {
         check_single_values(&p)?;
         check_response_type(&p)?;
@@ -117,6 +127,8 @@ pub async fn get_authorize(
             &resource.scopes,
             client.declared_scopes().as_ref(),
         )?;
+        let explicit = p.scope.as_deref().is_some_and(|s| !s.trim().is_empty());
+        let scope = scopes::within_ceiling(scope, explicit, ceiling.as_ref())?;
         Ok::<_, OAuthError>((challenge, resource.id.clone(), scope))
     })();
     let (code_challenge, resource, scope) = match checked {

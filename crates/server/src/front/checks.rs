@@ -3,7 +3,8 @@
 //! to send the browser):
 //!
 //! - [`check_rate_limit`] — per source IP;
-//! - [`check_client`] — the client resolves (trust policy before any fetch);
+//! - [`check_client`] — the client resolves (trust policy before any fetch) and is admitted by
+//!   the administrators (approval mode: an "awaiting approval" page);
 //! - [`check_redirect_uri`] — exact match against the registration and the operator allow-list;
 //! - [`check_same_origin`] — form posts come from this site;
 //! - [`open_pending`] — the sealed pending request of a form, bound to this browser;
@@ -21,14 +22,19 @@ use super::ctx::FrontCtx;
 use super::pages::ErrorPage;
 use super::session;
 use crate::audit;
-use crate::clients::{Client, Purpose, resolve_client};
+use crate::clients::{Client, ClientError, Purpose, resolve_client};
 use crate::error::ErrorCode;
+use crate::governance::Admission;
 use crate::grant::PendingAuth;
 use crate::seal::Purpose as Sealed;
 use crate::services::Services;
 
 const HINT_DEV: &str = "If you develop this application, fix the problem above; otherwise tell \
                         the application's developer.";
+const HINT_APPROVAL: &str = "An administrator of this server has to approve this application before \
+                             anyone can sign in to it. Ask them to approve it, then try again.";
+const HINT_ADMIN: &str = "An administrator of this server decided this application may not be used \
+                          here. Ask them if you think this is a mistake.";
 const HINT_RESTART: &str = "Go back to the application and start signing in again.";
 
 /// Per-IP rate limit.
@@ -66,7 +72,24 @@ pub async fn check_client(
     };
     resolve_client(services, raw, Purpose::Authorize)
         .await
-        .map_err(|e| ErrorPage::from_oauth(&e.to_oauth(Purpose::Authorize), HINT_DEV))
+        .map_err(|e| {
+            let page = ErrorPage::from_oauth(&e.to_oauth(Purpose::Authorize), HINT_DEV);
+            match &e {
+                ClientError::Refused {
+                    admission: Admission::Pending,
+                    ..
+                } => ErrorPage {
+                    title: "Awaiting administrator approval".into(),
+                    hint: HINT_APPROVAL.into(),
+                    ..page
+                },
+                ClientError::Refused { .. } => ErrorPage {
+                    hint: HINT_ADMIN.into(),
+                    ..page
+                },
+                _ => page,
+            }
+        })
 }
 
 /// The redirect URI: exactly as sent, or the single registered one when none was sent.

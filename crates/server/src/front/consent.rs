@@ -321,6 +321,10 @@ async fn approve(
         remembered = how == Approval::Remembered,
         auto_approved = how == Approval::AutoApproved
     );
+    ctx.services
+        .governance
+        .user_consented(&pending.client_id, &session.sub)
+        .await;
     client_redirect(
         pending.redirect_uri.as_str(),
         &[("code", &code)],

@@ -5,6 +5,9 @@
 //!   the document's `scope` never widens the resource's (FastMCP let it bypass the allow-list).
 //!   Without a `scope` parameter the grant is the resource's scopes narrowed to the declared
 //!   ones;
+//! - [`within_ceiling`] at `/authorize`, after [`grant`]: in approval mode an administrator may
+//!   approve a client with a scope ceiling; an explicit request beyond it is refused, a default
+//!   grant is narrowed to it;
 //! - [`narrow`] at refresh: a requested `scope` must be within the grant's; the access token
 //!   gets it, the refresh token keeps the grant's.
 
@@ -45,6 +48,32 @@ pub fn grant(
         )));
     }
     Ok(wanted)
+}
+
+/// Apply an administrator's scope ceiling to the scopes [`grant`] chose. `explicit`: the
+/// request named its scopes (then any scope beyond the ceiling refuses it, rather than being
+/// silently dropped); otherwise the default grant is narrowed to the ceiling.
+pub fn within_ceiling(
+    granted: Scopes,
+    explicit: bool,
+    ceiling: Option<&Scopes>,
+) -> Result<Scopes, OAuthError> {
+    let Some(ceiling) = ceiling else {
+        return Ok(granted);
+    };
+    if explicit && let Some(s) = granted.first_missing_from(ceiling) {
+        return Err(OAuthError::invalid_scope(format!(
+            "scope {s:?} is beyond what an administrator approved for this client (approved: \
+             {ceiling})"
+        )));
+    }
+    let narrowed = granted.intersection(ceiling);
+    if narrowed.is_empty() && !granted.is_empty() {
+        return Err(OAuthError::invalid_scope(format!(
+            "none of the scopes {granted} is approved for this client (approved: {ceiling})"
+        )));
+    }
+    Ok(narrowed)
 }
 
 /// The scopes of a refreshed access token.
@@ -95,6 +124,35 @@ mod tests {
                 .map(|s| s.to_string())
                 .map_err(|e| e.code);
             assert_eq!(got, want.map(str::to_owned), "{req:?} {doc:?}");
+        }
+    }
+
+    #[test]
+    fn an_administrators_ceiling_refuses_explicit_scopes_beyond_it_and_narrows_defaults() {
+        type Case<'a> = (&'a str, bool, Option<&'a str>, Result<&'a str, ErrorCode>);
+        let cases: [Case; 6] = [
+            ("read write", true, None, Ok("read write")),
+            ("read", true, Some("read"), Ok("read")),
+            (
+                "read write",
+                true,
+                Some("read"),
+                Err(ErrorCode::InvalidScope),
+            ),
+            ("read write", false, Some("read"), Ok("read")),
+            ("write", false, Some("read"), Err(ErrorCode::InvalidScope)),
+            ("", false, Some("read"), Ok("")),
+        ];
+        for (granted, explicit, ceiling, want) in cases {
+            let ceiling = ceiling.map(Scopes::parse);
+            let got = within_ceiling(Scopes::parse(granted), explicit, ceiling.as_ref())
+                .map(|s| s.to_string())
+                .map_err(|e| e.code);
+            assert_eq!(
+                got,
+                want.map(str::to_owned),
+                "{granted:?} {explicit} {ceiling:?}"
+            );
         }
     }
 

@@ -97,7 +97,7 @@ async fn rmcp_oauth_client_logs_in_with_cimd_and_calls_echo_on_a_separate_upstre
     );
     client.cancel().await.unwrap();
 
-    let seen = env.store().list_clients_seen().await.unwrap();
+    let seen = env.store().list_client_records().await.unwrap();
     assert!(seen.iter().any(|c| c.client_id == client_id));
     drop(upstream);
 }

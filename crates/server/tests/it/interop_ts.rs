@@ -115,7 +115,7 @@ async fn typescript_sdk_client_logs_in_with_cimd_and_calls_echo_on_a_separate_up
     );
 
     // cimdgate recorded the CIMD client, and the SDK's access token names it as client_id.
-    let seen = env.store().list_clients_seen().await.unwrap();
+    let seen = env.store().list_client_records().await.unwrap();
     assert!(
         seen.iter().any(|c| c.client_id == client_id),
         "clients seen: {:?}",

@@ -25,7 +25,7 @@ enum Layer {
 fn layer_of(top: &str) -> Option<Layer> {
     Some(match top {
         "audit" | "config" | "error" | "rand" | "seal" | "secret" | "time" | "tls" => Layer::Leaf,
-        "services" | "clients" | "grant" | "tokens" | "identity" | "ratelimit"
+        "services" | "clients" | "governance" | "grant" | "tokens" | "identity" | "ratelimit"
         | "store_adapters" => Layer::Domain,
         "front" | "back" => Layer::Channel,
         "app" => Layer::App,

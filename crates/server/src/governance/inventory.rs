@@ -1,0 +1,403 @@
+//! The inventory itself ([`Governance`]): recording what is seen, coalescing activity, and
+//! the compare-and-set loop every change of a record goes through.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use cimd::cache::ResolvedClient;
+use cimdgate_store::{
+    AdminDecision, ClientKind, ClientRecord, ClientStatus, DocumentChange, FetchSummary,
+    GrantEntry, RegisteredClient, Store, StoreError,
+};
+
+use super::snapshot;
+use crate::audit;
+
+/// How long an administrator's decision is reused from memory: the bound on how late another
+/// instance sees a block, a denial or an approval (the gateway's own bound is its revocation
+/// cache, 5 s).
+pub const DECISION_TTL: Duration = Duration::from_secs(2);
+/// How often coalesced `last_seen`, token counts and fetch outcomes are written.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+/// Most clients whose touches are held between two flushes; beyond it new clients' touches
+/// wait for the next request after the flush (the inventory is never a memory sink).
+const MAX_PENDING_TOUCHES: usize = 50_000;
+/// Compare-and-set attempts before an inventory update gives up (and is logged).
+const CAS_ATTEMPTS: usize = 8;
+
+/// Activity held in memory until the next flush.
+#[derive(Debug, Clone, Copy)]
+struct Touch {
+    last_seen: SystemTime,
+    tokens: u64,
+    fetched_at: Option<SystemTime>,
+}
+
+/// The inventory and the administrators' decisions, shared by every channel.
+pub struct Governance {
+    pub(super) store: Arc<dyn Store>,
+    reapprove_on_change: bool,
+    /// Decisions read recently (`None`: no record).
+    decisions: moka::future::Cache<String, Option<AdminDecision>>,
+    /// The digest recorded per client, so an unchanged document is not compared again.
+    recorded: moka::sync::Cache<String, Arc<str>>,
+    /// `(client_id, subject)` pairs already listed as consenting users.
+    users: moka::sync::Cache<(String, String), ()>,
+    touches: Mutex<HashMap<String, Touch>>,
+}
+
+impl std::fmt::Debug for Governance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governance")
+            .field("reapprove_on_change", &self.reapprove_on_change)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Governance {
+    /// Governance over `store`; `reapprove_on_change` is `[cimd] reapprove_on_change`.
+    pub fn new(store: Arc<dyn Store>, reapprove_on_change: bool) -> Self {
+        Governance {
+            store,
+            reapprove_on_change,
+            decisions: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(DECISION_TTL)
+                .build(),
+            recorded: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+            users: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+            touches: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The store (the admin API lists and reads records through it).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The administrator's decision about `client_id` (cached for [`DECISION_TTL`]).
+    pub async fn decision(&self, client_id: &str) -> Result<Option<AdminDecision>, StoreError> {
+        let store = self.store.clone();
+        let id = client_id.to_owned();
+        self.decisions
+            .try_get_with(client_id.to_owned(), async move {
+                store
+                    .get_client_record(&id)
+                    .await
+                    .map(|r| r.map(|r| r.admin))
+            })
+            .await
+            .map_err(|e: Arc<StoreError>| (*e).clone())
+    }
+
+    /// Record a resolved CIMD client: create its record on first sight, record a changed
+    /// document, or coalesce the sighting. Returns the decision after the update.
+    pub async fn observe_cimd(
+        &self,
+        client_id: &str,
+        host: &str,
+        resolved: &ResolvedClient,
+        requires_approval: bool,
+    ) -> Result<Option<AdminDecision>, StoreError> {
+        let now = SystemTime::now();
+        if self
+            .recorded
+            .get(client_id)
+            .is_some_and(|d| *d == *resolved.digest)
+        {
+            self.touch(client_id, now, 0, Some(resolved.fetched_at));
+            return self.decision(client_id).await;
+        }
+        let snapshot = snapshot::of_document(resolved);
+        let fetch = FetchSummary {
+            at: resolved.fetched_at,
+            ok: true,
+            reason: None,
+        };
+        let rec = self
+            .update(client_id, |cur| {
+                let mut rec = match cur {
+                    Some(r) => r,
+                    None => {
+                        let mut r = ClientRecord::new(client_id, ClientKind::Cimd, host, now);
+                        r.snapshot = snapshot.clone();
+                        r.admin.status = initial_status(requires_approval);
+                        r.last_fetch = Some(fetch.clone());
+                        return Some((r, Observed::First));
+                    }
+                };
+                if rec.snapshot.digest == snapshot.digest {
+                    return None;
+                }
+                let changes = snapshot::diff(&rec.snapshot, &snapshot);
+                let first_snapshot = rec.snapshot.digest.is_none();
+                rec.snapshot = snapshot.clone();
+                rec.last_seen = rec.last_seen.max(now);
+                rec.last_fetch = Some(fetch.clone());
+                if first_snapshot || changes.is_empty() {
+                    return Some((rec, Observed::Refreshed));
+                }
+                let material = snapshot::is_material(&changes);
+                let fields: Vec<String> = changes.iter().map(|c| c.field.clone()).collect();
+                rec.push_change(DocumentChange { at: now, changes });
+                let reapprove = material
+                    && self.reapprove_on_change
+                    && requires_approval
+                    && rec.admin.status == ClientStatus::Active;
+                if reapprove {
+                    rec.admin = AdminDecision {
+                        status: ClientStatus::Pending,
+                        reason: Some(format!("document changed: {}", fields.join(", "))),
+                        scope_ceiling: rec.admin.scope_ceiling.clone(),
+                        changed_at: Some(now),
+                        by_admin: false,
+                    };
+                }
+                Some((
+                    rec,
+                    Observed::Changed {
+                        fields,
+                        material,
+                        reapprove,
+                    },
+                ))
+            })
+            .await?;
+        self.recorded
+            .insert(client_id.to_owned(), Arc::from(resolved.digest.as_str()));
+        self.decisions
+            .insert(client_id.to_owned(), rec.as_ref().map(|r| r.admin.clone()))
+            .await;
+        Ok(rec.map(|r| r.admin))
+    }
+
+    /// Record a dynamically registered client (at registration, and when seen without a
+    /// record, e.g. registered before the inventory existed). Returns its decision.
+    pub async fn observe_dcr(
+        &self,
+        client: &RegisteredClient,
+        requires_approval: bool,
+    ) -> Result<Option<AdminDecision>, StoreError> {
+        let id = &client.client_id;
+        let now = SystemTime::now();
+        if self.recorded.contains_key(id) {
+            self.touch(id, now, 0, None);
+            return self.decision(id).await;
+        }
+        let host = client
+            .redirect_uris
+            .first()
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        let rec = self
+            .update(id, |cur| match cur {
+                Some(_) => None,
+                None => {
+                    let mut r = ClientRecord::new(id, ClientKind::Dcr, &host, now);
+                    r.snapshot = snapshot::of_registration(client);
+                    r.admin.status = initial_status(requires_approval);
+                    Some((r, Observed::First))
+                }
+            })
+            .await?;
+        self.recorded.insert(id.clone(), Arc::from(""));
+        Ok(rec.map(|r| r.admin))
+    }
+
+    /// A failed fetch of a known client's document (unknown clients get no record: a failing
+    /// URL must not grow the inventory). Coalesced with nothing: failures are rate-limited per
+    /// host already.
+    pub async fn fetch_failed(&self, client_id: &str, reason: &str) {
+        let now = SystemTime::now();
+        let reason = reason.chars().take(200).collect::<String>();
+        let result = self
+            .update(client_id, |cur| {
+                let mut rec = cur?;
+                rec.last_fetch = Some(FetchSummary {
+                    at: now,
+                    ok: false,
+                    reason: Some(reason.clone()),
+                });
+                Some((rec, Observed::Refreshed))
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(client_id, error = %e, "cannot record a failed fetch in the inventory");
+        }
+    }
+
+    /// A user approved (or was auto-approved for) the client: list them (once per hour at most
+    /// per pair from this instance).
+    pub async fn user_consented(&self, client_id: &str, subject: &str) {
+        let key = (client_id.to_owned(), subject.to_owned());
+        if self.users.contains_key(&key) {
+            return;
+        }
+        let result = self
+            .update(client_id, |cur| {
+                let mut rec = cur?;
+                rec.add_user(subject).then_some((rec, Observed::Refreshed))
+            })
+            .await;
+        match result {
+            Ok(_) => self.users.insert(key, ()),
+            Err(e) => tracing::warn!(client_id, error = %e, "cannot record a consenting user"),
+        }
+    }
+
+    /// Index a new grant under its client so it can be listed and revoked. A failure is
+    /// returned: a grant missing from the index could not be revoked by client.
+    pub async fn grant_started(&self, entry: &GrantEntry) -> Result<(), StoreError> {
+        self.store.put_grant(entry).await
+    }
+
+    /// An access token was issued to the client (counted in memory, written by the flush).
+    pub fn token_issued(&self, client_id: &str) {
+        self.touch(client_id, SystemTime::now(), 1, None);
+    }
+
+    fn touch(&self, client_id: &str, now: SystemTime, tokens: u64, fetched_at: Option<SystemTime>) {
+        let Ok(mut map) = self.touches.lock() else {
+            return;
+        };
+        if let Some(t) = map.get_mut(client_id) {
+            t.last_seen = t.last_seen.max(now);
+            t.tokens += tokens;
+            t.fetched_at = t.fetched_at.max(fetched_at);
+        } else if map.len() < MAX_PENDING_TOUCHES {
+            map.insert(
+                client_id.to_owned(),
+                Touch {
+                    last_seen: now,
+                    tokens,
+                    fetched_at,
+                },
+            );
+        }
+    }
+
+    /// Write the coalesced activity (every [`FLUSH_INTERVAL`], and at shutdown).
+    pub async fn flush(&self) {
+        let batch: Vec<(String, Touch)> = match self.touches.lock() {
+            Ok(mut map) => map.drain().collect(),
+            Err(_) => return,
+        };
+        for (id, t) in batch {
+            let result = self
+                .update(&id, |cur| {
+                    let mut rec = cur?;
+                    rec.last_seen = rec.last_seen.max(t.last_seen);
+                    rec.tokens_issued += t.tokens;
+                    if let Some(at) = t.fetched_at
+                        && rec.last_fetch.as_ref().is_none_or(|f| f.at < at)
+                    {
+                        rec.last_fetch = Some(FetchSummary {
+                            at,
+                            ok: true,
+                            reason: None,
+                        });
+                    }
+                    Some((rec, Observed::Refreshed))
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(client_id = %id, error = %e, "cannot write inventory activity");
+            }
+        }
+    }
+
+    /// Forget what this instance remembers about `client_id` (after an administrator's
+    /// action here; other instances catch up within [`DECISION_TTL`]).
+    pub(super) async fn forget(&self, client_id: &str) {
+        self.decisions.invalidate(client_id).await;
+    }
+
+    /// Read-modify-write one record by compare-and-set, retrying on a concurrent write.
+    /// `change` returns the record to write (and what happened, for the audit), or `None` to
+    /// write nothing. Returns the record as stored afterwards (`None`: no record).
+    pub(super) async fn update<F>(
+        &self,
+        client_id: &str,
+        change: F,
+    ) -> Result<Option<ClientRecord>, StoreError>
+    where
+        F: Fn(Option<ClientRecord>) -> Option<(ClientRecord, Observed)>,
+    {
+        for _ in 0..CAS_ATTEMPTS {
+            let cur = self.store.get_client_record(client_id).await?;
+            let expected = cur.as_ref().map(|r| r.version);
+            let Some((mut rec, observed)) = change(cur.clone()) else {
+                return Ok(cur);
+            };
+            if self.store.cas_client_record(&rec, expected).await? {
+                rec.version = expected.map_or(1, |v| v + 1);
+                observed.audit(&rec);
+                return Ok(Some(rec));
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "inventory record of {client_id} kept changing under {CAS_ATTEMPTS} attempts"
+        )))
+    }
+}
+
+/// The status of a client seen for the first time.
+fn initial_status(requires_approval: bool) -> ClientStatus {
+    if requires_approval {
+        ClientStatus::Pending
+    } else {
+        ClientStatus::Active
+    }
+}
+
+/// What an inventory update was, for the audit trail.
+pub(super) enum Observed {
+    /// The record was created.
+    First,
+    /// Activity or a first snapshot: nothing to audit.
+    Refreshed,
+    /// The document changed.
+    Changed {
+        fields: Vec<String>,
+        material: bool,
+        reapprove: bool,
+    },
+}
+
+impl Observed {
+    fn audit(&self, rec: &ClientRecord) {
+        match self {
+            Observed::First => {
+                audit!(
+                    event = "client_first_seen",
+                    client_id = %rec.client_id,
+                    kind = ?rec.kind,
+                    client_name = rec.snapshot.client_name.as_deref().unwrap_or(""),
+                    status = rec.admin.status.as_str()
+                );
+            }
+            Observed::Refreshed => {}
+            Observed::Changed {
+                fields,
+                material,
+                reapprove,
+            } => {
+                audit!(
+                    event = "client_document_changed",
+                    client_id = %rec.client_id,
+                    fields = %fields.join(","),
+                    material = *material,
+                    returned_to_pending = *reapprove
+                );
+            }
+        }
+    }
+}
