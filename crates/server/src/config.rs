@@ -96,15 +96,28 @@ pub struct Config {
 /// document. Anyone can register, and a registered client is identified by nothing a user can
 /// check, so it stays outside the CIMD trust policy: it is off unless the trust policy is
 /// `open`, or the operator turns it on (review finding H2).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DcrConfig {
-    /// `true`/`false`; unset: on in `cimd.mode = "open"`, off in `allowlist`.
+    /// `true`/`false`; unset: on in `cimd.mode = "open"`, off in `allowlist` and `approval`.
     pub enabled: Option<bool>,
+    /// A registration that completes no code exchange within this many seconds is forgotten
+    /// (review finding M8); default one day.
+    pub unused_ttl_secs: u64,
     /// When set, `/register` requires `Authorization: Bearer <this token>` (RFC 7591 §3: an
     /// initial access token). Prefer the `CIMDGATE_DCR__INITIAL_ACCESS_TOKEN` environment
     /// variable to writing it into the file.
     pub initial_access_token: Option<SecretString>,
+}
+
+impl Default for DcrConfig {
+    fn default() -> Self {
+        DcrConfig {
+            enabled: None,
+            unused_ttl_secs: 86_400,
+            initial_access_token: None,
+        }
+    }
 }
 
 impl Config {

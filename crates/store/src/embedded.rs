@@ -484,8 +484,11 @@ impl Store for EmbeddedStore {
     }
 
     async fn get_client(&self, client_id: &str) -> Result<Option<RegisteredClient>, StoreError> {
+        let now = SystemTime::now();
         self.read("reading a registered client", |txn| {
-            ops::get_json(&open_table(txn, CLIENTS)?, "registered client", client_id)
+            let client: Option<RegisteredClient> =
+                ops::get_json(&open_table(txn, CLIENTS)?, "registered client", client_id)?;
+            Ok(client.filter(|c| c.expires_at.is_none_or(|e| !is_expired(e, now))))
         })
     }
 

@@ -452,6 +452,16 @@ pub struct RegisteredClient {
     /// Registration time.
     #[serde(with = "unix_secs")]
     pub created_at: SystemTime,
+    /// Until when an unused registration is kept: set at registration, cleared once the client
+    /// completes its first code exchange. Reads treat an expired registration as absent and the
+    /// store deletes it (review finding M8: registrations must not accumulate forever). `None`:
+    /// kept (used, or registered before this was recorded).
+    #[serde(
+        default,
+        with = "unix_secs_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<SystemTime>,
 }
 
 /// A token-signing key pair, stored so every instance and every restart signs with the same key.

@@ -331,6 +331,20 @@ async fn client_records_are_written_by_compare_and_set(s: Arc<dyn Store>) {
     assert_eq!(s.client_status("https://none/c").await.unwrap(), None);
 }
 
+async fn an_unused_registration_reads_as_absent_once_it_expires(s: Arc<dyn Store>) {
+    let mut unused = dcr_client("unused");
+    unused.expires_at = Some(past());
+    s.put_client(&unused).await.unwrap();
+    assert_eq!(s.get_client("unused").await.unwrap(), None);
+    let mut fresh = dcr_client("fresh");
+    fresh.expires_at = Some(future());
+    s.put_client(&fresh).await.unwrap();
+    assert!(s.get_client("fresh").await.unwrap().is_some());
+    fresh.expires_at = None;
+    s.put_client(&fresh).await.unwrap();
+    assert_eq!(s.get_client("fresh").await.unwrap(), Some(fresh));
+}
+
 async fn grants_are_listed_per_client_until_they_end_or_are_removed(s: Arc<dyn Store>) {
     let entry = |client: &str, family: &str, expires_at| {
         let mut grant = grant(family, None, None);
@@ -609,5 +623,6 @@ both_backends!(
     idp_tokens_round_trip_and_expire,
     client_records_are_written_by_compare_and_set,
     grants_are_listed_per_client_until_they_end_or_are_removed,
+    an_unused_registration_reads_as_absent_once_it_expires,
     health_is_ok_when_open,
 );

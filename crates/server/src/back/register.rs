@@ -267,6 +267,7 @@ async fn register_client(
         grant_types: m.grant_types.clone(),
         scope: m.scope.clone(),
         created_at: now,
+        expires_at: Some(crate::time::after(now, services.config.dcr.unused_ttl_secs)),
     };
     services.store.put_client(&record).await?;
     audit!(

@@ -158,11 +158,31 @@ async fn exchange_code(
         // The redeemed record is the one checked above: a code's record never changes after
         // `put_code` (only its redeemed flag), and code values are 192-bit random.
         CodeRedeemOutcome::Redeemed(_) => {
+            keep_registration(ctx, client).await;
             index_grant(ctx, grant, now).await;
             ctx.services.governance.token_issued(client.client_id());
             Ok(prepared.respond())
         }
         outcome => Err(refused(req, outcome, &record)),
+    }
+}
+
+/// A dynamically registered client's first code exchange: its registration is in use and no
+/// longer expires (`[dcr] unused_ttl_secs`).
+async fn keep_registration(ctx: &BackCtx, client: &Client) {
+    let Client::Dcr(registered) = client else {
+        return;
+    };
+    if registered.expires_at.is_none() {
+        return;
+    }
+    let kept = cimdgate_store::RegisteredClient {
+        expires_at: None,
+        ..registered.clone()
+    };
+    if let Err(e) = ctx.services.store.put_client(&kept).await {
+        tracing::error!(client_id = %kept.client_id, error = %e,
+            "cannot keep a registration in use: it will expire unless used again");
     }
 }
 

@@ -167,3 +167,38 @@ async fn a_registered_clients_name_is_never_shown_as_its_host() {
     assert!(page.body.contains("Unverified"), "{}", page.body);
     assert!(page.body.contains("calls itself"), "{}", page.body);
 }
+
+/// Review finding M8: a registration that is never used is forgotten after
+/// `[dcr] unused_ttl_secs`; one that completed a code exchange is kept.
+#[tokio::test]
+async fn an_unused_registration_expires_and_a_used_one_is_kept() {
+    let env = TestEnv::start_with(|c| c.dcr.unused_ttl_secs = 2).await;
+    let body = json!({"redirect_uris": ["http://127.0.0.1:7777/cb"], "token_endpoint_auth_method": "none"});
+    let (_, unused) = register(&env, body.clone(), None).await;
+    let unused = unused["client_id"].as_str().unwrap().to_owned();
+    let (_, used) = register(&env, body, None).await;
+    let used = used["client_id"].as_str().unwrap().to_owned();
+    let m = mint_code(&env, &used, "http://127.0.0.1:7777/cb", |_| {}).await;
+    let r = exchange(&env, &m, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let store = env.store();
+    assert!(
+        store.get_client(&unused).await.unwrap().is_none(),
+        "the unused registration is gone"
+    );
+    let kept = store.get_client(&used).await.unwrap().expect("kept");
+    assert_eq!(kept.expires_at, None);
+    let (_, challenge) = common::pkce_pair();
+    let page = env
+        .browser()
+        .get(&env.authorize_url(&env.authorize_params(
+            &unused,
+            "http://127.0.0.1:7777/cb",
+            &challenge,
+        )))
+        .await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("unknown client_id"), "{}", page.body);
+}

@@ -45,8 +45,9 @@ pub(crate) const INVENTORY: StrTable = TableDefinition::new("seen_clients");
 pub(crate) const GRANTS: StrTable = TableDefinition::new("client_grants");
 
 /// The tables whose rows carry `expires_at` and are swept.
-pub(crate) const EXPIRING: [StrTable; 7] =
-    [CODES, REFRESH, FAMILIES, CONSENTS, JTIS, IDP_TOKENS, GRANTS];
+pub(crate) const EXPIRING: [StrTable; 8] = [
+    CODES, REFRESH, FAMILIES, CONSENTS, JTIS, IDP_TOKENS, GRANTS, CLIENTS,
+];
 
 /// A code plus whether it has been redeemed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,8 +93,16 @@ pub(crate) struct IdpTokensRecord {
 /// Only the expiry of any expiring value (serde ignores the other fields).
 #[derive(Debug, Deserialize)]
 pub(crate) struct Expiry {
-    #[serde(with = "unix_secs")]
-    pub expires_at: SystemTime,
+    /// `None`: a row of an expiring table that does not expire (a registration in use).
+    #[serde(default, with = "crate::unix_secs_opt")]
+    pub expires_at: Option<SystemTime>,
+}
+
+impl Expiry {
+    /// Whether the row has expired at `now`.
+    pub fn passed(&self, now: SystemTime) -> bool {
+        self.expires_at.is_some_and(|e| is_expired(e, now))
+    }
 }
 
 /// Whether `expires_at` has passed at `now`. Stored times have whole-second precision, so

@@ -429,6 +429,7 @@ pub(crate) fn expiring_mut<'a, 'txn>(
         4 => Some(&mut t.jtis),
         5 => Some(&mut t.idp_tokens),
         6 => Some(&mut t.grants),
+        7 => Some(&mut t.clients),
         _ => None,
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
-use super::codec::{EXPIRING, Expiry, decode, is_expired, unavailable};
+use super::codec::{EXPIRING, Expiry, decode, unavailable};
 use super::ops::expiring_mut;
 use super::writer::Job;
 use super::{Counters, submit};
@@ -75,7 +75,7 @@ fn scan_chunk(
         let (key, value) = row.map_err(|e| unavailable(&what, e))?;
         let key = key.value();
         match decode::<Expiry>("swept row", key, value.value()) {
-            Ok(exp) if is_expired(exp.expires_at, now) => expired.push(key.to_owned()),
+            Ok(exp) if exp.passed(now) => expired.push(key.to_owned()),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "embedded store: sweep skipped an unreadable row"),
         }
@@ -102,8 +102,9 @@ fn delete_expired(
         let mut deleted = 0;
         for key in &keys {
             let still_expired = match table.get(key.as_str()) {
-                Ok(Some(v)) => decode::<Expiry>("swept row", key, v.value())
-                    .is_ok_and(|e| is_expired(e.expires_at, now)),
+                Ok(Some(v)) => {
+                    decode::<Expiry>("swept row", key, v.value()).is_ok_and(|e| e.passed(now))
+                }
                 Ok(None) => false,
                 Err(e) => return Err(unavailable("sweep: re-reading a row", e)),
             };

@@ -472,13 +472,19 @@ impl Store for RedisStore {
     async fn put_client(&self, client: &RegisteredClient) -> Result<(), StoreError> {
         let key = self.key(&["client:", TokenHash::of(&client.client_id).as_str()]);
         let value = encode("registered client", client)?;
-        self.set_string(key, value, None, "client write").await
+        // A plain SET (no expiry) also clears the TTL of an unused registration once it is used.
+        self.set_string(key, value, client.expires_at, "client write")
+            .await
     }
 
     async fn get_client(&self, client_id: &str) -> Result<Option<RegisteredClient>, StoreError> {
         let key = self.key(&["client:", TokenHash::of(client_id).as_str()]);
         match self.get_string(key, "client read").await? {
-            Some(s) => decode("registered client", &s).map(Some),
+            Some(s) => {
+                let client: RegisteredClient = decode("registered client", &s)?;
+                let now = SystemTime::now();
+                Ok(Some(client).filter(|c| c.expires_at.is_none_or(|e| !is_expired(e, now))))
+            }
             None => Ok(None),
         }
     }

@@ -107,6 +107,7 @@ pub fn dcr_client(id: &str) -> RegisteredClient {
         grant_types: vec!["authorization_code".into()],
         scope: None,
         created_at: stamp(),
+        expires_at: None,
     }
 }
 
