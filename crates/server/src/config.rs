@@ -279,6 +279,10 @@ pub struct CimdConfig {
     /// Approval mode: an approved client whose redirect_uris, auth method, keys or scope change
     /// returns to `pending` until an administrator approves it again.
     pub reapprove_on_change: bool,
+    /// Most clients the inventory records (review finding M8: every distinct valid document URL
+    /// on a wildcard domain would add a record). Beyond it new clients are not recorded (and in
+    /// approval mode stay pending).
+    pub inventory_max_clients: u64,
     /// Trusted hosts (`example.com`, `*.example.com`).
     pub trusted_domains: Vec<String>,
     /// Blocked hosts (checked before any fetch).
@@ -319,6 +323,7 @@ impl Default for CimdConfig {
             enabled: true,
             mode: TrustMode::Open,
             reapprove_on_change: false,
+            inventory_max_clients: 100_000,
             trusted_domains: Vec::new(),
             blocked_domains: Vec::new(),
             auto_approve_trusted: false,

@@ -264,7 +264,11 @@ impl Services {
             })
             .collect();
         let sealer = load_sealer(store.as_ref()).await?;
-        let governance = Governance::new(store.clone(), config.cimd.reapprove_on_change);
+        let governance = Governance::new(
+            store.clone(),
+            config.cimd.reapprove_on_change,
+            config.cimd.inventory_max_clients,
+        );
         Ok(Services {
             governance,
             sealer,

@@ -36,7 +36,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use redb::{
-    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable, StorageError,
+    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, StorageError,
 };
 use tokio::sync::oneshot;
 
@@ -587,6 +588,14 @@ impl Store for EmbeddedStore {
                 out.push(decode("client record", k.value(), v.value())?);
             }
             Ok(out)
+        })
+    }
+
+    async fn count_client_records(&self) -> Result<u64, StoreError> {
+        self.read("counting the client inventory", |txn| {
+            open_table(txn, INVENTORY)?
+                .len()
+                .map_err(|e| unavailable("counting the client inventory", e))
         })
     }
 

@@ -304,6 +304,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Every client in the inventory, sorted by client_id.
     async fn list_client_records(&self) -> Result<Vec<ClientRecord>, StoreError>;
+    /// How many clients the inventory holds (cheap: no record is read).
+    async fn count_client_records(&self) -> Result<u64, StoreError>;
     /// The administrator's status of a client (`None`: never seen). The gateway asks this for
     /// every token it accepts (cached).
     async fn client_status(&self, client_id: &str) -> Result<Option<ClientStatus>, StoreError> {

@@ -320,6 +320,7 @@ async fn client_records_are_written_by_compare_and_set(s: Arc<dyn Store>) {
     );
     let all = s.list_client_records().await.unwrap();
     assert_eq!(all.len(), 2);
+    assert_eq!(s.count_client_records().await.unwrap(), 2);
     assert_eq!(all[0].client_id, "https://a/c");
     assert_eq!(all[0].snapshot.client_name.as_deref(), Some("A"));
     assert_eq!((all[0].first_seen, all[0].last_seen), (t0, t1));

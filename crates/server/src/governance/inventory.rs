@@ -2,6 +2,7 @@
 //! the compare-and-set loop every change of a record goes through.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -38,6 +39,13 @@ struct Touch {
 pub struct Governance {
     pub(super) store: Arc<dyn Store>,
     reapprove_on_change: bool,
+    /// `[cimd] inventory_max_clients`: no record is created beyond it (review finding M8).
+    max_clients: u64,
+    /// Records in the store, as last counted plus those created here since (`u64::MAX`: not
+    /// counted yet).
+    count: AtomicU64,
+    /// When "inventory full" was last logged (Unix s), so a flood logs once a minute.
+    full_logged: AtomicU64,
     /// Decisions read recently (`None`: no record).
     decisions: moka::future::Cache<String, Option<AdminDecision>>,
     /// The digest recorded per client, so an unchanged document is not compared again.
@@ -56,11 +64,15 @@ impl std::fmt::Debug for Governance {
 }
 
 impl Governance {
-    /// Governance over `store`; `reapprove_on_change` is `[cimd] reapprove_on_change`.
-    pub fn new(store: Arc<dyn Store>, reapprove_on_change: bool) -> Self {
+    /// Governance over `store`; `reapprove_on_change` and `max_clients` are `[cimd]
+    /// reapprove_on_change` and `inventory_max_clients`.
+    pub fn new(store: Arc<dyn Store>, reapprove_on_change: bool, max_clients: u64) -> Self {
         Governance {
             store,
             reapprove_on_change,
+            max_clients,
+            count: AtomicU64::new(u64::MAX),
+            full_logged: AtomicU64::new(0),
             decisions: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(DECISION_TTL)
@@ -115,6 +127,7 @@ impl Governance {
             self.touch(client_id, now, 0, Some(resolved.fetched_at));
             return self.decision(client_id).await;
         }
+        let room = self.has_room().await;
         let snapshot = snapshot::of_document(resolved);
         let fetch = FetchSummary {
             at: resolved.fetched_at,
@@ -125,6 +138,7 @@ impl Governance {
             .update(client_id, |cur| {
                 let mut rec = match cur {
                     Some(r) => r,
+                    None if !room => return None,
                     None => {
                         let mut r = ClientRecord::new(client_id, ClientKind::Cimd, host, now);
                         r.snapshot = snapshot.clone();
@@ -197,9 +211,11 @@ impl Governance {
             .and_then(|u| url::Url::parse(u).ok())
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_default();
+        let room = self.has_room().await;
         let rec = self
             .update(id, |cur| match cur {
                 Some(_) => None,
+                None if !room => None,
                 None => {
                     let mut r = ClientRecord::new(id, ClientKind::Dcr, &host, now);
                     r.snapshot = snapshot::of_registration(client);
@@ -284,8 +300,47 @@ impl Governance {
         }
     }
 
+    /// Whether a new record may be created: fewer than `max_clients` in the store. Logs (once a
+    /// minute) when the inventory is full.
+    async fn has_room(&self) -> bool {
+        if self.count.load(Ordering::Relaxed) == u64::MAX {
+            self.recount().await;
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        if count != u64::MAX && count >= self.max_clients {
+            let now = crate::time::now_secs();
+            let last = self.full_logged.load(Ordering::Relaxed);
+            if now >= last + 60
+                && self
+                    .full_logged
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::warn!(
+                    max = self.max_clients,
+                    "the client inventory is full \
+                    ([cimd] inventory_max_clients): new clients are not recorded, and in \
+                    approval mode they cannot be approved until it has room"
+                );
+                audit!(event = "inventory_full", max = self.max_clients);
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Count the records in the store (at start and at every flush: other instances create
+    /// records too).
+    async fn recount(&self) {
+        match self.store.count_client_records().await {
+            Ok(n) => self.count.store(n, Ordering::Relaxed),
+            Err(e) => tracing::warn!(error = %e, "cannot count the client inventory"),
+        }
+    }
+
     /// Write the coalesced activity (every [`FLUSH_INTERVAL`], and at shutdown).
     pub async fn flush(&self) {
+        self.recount().await;
         let batch: Vec<(String, Touch)> = match self.touches.lock() {
             Ok(mut map) => map.drain().collect(),
             Err(_) => return,
@@ -338,6 +393,14 @@ impl Governance {
                 return Ok(cur);
             };
             if self.store.cas_client_record(&rec, expected).await? {
+                if expected.is_none() {
+                    // Not counted yet (u64::MAX) stays so: the next check counts.
+                    let _ = self
+                        .count
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                            (n != u64::MAX).then_some(n + 1)
+                        });
+                }
                 rec.version = expected.map_or(1, |v| v + 1);
                 observed.audit(&rec);
                 return Ok(Some(rec));

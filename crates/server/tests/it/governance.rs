@@ -266,3 +266,18 @@ async fn a_changed_document_is_recorded_in_the_history_and_the_user_is_asked_aga
         "{change:?}"
     );
 }
+
+/// Review finding M8: every valid document URL on a wildcard domain would add a record; the
+/// inventory stops at `[cimd] inventory_max_clients` (the client still signs in when the policy
+/// admits it, unrecorded).
+#[tokio::test]
+async fn the_inventory_stops_growing_at_its_bound() {
+    let env = TestEnv::start_with(|c| c.cimd.inventory_max_clients = 1).await;
+    let first = env.publish_client("first", json!({}));
+    let second = env.publish_client("second", json!({}));
+    sign_in(&env, &first).await;
+    sign_in(&env, &second).await;
+    let all = env.store().list_client_records().await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|r| r.client_id.as_str()).collect();
+    assert_eq!(ids, [first.as_str()]);
+}

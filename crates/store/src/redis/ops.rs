@@ -665,6 +665,15 @@ impl Store for RedisStore {
         Ok(out)
     }
 
+    async fn count_client_records(&self) -> Result<u64, StoreError> {
+        let key = self.key(&["{inv}:rec"]);
+        let mut c = self.conn();
+        self.run("inventory count", async move {
+            ::redis::cmd("HLEN").arg(&key).query_async(&mut c).await
+        })
+        .await
+    }
+
     async fn put_grant(&self, entry: &GrantEntry) -> Result<(), StoreError> {
         let key = self.key(&["grants:", TokenHash::of(&entry.grant.client_id).as_str()]);
         let json = encode("grant", entry)?;
