@@ -14,7 +14,7 @@
 //!
 //! | layer | modules | may import |
 //! |---|---|---|
-//! | leaf | [`error`], [`config`], [`audit`](mod@audit), [`seal`], [`secret`], [`rand`], [`time`], [`tls`] | leaf |
+//! | leaf | [`error`], [`config`], [`page_headers`], [`audit`](mod@audit), [`seal`], [`secret`], [`rand`], [`time`], [`tls`] | leaf |
 //! | domain | [`services`], [`clients`], [`governance`], [`grant`], [`tokens`], [`identity`] (with `identity::idp`), [`ratelimit`], [`store_adapters`] | leaf, domain; never axum |
 //! | channels | [`front`] (browser), [`back`] (machine) | leaf, domain, their own modules; never each other |
 //! | app | [`app`] | everything |
@@ -44,6 +44,7 @@
 pub mod audit;
 pub mod config;
 pub mod error;
+pub mod page_headers;
 pub mod rand;
 pub mod seal;
 pub mod secret;

@@ -196,28 +196,7 @@ pub fn render(status: StatusCode, page: &impl Template, redirect_origin: Option<
     }
 }
 
-/// Add the security headers (see the module docs).
-pub fn security_headers(h: &mut HeaderMap, redirect_origin: Option<&str>) {
-    const BASE: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
-                        base-uri 'none'; form-action 'self'";
-    let csp = match redirect_origin {
-        Some(o) => {
-            HeaderValue::from_str(&format!("{BASE} {o}")).unwrap_or(HeaderValue::from_static(BASE))
-        }
-        None => HeaderValue::from_static(BASE),
-    };
-    h.insert(header::CONTENT_SECURITY_POLICY, csp);
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-}
+pub use crate::page_headers::security_headers;
 
 /// The CSP source for a redirect URI's target: `scheme://host[:port]` for http(s) (IPv6 hosts
 /// are left out: CSP host-source has no bracket syntax), `scheme:` for private-use schemes.

@@ -24,7 +24,8 @@ enum Layer {
 
 fn layer_of(top: &str) -> Option<Layer> {
     Some(match top {
-        "audit" | "config" | "error" | "rand" | "seal" | "secret" | "time" | "tls" => Layer::Leaf,
+        "audit" | "config" | "error" | "page_headers" | "rand" | "seal" | "secret" | "time"
+        | "tls" => Layer::Leaf,
         "services" | "clients" | "governance" | "grant" | "tokens" | "identity" | "ratelimit"
         | "store_adapters" => Layer::Domain,
         "front" | "back" => Layer::Channel,
