@@ -16,7 +16,7 @@ pub const CONFIG_ENV: &str = "CIMDGATE_CONFIG";
 /// Arguments of `cimdgate serve`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Configuration: one TOML file (see docs/cimdgate.example.toml). Every key \
+    after_help = "Configuration: one TOML file (see docs/reference-config.toml). Every key \
 can be overridden by an environment variable CIMDGATE_<SECTION>__<KEY>, e.g. \
 CIMDGATE_SERVER__LISTEN=0.0.0.0:8080 or CIMDGATE_STORE__URL=embedded:/var/lib/cimdgate.\n\n\
 Without a config file (zero-config): 127.0.0.1:8080, store in ./cimdgate-data, the demo MCP \
@@ -77,6 +77,11 @@ pub fn run(args: ServeArgs) -> u8 {
             return EXIT_INVALID;
         }
         let issuer = config.issuer();
+        let admin_token = match (&config.admin.token, &config.admin.token_file) {
+            (Some(_), _) => "from admin.token (CIMDGATE_ADMIN__TOKEN)".to_owned(),
+            (None, Some(f)) => format!("in {}", f.display()),
+            (None, None) => "none configured: /admin/ refuses every request".to_owned(),
+        };
         let banner = dev
             .as_ref()
             .map(|d| zero_config::banner(&config, d.as_ref()));
@@ -92,6 +97,11 @@ pub fn run(args: ServeArgs) -> u8 {
             server.addr
         );
         eprintln!("  metadata: {issuer}/.well-known/oauth-authorization-server");
+        if let Some(admin) = server.admin_addr {
+            eprintln!(
+                "cimdgate admin listening on http://{admin} (/metrics, /healthz, /readyz; /admin/ token {admin_token})"
+            );
+        }
         if let Some(b) = banner {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

@@ -157,7 +157,10 @@ async fn exchange_code(
     match store.redeem_code(&req, now).await? {
         // The redeemed record is the one checked above: a code's record never changes after
         // `put_code` (only its redeemed flag), and code values are 192-bit random.
-        CodeRedeemOutcome::Redeemed(_) => Ok(prepared.respond()),
+        CodeRedeemOutcome::Redeemed(_) => {
+            crate::telemetry::token_issued("authorization_code");
+            Ok(prepared.respond())
+        }
         outcome => Err(refused(req, outcome, &record)),
     }
 }
@@ -178,6 +181,7 @@ fn refused(req: CodeRedeem, outcome: CodeRedeemOutcome, read: &CodeRecord) -> OA
             jti_replayed(&client_id, jti)
         }
         CodeRedeemOutcome::AlreadyUsed(record) => {
+            crate::telemetry::replay_blocked(crate::telemetry::Replay::Code);
             // The store revoked `record.grant.family_id` in the same transaction.
             audit!(
                 event = "code_reuse_detected",
