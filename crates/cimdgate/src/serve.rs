@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use cimdgate_server::Config;
+use cimdgate_server::audit::sink::AuditSinkHandle;
 
 use crate::{EXIT_INVALID, EXIT_USAGE_OR_FETCH, EXIT_VALID, zero_config};
 
@@ -56,6 +57,17 @@ pub fn run(args: ServeArgs) -> u8 {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
+    let audit = match AuditSinkHandle::open(&config.audit.sink) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!(
+                "error: config key `audit.sink` ({}): {e}",
+                config.audit.sink
+            );
+            return EXIT_INVALID;
+        }
+    };
+    crate::init_logging_with("info", args.json_logs(), audit.as_ref());
     let zero_config = args.config.is_none();
     let Some(runtime) = crate::runtime() else {
         return EXIT_USAGE_OR_FETCH;
@@ -108,11 +120,37 @@ pub fn run(args: ServeArgs) -> u8 {
             let _ = writeln!(out, "{b}");
             let _ = out.flush();
         }
+        let reopen = audit.map(|a| tokio::spawn(reopen_on_sighup(a)));
         shutdown_signal().await;
+        if let Some(task) = reopen {
+            task.abort();
+        }
         eprintln!("shutting down");
         server.shutdown().await;
         EXIT_VALID
     })
+}
+
+/// Reopen the audit file on each SIGHUP (logrotate renames it, then signals), until aborted.
+async fn reopen_on_sighup(audit: AuditSinkHandle) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: the audit file is never reopened");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match audit.reopen() {
+                Ok(()) => tracing::info!("SIGHUP: audit file reopened"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: cannot reopen the audit file"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = audit;
+    }
 }
 
 async fn shutdown_signal() {
