@@ -33,6 +33,7 @@ pub mod document;
 pub mod fetch;
 pub mod ip;
 pub mod jose;
+pub mod metrics;
 pub mod policy;
 pub mod redirect;
 

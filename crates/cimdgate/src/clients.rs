@@ -27,14 +27,22 @@ pub const TOKEN_ENV: &str = "CIMDGATE_ADMIN_TOKEN";
 
 /// Arguments of `cimdgate clients`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  cimdgate clients list --status pending\n  cimdgate \
+#[command(
+    after_help = "Examples:\n  cimdgate clients list --status pending\n  cimdgate \
 clients show https://app.example.com/client.json --json\n  cimdgate clients block \
 https://app.example.com/client.json --reason \"key leaked\"\n  cimdgate clients revoke \
 https://app.example.com/client.json --user alice\n  cimdgate clients approve \
-https://app.example.com/client.json --scopes \"mcp:read\"")]
+https://app.example.com/client.json --scopes \"mcp:read\""
+)]
 pub struct ClientsArgs {
     /// Configuration file of the server (its admin listener and token).
-    #[arg(short, long, value_name = "FILE", env = "CIMDGATE_CONFIG", global = true)]
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        env = "CIMDGATE_CONFIG",
+        global = true
+    )]
     config: Option<PathBuf>,
     /// Base URL of the admin listener (e.g. http://127.0.0.1:9090); overrides the config.
     #[arg(long, value_name = "URL", global = true)]
@@ -149,7 +157,10 @@ async fn run_async(args: ClientsArgs) -> Result<(), Failure> {
         }
         ClientsCommand::Block { client_id, reason } => {
             let v = api
-                .post(&client_path(&client_id, Some("block")), json!({"reason": reason}))
+                .post(
+                    &client_path(&client_id, Some("block")),
+                    json!({"reason": reason}),
+                )
                 .await?;
             print(json, &v, |v| print_status("blocked", v));
         }
@@ -161,19 +172,28 @@ async fn run_async(args: ClientsArgs) -> Result<(), Failure> {
         }
         ClientsCommand::Approve { client_id, scopes } => {
             let v = api
-                .post(&client_path(&client_id, Some("approve")), json!({"scopes": scopes}))
+                .post(
+                    &client_path(&client_id, Some("approve")),
+                    json!({"scopes": scopes}),
+                )
                 .await?;
             print(json, &v, |v| print_status("approved", v));
         }
         ClientsCommand::Deny { client_id, reason } => {
             let v = api
-                .post(&client_path(&client_id, Some("deny")), json!({"reason": reason}))
+                .post(
+                    &client_path(&client_id, Some("deny")),
+                    json!({"reason": reason}),
+                )
                 .await?;
             print(json, &v, |v| print_status("denied", v));
         }
         ClientsCommand::Revoke { client_id, user } => {
             let v = api
-                .post(&client_path(&client_id, Some("revoke")), json!({"subject": user}))
+                .post(
+                    &client_path(&client_id, Some("revoke")),
+                    json!({"subject": user}),
+                )
                 .await?;
             print(json, &v, |v| {
                 println!("revoked {} grant(s)", v["grants_revoked"]);
@@ -217,6 +237,34 @@ fn locate(args: &ClientsArgs) -> Result<(Url, String), Failure> {
     Ok((base, token))
 }
 
+/// `http://<[admin] listen>`, unless the admin listener is off (an unspecified address such as
+/// `0.0.0.0` is reached on loopback).
+fn admin_base(config: &cimdgate_server::Config) -> Option<Url> {
+    let mut addr = config.admin.listen.addr()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Url::parse(&format!("http://{addr}")).ok()
+}
+
+/// The configured admin token; in zero-config mode the one `serve` generated in its data folder.
+fn admin_token(config: &cimdgate_server::Config, zero_config: bool) -> Option<String> {
+    use cimdgate_server::secret::ExposeSecret;
+    let mut admin = config.admin.clone();
+    if zero_config && admin.token.is_none() && admin.token_file.is_none() {
+        let folder = config.store.url.strip_prefix("embedded:")?;
+        admin.token_file =
+            Some(std::path::Path::new(folder).join(crate::zero_config::ADMIN_TOKEN_FILE));
+    }
+    match admin.load_token() {
+        Ok(t) => t.map(|t| t.expose_secret().to_owned()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            None
+        }
+    }
+}
+
 /// `/admin/v1/clients/{percent-encoded id}[/action]`, relative to the API base.
 fn client_path(client_id: &str, action: Option<&str>) -> String {
     let id = percent_encoding::utf8_percent_encode(client_id, percent_encoding::NON_ALPHANUMERIC);
@@ -234,15 +282,20 @@ struct Api {
 
 impl Api {
     fn url(&self, path: &str) -> String {
-        format!("{}/admin/v1/{path}", self.base.as_str().trim_end_matches('/'))
+        format!(
+            "{}/admin/v1/{path}",
+            self.base.as_str().trim_end_matches('/')
+        )
     }
 
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, Failure> {
-        let req = self
-            .http
-            .get(self.url(path))
-            .query(query)
-            .bearer_auth(&self.token);
+        let mut url = Url::parse(&self.url(path))
+            .map_err(|e| Failure(EXIT_USAGE_OR_FETCH, format!("admin URL: {e}")))?;
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        let req = self.http.get(url).bearer_auth(&self.token);
         answer(req.send().await).await
     }
 
@@ -280,7 +333,10 @@ async fn answer(sent: reqwest::Result<reqwest::Response>) -> Result<Value, Failu
     };
     Err(Failure(
         code,
-        format!("the admin API answered {status}: {}", sanitize(&description)),
+        format!(
+            "the admin API answered {status}: {}",
+            sanitize(&description)
+        ),
     ))
 }
 
@@ -332,7 +388,14 @@ fn print_list(v: &Value) {
             ]
         })
         .collect();
-    let header = ["HOST", "STATUS", "VERDICT", "LAST SEEN", "NAME", "CLIENT ID"];
+    let header = [
+        "HOST",
+        "STATUS",
+        "VERDICT",
+        "LAST SEEN",
+        "NAME",
+        "CLIENT ID",
+    ];
     let mut widths = header.map(str::len);
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
@@ -389,7 +452,11 @@ fn print_detail(v: &Value) {
             "{:<27} {} {}{}",
             "last_fetch",
             text(&fetch["at"].clone()),
-            if fetch["ok"] == json!(true) { "ok" } else { "failed" },
+            if fetch["ok"] == json!(true) {
+                "ok"
+            } else {
+                "failed"
+            },
             fetch["reason"]
                 .as_str()
                 .map(|r| format!(": {}", sanitize(r)))

@@ -12,6 +12,7 @@
 
 mod cimd_create;
 mod cimd_validate;
+mod clients;
 mod demo;
 mod login;
 mod serve;
@@ -64,6 +65,8 @@ enum Command {
     Cimd(CimdCommand),
     /// Read one password on stdin and print its argon2id hash (for [[identity.users]]).
     HashPassword,
+    /// The client inventory of a running server: list, show, block, unblock, revoke, approve, deny.
+    Clients(clients::ClientsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,7 +80,8 @@ enum CimdCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
-        Command::Serve(args) => init_logging("info", args.json_logs()),
+        // `serve` starts its logging once the configuration says where audit events go.
+        Command::Serve(_) => {}
         // The demo's own config turns on the fetch dev hooks, which warn; the steps say enough.
         Command::Demo => init_logging("error", false),
         _ => init_logging("warn", false),
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => ExitCode::from(serve::run(args)),
         Command::HashPassword => ExitCode::from(serve::hash_password()),
+        Command::Clients(args) => ExitCode::from(clients::run(args)),
         Command::Demo => ExitCode::from(demo::run()),
         Command::Login(args) => ExitCode::from(login::run(args)),
         Command::Cimd(CimdCommand::Create(args)) => ExitCode::from(cimd_create::run(args)),
@@ -111,14 +116,39 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 /// `RUST_LOG` overrides the default level. `serve --log-format json` writes JSON lines; audit
 /// events carry the target `audit`.
 fn init_logging(default_level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    init_logging_with(default_level, json, None);
+}
+
+/// [`init_logging`], and with an audit sink: audit events go to it (JSON lines) instead of
+/// the log.
+fn init_logging_with(
+    default_level: &str,
+    json: bool,
+    audit: Option<&cimdgate_server::audit::sink::AuditSinkHandle>,
+) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().with_target(true).init();
-    } else {
-        builder.with_target(true).init();
+    if audit.is_some()
+        && let Ok(off) = "audit=off".parse()
+    {
+        filter = filter.add_directive(off);
     }
+    let log = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(true);
+    let log = if json {
+        log.json().with_filter(filter).boxed()
+    } else {
+        log.with_filter(filter).boxed()
+    };
+    let sink = audit.map(|a| {
+        a.layer().with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target(cimdgate_server::audit::sink::TARGET, tracing::Level::INFO),
+        )
+    });
+    tracing_subscriber::registry().with(log).with(sink).init();
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use cimdgate_server::Config;
+use cimdgate_server::audit::sink::AuditSinkHandle;
 
 use crate::{EXIT_INVALID, EXIT_USAGE_OR_FETCH, EXIT_VALID, zero_config};
 
@@ -16,7 +17,7 @@ pub const CONFIG_ENV: &str = "CIMDGATE_CONFIG";
 /// Arguments of `cimdgate serve`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Configuration: one TOML file (see docs/cimdgate.example.toml). Every key \
+    after_help = "Configuration: one TOML file (see docs/reference-config.toml). Every key \
 can be overridden by an environment variable CIMDGATE_<SECTION>__<KEY>, e.g. \
 CIMDGATE_SERVER__LISTEN=0.0.0.0:8080 or CIMDGATE_STORE__URL=embedded:/var/lib/cimdgate.\n\n\
 Without a config file (zero-config): 127.0.0.1:8080, store in ./cimdgate-data, the demo MCP \
@@ -56,6 +57,17 @@ pub fn run(args: ServeArgs) -> u8 {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
+    let audit = match AuditSinkHandle::open(&config.audit.sink) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!(
+                "error: config key `audit.sink` ({}): {e}",
+                config.audit.sink
+            );
+            return EXIT_INVALID;
+        }
+    };
+    crate::init_logging_with("info", args.json_logs(), audit.as_ref());
     let zero_config = args.config.is_none();
     let Some(runtime) = crate::runtime() else {
         return EXIT_USAGE_OR_FETCH;
@@ -77,6 +89,11 @@ pub fn run(args: ServeArgs) -> u8 {
             return EXIT_INVALID;
         }
         let issuer = config.issuer();
+        let admin_token = match (&config.admin.token, &config.admin.token_file) {
+            (Some(_), _) => "from admin.token (CIMDGATE_ADMIN__TOKEN)".to_owned(),
+            (None, Some(f)) => format!("in {}", f.display()),
+            (None, None) => "none configured: /admin/ refuses every request".to_owned(),
+        };
         let banner = dev
             .as_ref()
             .map(|d| zero_config::banner(&config, d.as_ref()));
@@ -92,17 +109,48 @@ pub fn run(args: ServeArgs) -> u8 {
             server.addr
         );
         eprintln!("  metadata: {issuer}/.well-known/oauth-authorization-server");
+        if let Some(admin) = server.admin_addr {
+            eprintln!(
+                "cimdgate admin listening on http://{admin} (/metrics, /healthz, /readyz; /admin/ token {admin_token})"
+            );
+        }
         if let Some(b) = banner {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{b}");
             let _ = out.flush();
         }
+        let reopen = audit.map(|a| tokio::spawn(reopen_on_sighup(a)));
         shutdown_signal().await;
+        if let Some(task) = reopen {
+            task.abort();
+        }
         eprintln!("shutting down");
         server.shutdown().await;
         EXIT_VALID
     })
+}
+
+/// Reopen the audit file on each SIGHUP (logrotate renames it, then signals), until aborted.
+async fn reopen_on_sighup(audit: AuditSinkHandle) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: the audit file is never reopened");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match audit.reopen() {
+                Ok(()) => tracing::info!("SIGHUP: audit file reopened"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: cannot reopen the audit file"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = audit;
+    }
 }
 
 async fn shutdown_signal() {

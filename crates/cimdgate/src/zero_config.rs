@@ -10,7 +10,10 @@
 //! - the demo MCP server at `/mcp` ([`default_resource`]) when no resource is configured;
 //! - a local dev user `dev` when identity is local and no user is configured. Its random
 //!   password is generated on the first start, stored only as an argon2id hash in the store
-//!   (secret [`DEV_USER_SECRET`]), and printed once; later starts say it exists.
+//!   (secret [`DEV_USER_SECRET`]), and printed once; later starts say it exists;
+//! - an admin token for the admin listener's `/admin/` when none is configured: generated on the
+//!   first start into [`ADMIN_TOKEN_FILE`] in the data folder (mode 0600) and reused after; the
+//!   banner names the file, never the token.
 
 use cimdgate_server::Config;
 use cimdgate_server::config::{IdentityMode, LocalUser, ResourceConfig};
@@ -22,6 +25,8 @@ pub const DEV_USER_SECRET: &str = "dev-user-v1";
 pub const DEV_USERNAME: &str = "dev";
 /// Random bytes in a generated password (18 bytes → 24 base64url characters).
 const PASSWORD_BYTES: usize = 18;
+/// File in the data folder holding the generated admin token.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 /// The dev user after startup: its name, and the password only when it was just created.
 #[derive(Debug)]
@@ -63,6 +68,7 @@ pub async fn apply(config: &mut Config, listen_given: bool) -> Result<Option<Dev
     if config.resources.is_empty() {
         config.resources.push(default_resource());
     }
+    admin_token(config)?;
     if config.identity.mode != IdentityMode::Local || !config.identity.users.is_empty() {
         return Ok(None);
     }
@@ -110,6 +116,47 @@ async fn dev_user(store_url: &str) -> Result<(LocalUser, Option<String>), String
         },
         created.then_some(password),
     ))
+}
+
+/// Without a configured admin token, and with an embedded store and the admin listener on: use
+/// `<data folder>/admin-token`, generating it (32 random bytes, base64url) if absent.
+fn admin_token(config: &mut Config) -> Result<(), String> {
+    let admin = &config.admin;
+    if admin.token.is_some() || admin.token_file.is_some() || admin.listen.addr().is_none() {
+        return Ok(());
+    }
+    let Some(folder) = config.store.url.strip_prefix("embedded:") else {
+        return Ok(());
+    };
+    let folder = std::path::Path::new(folder);
+    let path = folder.join(ADMIN_TOKEN_FILE);
+    if !path.exists() {
+        std::fs::create_dir_all(folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+        let mut bytes = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "no randomness".to_owned())?;
+        use base64::Engine;
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        write_private(&path, format!("{token}\n").as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    config.admin.token_file = Some(path);
+    Ok(())
+}
+
+/// Create `path` readable by its owner only (0600), failing if it exists.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// A random password: 18 bytes, base64url (24 characters).

@@ -310,6 +310,8 @@ fn start(config: &std::path::Path, port: u16, public_url: &str) -> Proc {
         .arg(config)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("CIMDGATE_SERVER__PUBLIC_URL", public_url)
+        // A free port: tests run side by side.
+        .env("CIMDGATE_ADMIN__LISTEN", "127.0.0.1:0")
         .env_remove("CIMDGATE_CONFIG")
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())

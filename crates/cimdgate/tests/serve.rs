@@ -88,6 +88,8 @@ async fn reference_config_starts_and_serves_a_cimd_client() {
         .arg(dir.path().join("cimdgate.toml"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("CIMDGATE_SERVER__PUBLIC_URL", &base)
+        // A free port: tests run side by side.
+        .env("CIMDGATE_ADMIN__LISTEN", "127.0.0.1:0")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

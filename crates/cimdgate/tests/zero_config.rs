@@ -17,6 +17,8 @@ fn start(dir: &std::path::Path, port: u16) -> Proc {
     let child = Command::new(BIN)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("CIMDGATE_SERVER__PUBLIC_URL", &base)
+        // A free port: tests run side by side.
+        .env("CIMDGATE_ADMIN__LISTEN", "127.0.0.1:0")
         .env_remove("CIMDGATE_CONFIG")
         .env_remove("RUST_LOG")
         .current_dir(dir)

@@ -30,6 +30,7 @@ pub mod config;
 pub mod demo;
 pub mod keys;
 pub mod layer;
+pub mod metrics;
 pub mod proxy;
 pub mod verify;
 

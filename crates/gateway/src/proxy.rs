@@ -243,7 +243,10 @@ impl Proxy {
             .headers(headers)
             .body(body)
             .send();
-        let resp = match tokio::time::timeout(self.response_timeout, send).await {
+        let started = std::time::Instant::now();
+        let sent = tokio::time::timeout(self.response_timeout, send).await;
+        crate::metrics::upstream_duration(started.elapsed());
+        let resp = match sent {
             Err(_) => {
                 tracing::warn!(upstream = %self.upstream, "upstream did not answer in time");
                 return json_response(

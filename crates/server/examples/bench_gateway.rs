@@ -105,6 +105,8 @@ url = "embedded:{data}"
 [limits]
 per_ip_per_second = 0
 per_client_host_per_second = 0
+[admin]
+listen = "127.0.0.1:0"
 [[resources]]
 path = "/mcp"
 upstream = "{upstream_url}"

@@ -135,6 +135,8 @@ resolve = {{ "cimd.test" = "127.0.0.1" }}
 [limits]
 per_ip_per_second = 0
 per_client_host_per_second = 0
+[admin]
+listen = "127.0.0.1:0"
 [[resources]]
 path = "/mcp"
 upstream = "builtin:demo"

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use cimdgate_gateway::{Gateway, GatewayConfig, KeySource, ResourceSpec, TokenSource, Upstream};
 
+use crate::admin::AdminCtx;
 use crate::back::BackCtx;
 use crate::config::{Config, TrustedIssuerConfig};
 use crate::error::StartError;
@@ -41,6 +42,8 @@ pub struct App {
     pub back: Arc<BackCtx>,
     /// The gateway (resource server + proxy) for `[[resources]]`.
     pub gateway: Arc<Gateway>,
+    /// The admin listener's context (`/metrics`, health, `/admin/`).
+    pub admin: Arc<AdminCtx>,
 }
 
 impl App {
@@ -63,6 +66,18 @@ impl App {
             identity.clone(),
         ));
         let gateway = Arc::new(build_gateway(&services, &tokens, &identity)?);
+        let admin_token = services.config.admin.load_token()?;
+        if admin_token.is_none() && services.config.admin.listen.addr().is_some() {
+            tracing::warn!(
+                "no admin token ([admin] token_file or CIMDGATE_ADMIN__TOKEN): every request to /admin/ is refused"
+            );
+        }
+        let admin = Arc::new(AdminCtx::new(
+            services.clone(),
+            tokens.clone(),
+            identity.clone(),
+            admin_token.as_ref(),
+        ));
         Ok(App {
             services,
             tokens,
@@ -70,7 +85,14 @@ impl App {
             front,
             back,
             gateway,
+            admin,
         })
+    }
+
+    /// The admin listener's router: `/metrics`, `/healthz`, `/readyz`, and `/admin/v1/…`
+    /// ([`crate::admin::api::routes`]) behind the admin token and a per-IP rate limit.
+    pub fn admin_router(&self) -> Router {
+        crate::admin::router(self.admin.clone())
     }
 
     /// The router with every endpoint.
@@ -90,6 +112,10 @@ impl App {
             // A body that stalls between two pieces fails the request instead of holding the
             // handler (and, at the gateway, an upstream connection) open.
             .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_idle))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(RouteResources::new(&self.services.resources)),
+                track_http,
+            ))
     }
 }
 
@@ -170,10 +196,53 @@ async fn readyz(State(services): State<Arc<Services>>) -> impl IntoResponse {
     }
 }
 
+/// Which route templates belong to which protected resource (the gateway metric's label).
+struct RouteResources(std::collections::HashMap<String, String>);
+
+impl RouteResources {
+    fn new(resources: &[crate::services::Resource]) -> Self {
+        let mut map = std::collections::HashMap::new();
+        for r in resources {
+            let path = r.path.trim_end_matches('/');
+            let path = if path.is_empty() { "/" } else { path };
+            map.insert(path.to_owned(), r.path.clone());
+            map.insert(
+                format!("{}/{{*rest}}", path.trim_end_matches('/')),
+                r.path.clone(),
+            );
+        }
+        RouteResources(map)
+    }
+}
+
+/// Count and time every response by route template (never the raw path: its label set is
+/// the router's, bounded), and requests to protected resources by resource.
+async fn track_http(
+    State(resources): State<Arc<RouteResources>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let route = route.as_deref().unwrap_or(crate::telemetry::UNMATCHED);
+    crate::telemetry::http_request(route, status, started.elapsed().as_secs_f64());
+    if let Some(resource) = resources.0.get(route) {
+        crate::telemetry::gateway_request(resource, crate::telemetry::gateway_outcome(status));
+    }
+    resp
+}
+
 /// A running server (tests and the binary).
 pub struct RunningServer {
     /// The bound address.
     pub addr: SocketAddr,
+    /// The admin listener's address (`None` when `[admin] listen = "off"`).
+    pub admin_addr: Option<SocketAddr>,
     /// The application (tests inspect the store and keys through it).
     pub state: App,
     shutdown: Option<oneshot::Sender<()>>,
@@ -196,27 +265,52 @@ impl RunningServer {
 }
 
 /// Serve on an already-bound listener (tests bind `127.0.0.1:0` first so `public_url` can carry
-/// the port). Spawns background sweeps; returns once the server is accepting.
+/// the port); the admin listener is bound from `[admin] listen` (none when `"off"`). Spawns
+/// background sweeps; returns once the server is accepting.
 pub async fn serve(config: Config, listener: TcpListener) -> Result<RunningServer, StartError> {
+    serve_with_admin(config, listener, None).await
+}
+
+/// [`serve`] with an already-bound admin listener too: `Some` is used whatever `[admin]
+/// listen` says; `None` binds `[admin] listen` unless it is `"off"`.
+pub async fn serve_with_admin(
+    config: Config,
+    listener: TcpListener,
+    admin_listener: Option<TcpListener>,
+) -> Result<RunningServer, StartError> {
     let addr = listener.local_addr().map_err(|e| StartError::Bind {
         addr: config.server.listen,
         reason: e.to_string(),
     })?;
+    let admin_listener = match (admin_listener, config.admin.listen.addr()) {
+        (Some(l), _) => Some(l),
+        (None, Some(a)) => Some(bind(a).await?),
+        (None, None) => None,
+    };
+    let admin_addr = match &admin_listener {
+        Some(l) => Some(l.local_addr().map_err(|e| StartError::Bind {
+            addr,
+            reason: e.to_string(),
+        })?),
+        None => None,
+    };
+    if admin_addr.is_some_and(|a| a.port() == addr.port() && a.ip() == addr.ip()) {
+        return Err(StartError::Config(crate::config::ConfigError::Key {
+            key: "admin.listen".into(),
+            reason: "the admin listener needs its own port".into(),
+        }));
+    }
+    crate::telemetry::install();
     let state = App::build(config).await?;
     let router = state.router();
+    let admin_router = state.admin_router();
     let timeouts = ConnTimeouts::from(&state.services.config.limits);
     let (tx, rx) = oneshot::channel::<()>();
     let sweeper = state.clone();
     let state_for_flush = state.clone();
     let task = tokio::spawn(async move {
         let flusher = sweeper.clone();
-        let sweep = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                sweeper.services.limits.sweep();
-            }
-        });
+        let sweep = tokio::spawn(sweep_loop(sweeper));
         let flush = tokio::spawn(async move {
             let mut tick = tokio::time::interval(crate::governance::FLUSH_INTERVAL);
             loop {
@@ -224,7 +318,14 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<RunningServe
                 flusher.services.governance.flush().await;
             }
         });
+        let (admin_tx, admin_rx) = oneshot::channel::<()>();
+        let admin_task =
+            admin_listener.map(|l| tokio::spawn(accept_loop(l, admin_router, timeouts, admin_rx)));
         accept_loop(listener, router, timeouts, rx).await;
+        let _ = admin_tx.send(());
+        if let Some(t) = admin_task {
+            let _ = t.await;
+        }
         sweep.abort();
         flush.abort();
         // What the inventory holds in memory (last seen, tokens issued) is written before
@@ -233,9 +334,51 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<RunningServe
     });
     Ok(RunningServer {
         addr,
+        admin_addr,
         state,
         shutdown: Some(tx),
         task,
+    })
+}
+
+/// How often histograms are compacted ([`crate::telemetry::upkeep`]).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+/// How often rate-limit state is swept and the client gauge refreshed.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Background housekeeping, until aborted: metrics upkeep; rate-limit sweeps; the client gauge.
+async fn sweep_loop(app: App) {
+    let mut tick = tokio::time::interval(UPKEEP_EVERY);
+    let per_sweep = (SWEEP_EVERY.as_secs() / UPKEEP_EVERY.as_secs()).max(1);
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        crate::telemetry::upkeep();
+        if n.is_multiple_of(per_sweep) {
+            app.services.limits.sweep();
+            app.admin.sweep();
+            match app.services.store.list_client_records().await {
+                Ok(records) => {
+                    let counts: Vec<(&str, u64)> = cimdgate_store::ClientStatus::ALL
+                        .iter()
+                        .map(|st| {
+                            let n = records.iter().filter(|r| r.admin.status == *st).count();
+                            (st.as_str(), u64::try_from(n).unwrap_or(u64::MAX))
+                        })
+                        .collect();
+                    crate::telemetry::set_client_gauges(&counts);
+                }
+                Err(e) => tracing::debug!(error = %e, "client gauge: store unavailable"),
+            }
+        }
+        n = n.wrapping_add(1);
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|e| StartError::Bind {
+        addr,
+        reason: e.to_string(),
     })
 }
 
@@ -316,14 +459,8 @@ async fn accept_loop(
     }
 }
 
-/// Bind `config.server.listen` and serve.
+/// Bind `config.server.listen` (and `[admin] listen`) and serve.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
-    let addr = config.server.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| StartError::Bind {
-            addr,
-            reason: e.to_string(),
-        })?;
+    let listener = bind(config.server.listen).await?;
     serve(config, listener).await
 }

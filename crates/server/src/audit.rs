@@ -8,3 +8,5 @@ macro_rules! audit {
         ::tracing::info!(target: "audit", $($field)*)
     };
 }
+
+pub mod sink;

@@ -17,52 +17,16 @@ use crate::secret::{ExposeSecret, SecretString};
 use cimd::document::Profile;
 use cimd::policy::{TrustMode, TrustPolicyConfig};
 
+mod error;
+mod ops;
+pub use error::ConfigError;
+use error::key_err;
+pub use ops::{
+    AdminConfig, AdminListen, AuditConfig, AuditSink, DEFAULT_ADMIN_LISTEN, MIN_ADMIN_TOKEN_CHARS,
+};
+
 /// Prefix of environment overrides: `CIMDGATE_SERVER__LISTEN=127.0.0.1:9000`.
 pub const ENV_PREFIX: &str = "CIMDGATE_";
-
-/// Why the configuration cannot be used. Every variant names the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {reason}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        reason: String,
-    },
-    /// TOML syntax error.
-    #[error("config file {path} is not valid TOML: {reason}")]
-    Syntax {
-        /// The file.
-        path: String,
-        /// The parser's message.
-        reason: String,
-    },
-    /// Unknown key or wrong type/value, with the dotted key path.
-    #[error("config key `{key}`: {reason}")]
-    Key {
-        /// Dotted path, e.g. `server.listen`.
-        key: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// An environment override could not be applied.
-    #[error("environment variable {var}: {reason}")]
-    Env {
-        /// The variable.
-        var: String,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-fn key_err(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Key {
-        key: key.to_owned(),
-        reason: reason.into(),
-    }
-}
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -90,6 +54,10 @@ pub struct Config {
     pub consent: ConsentConfig,
     /// `[dcr]`
     pub dcr: DcrConfig,
+    /// `[admin]`: the internal listener (metrics, health, `/admin/`).
+    pub admin: AdminConfig,
+    /// `[audit]`: where audit events go.
+    pub audit: AuditConfig,
 }
 
 /// `[dcr]`: OAuth 2.0 Dynamic Client Registration (RFC 7591) for clients without a metadata
@@ -647,6 +615,12 @@ impl Config {
                 fix(p);
             }
         }
+        if let Some(p) = self.admin.token_file.as_mut() {
+            fix(p);
+        }
+        if let AuditSink::File(p) = &mut self.audit.sink {
+            fix(p);
+        }
         if let Some(rest) = self.store.url.strip_prefix("embedded:") {
             let p = Path::new(rest);
             if p.is_relative() {
@@ -790,6 +764,7 @@ impl Config {
             }
         }
         self.check_trusted_issuers()?;
+        self.admin.check(self.server.listen)?;
         match self.identity.mode {
             IdentityMode::Local => {
                 for (i, u) in self.identity.users.iter().enumerate() {

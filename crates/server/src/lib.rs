@@ -14,9 +14,9 @@
 //!
 //! | layer | modules | may import |
 //! |---|---|---|
-//! | leaf | [`error`], [`config`], [`page_headers`], [`audit`](mod@audit), [`seal`], [`secret`], [`rand`], [`time`], [`tls`] | leaf |
-//! | domain | [`services`], [`clients`], [`governance`], [`grant`], [`tokens`], [`identity`] (with `identity::idp`), [`ratelimit`], [`store_adapters`] | leaf, domain; never axum |
-//! | channels | [`front`] (browser), [`back`] (machine) | leaf, domain, their own modules; never each other |
+//! | leaf | [`error`], [`config`], [`page_headers`], [`audit`](mod@audit), [`seal`], [`secret`], [`rand`], [`time`], [`tls`], [`telemetry`] | leaf |
+//! | domain | [`services`], [`clients`], [`governance`], [`grant`], [`tokens`], [`identity`] (with `identity::idp`), [`ratelimit`], [`store_adapters`], [`store_metrics`] | leaf, domain; never axum |
+//! | channels | [`front`] (browser), [`back`] (machine), [`admin`] (the admin listener) | leaf, domain, their own modules; never each other |
 //! | app | [`app`] | everything |
 //!
 //! "Upstream" means only the MCP server the gateway proxies to; the identity provider is the
@@ -48,6 +48,7 @@ pub mod page_headers;
 pub mod rand;
 pub mod seal;
 pub mod secret;
+pub mod telemetry;
 pub mod time;
 pub mod tls;
 // domain
@@ -58,13 +59,15 @@ pub mod identity;
 pub mod ratelimit;
 pub mod services;
 pub mod store_adapters;
+pub mod store_metrics;
 pub mod tokens;
 // channels
+pub mod admin;
 pub mod back;
 pub mod front;
 // app
 pub mod app;
 
-pub use app::{App, RunningServer, serve, start};
+pub use app::{App, RunningServer, serve, serve_with_admin, start};
 pub use config::Config;
 pub use error::StartError;

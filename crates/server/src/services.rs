@@ -210,7 +210,8 @@ impl Services {
             );
         }
         let opened = open_store_with(&config.store.url, config.store.key_prefix.as_deref()).await?;
-        let store = opened.store;
+        // Every store call is timed (`cimdgate_store_operation_duration_seconds`).
+        let store = crate::store_metrics::MeteredStore::wrap(opened.store);
         let fetcher =
             Arc::new(
                 Fetcher::new(config.fetch.fetch_config()?).map_err(|e| StartError::Init {

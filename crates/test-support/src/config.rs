@@ -1,6 +1,7 @@
 //! cimdgate configurations for tests: one TOML template (listen address and public URL, an
 //! embedded store, one local user, the dev fetch hooks that let the fetcher reach this crate's
-//! HTTPS hosts on loopback, the built-in demo MCP server at `/mcp`) and a cheap argon2id hash for
+//! HTTPS hosts on loopback, the built-in demo MCP server at `/mcp`, the admin listener on a free
+//! loopback port so several test servers never collide) and a cheap argon2id hash for
 //! the user's password.
 
 use std::path::Path;
@@ -59,6 +60,9 @@ resolve = {{ {resolve} }}
 path = "/mcp"
 upstream = "builtin:demo"
 scopes = ["mcp"]
+
+[admin]
+listen = "127.0.0.1:0"
 
 {extra}"#,
             listen = self.listen,

@@ -161,11 +161,16 @@ impl Resolver {
         let now = SystemTime::now();
         let cached = self.inner.load(id, now).await?;
         if now < cached.fresh_until {
-            match &cached.resolved {
+            let hit = match &cached.resolved {
                 Some(r) => Some(Arc::clone(r)),
                 // A shared backend without the memo: validate the stored body (no I/O).
                 None => self.inner.materialise(id, &cached).ok(),
+            };
+            // A miss here is counted by the `resolve` that follows it.
+            if hit.is_some() {
+                crate::metrics::cache("hit");
             }
+            hit
         } else {
             None
         }
@@ -205,16 +210,19 @@ impl Resolver {
         {
             if let Some(r) = &c.resolved {
                 tracing::debug!(client_id = %id, "client metadata document served from cache");
+                crate::metrics::cache("hit");
                 return Ok(Arc::clone(r));
             }
             // A shared backend without the memo: re-validate the stored body.
             if let Ok(r) = inner.materialise(id, c) {
                 tracing::debug!(client_id = %id, "client metadata document served from cache");
+                crate::metrics::cache("hit");
                 return Ok(r);
             }
         }
         if let Some(neg) = inner.load_negative(id.as_str(), now).await {
             inner.counters.negative_hits.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::cache("negative");
             if stale_allowed(allow_stale, &neg.error)
                 && let Some(s) = inner.stale_fallback(id, cached.as_deref(), now, &neg.error)
             {
@@ -223,6 +231,7 @@ impl Resolver {
             tracing::debug!(client_id = %id, reason = %neg.error, "negative cache hit");
             return Err(neg.error.clone());
         }
+        crate::metrics::cache("miss");
         match self.fetch_coalesced(id, now).await {
             Ok(r) => Ok(r),
             Err(e) => {
@@ -402,6 +411,7 @@ impl Inner {
         }
         let r = self.materialise(id, c).ok()?;
         self.counters.stale_served.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::cache("stale");
         tracing::warn!(
             client_id = %id,
             reason = %err,
@@ -441,7 +451,10 @@ impl Inner {
                 refresh: cached.is_some(),
             };
             self.counters.fetches.fetch_add(1, Ordering::Relaxed);
-            let resp = match self.fetcher.fetch(&req).await {
+            let started = std::time::Instant::now();
+            let fetched = self.fetcher.fetch(&req).await;
+            crate::metrics::fetch(fetched.as_ref().map(|_| ()), started.elapsed());
+            let resp = match fetched {
                 Ok(r) => r,
                 Err(e) => return self.fail(id, ResolveError::Fetch(e)).await,
             };

@@ -413,6 +413,8 @@ async fn start() -> Result<(Running, String), String> {
     // Dev hooks: only here, so the server may fetch https://demo-client.test:PORT/ on loopback.
     config.fetch.dev_allow_loopback = true;
     config.fetch.extra_ca_file = Some(ca_file);
+    // The demo runs beside a real server: no admin listener to collide with its port.
+    config.admin.listen = cimdgate_server::config::AdminListen::Off;
     config
         .fetch
         .resolve

@@ -351,6 +351,7 @@ async fn verify_assertion(
 /// same whether the verifier or the code exchange's store write found it.
 pub fn jti_replayed(client_id: &str, jti: String) -> OAuthError {
     audit!(event = "replay_blocked", client_id = %client_id);
+    crate::telemetry::replay_blocked(crate::telemetry::Replay::Jti);
     invalid(format!(
         "client assertion rejected: {}",
         AssertionError::Replayed { jti }

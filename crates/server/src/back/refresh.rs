@@ -74,6 +74,7 @@ pub async fn refresh_grant(
     }
     audit!(event = "token_refreshed", client_id = %client.client_id(), family_id = %grant.family_id);
     ctx.services.governance.token_issued(client.client_id());
+    crate::telemetry::token_issued("refresh_token");
     Ok(prepared.respond())
 }
 
@@ -166,6 +167,7 @@ async fn lookup_refresh(
 }
 
 fn reused(client: &Client, family_id: &str) -> OAuthError {
+    crate::telemetry::replay_blocked(crate::telemetry::Replay::Refresh);
     audit!(event = "refresh_reuse_detected", client_id = %client.client_id(), family_id = %family_id);
     OAuthError::invalid_grant(REUSE)
 }

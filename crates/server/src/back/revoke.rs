@@ -69,6 +69,7 @@ async fn revoke_token(ctx: &BackCtx, client: &Client, token: &str) -> Result<(),
         (record.grant.family_id, "refresh_token")
     };
     store.revoke_family(&family, until).await?;
+    crate::telemetry::token_revoked();
     audit!(
         event = "token_revoked",
         client_id = %client.client_id(),

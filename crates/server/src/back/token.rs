@@ -161,6 +161,7 @@ async fn exchange_code(
             keep_registration(ctx, client).await;
             index_grant(ctx, grant, now).await;
             ctx.services.governance.token_issued(client.client_id());
+            crate::telemetry::token_issued("authorization_code");
             Ok(prepared.respond())
         }
         outcome => Err(refused(req, outcome, &record)),
@@ -217,6 +218,7 @@ fn refused(req: CodeRedeem, outcome: CodeRedeemOutcome, read: &CodeRecord) -> OA
             jti_replayed(&client_id, jti)
         }
         CodeRedeemOutcome::AlreadyUsed(record) => {
+            crate::telemetry::replay_blocked(crate::telemetry::Replay::Code);
             // The store revoked `record.grant.family_id` in the same transaction.
             audit!(
                 event = "code_reuse_detected",

@@ -219,3 +219,57 @@ async fn a_redis_password_never_appears_in_debug_or_errors() {
     assert!(!err.contains("hunter2"), "{err}");
     assert!(!err.is_empty());
 }
+
+#[test]
+fn admin_listen_defaults_parses_off_and_rejects_the_public_port() {
+    let c = Config::load(None, env(&[])).unwrap();
+    assert_eq!(c.admin.listen, AdminListen::Addr(DEFAULT_ADMIN_LISTEN));
+    let c = Config::load(None, env(&[("CIMDGATE_ADMIN__LISTEN", "off")])).unwrap();
+    assert_eq!(c.admin.listen, AdminListen::Off);
+    let err = Config::from_toml("[admin]\nlisten = \"nowhere\"\n").unwrap_err();
+    assert!(err.to_string().contains("admin.listen"), "{err}");
+    let err = Config::from_toml("[server]\nlisten = \"127.0.0.1:9090\"\n").unwrap_err();
+    assert!(err.to_string().contains("admin.listen"), "{err}");
+}
+
+#[test]
+fn admin_token_comes_from_env_or_file_and_must_be_long() {
+    let long = "t".repeat(MIN_ADMIN_TOKEN_CHARS);
+    let c = Config::load(None, env(&[("CIMDGATE_ADMIN__TOKEN", &long)])).unwrap();
+    assert_eq!(c.admin.load_token().unwrap().unwrap().expose_secret(), long);
+    assert!(
+        !format!("{c:?}").contains(&long),
+        "the token is redacted in Debug"
+    );
+    let err = Config::load(None, env(&[("CIMDGATE_ADMIN__TOKEN", "short")])).unwrap_err();
+    assert!(err.to_string().contains("admin.token"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tok"), format!("{long}\n")).unwrap();
+    std::fs::write(dir.path().join("c.toml"), "[admin]\ntoken_file = \"tok\"\n").unwrap();
+    let c = Config::load(Some(&dir.path().join("c.toml")), env(&[])).unwrap();
+    assert_eq!(c.admin.load_token().unwrap().unwrap().expose_secret(), long);
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[admin]\ntoken_file = \"missing\"\n",
+    )
+    .unwrap();
+    let err = Config::load(Some(&dir.path().join("c.toml")), env(&[])).unwrap_err();
+    assert!(err.to_string().contains("admin.token_file"), "{err}");
+}
+
+#[test]
+fn audit_sink_parses_log_stdout_and_file() {
+    assert_eq!(
+        Config::load(None, env(&[])).unwrap().audit.sink,
+        AuditSink::Log
+    );
+    let c = Config::from_toml("[audit]\nsink = \"stdout\"\n").unwrap();
+    assert_eq!(c.audit.sink, AuditSink::Stdout);
+    let c = Config::from_toml("[audit]\nsink = \"file:/var/log/a.jsonl\"\n").unwrap();
+    assert_eq!(c.audit.sink, AuditSink::File("/var/log/a.jsonl".into()));
+    for bad in ["file:", "syslog"] {
+        let err = Config::from_toml(&format!("[audit]\nsink = \"{bad}\"\n")).unwrap_err();
+        assert!(err.to_string().contains("audit.sink"), "{bad}: {err}");
+    }
+}

@@ -24,11 +24,11 @@ enum Layer {
 
 fn layer_of(top: &str) -> Option<Layer> {
     Some(match top {
-        "audit" | "config" | "error" | "page_headers" | "rand" | "seal" | "secret" | "time"
-        | "tls" => Layer::Leaf,
+        "audit" | "config" | "error" | "page_headers" | "rand" | "seal" | "secret"
+        | "telemetry" | "time" | "tls" => Layer::Leaf,
         "services" | "clients" | "governance" | "grant" | "tokens" | "identity" | "ratelimit"
-        | "store_adapters" => Layer::Domain,
-        "front" | "back" => Layer::Channel,
+        | "store_adapters" | "store_metrics" => Layer::Domain,
+        "front" | "back" | "admin" => Layer::Channel,
         "app" => Layer::App,
         _ => return None,
     })

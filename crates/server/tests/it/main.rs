@@ -37,5 +37,7 @@ mod interop_rmcp;
 mod interop_ts;
 mod multi_instance;
 mod trusted_issuers;
+// Operations: the admin listener and the metrics.
+mod operations;
 // The structure of the crate itself.
 mod layering;
