@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::secret::{ExposeSecret, SecretString};
@@ -28,8 +28,30 @@ pub use ops::{
 /// Prefix of environment overrides: `CIMDGATE_SERVER__LISTEN=127.0.0.1:9000`.
 pub const ENV_PREFIX: &str = "CIMDGATE_";
 
+/// What every secret serialises as ([`Config`] is serialised only to be shown: `cimdgate
+/// check-config`).
+pub const REDACTED: &str = "<redacted>";
+
+pub(crate) fn redact<S: serde::Serializer>(_: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(REDACTED)
+}
+
+pub(crate) fn redact_opt<S: serde::Serializer>(
+    v: &Option<SecretString>,
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => ser.serialize_str(REDACTED),
+        None => ser.serialize_none(),
+    }
+}
+
+fn redact_store_url<S: serde::Serializer>(url: &str, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(&cimdgate_store::redis::redacted_url(url))
+}
+
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `[server]`
@@ -64,7 +86,7 @@ pub struct Config {
 /// document. Anyone can register, and a registered client is identified by nothing a user can
 /// check, so it stays outside the CIMD trust policy: it is off unless the trust policy is
 /// `open`, or the operator turns it on (review finding H2).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct DcrConfig {
     /// `true`/`false`; unset: on in `cimd.mode = "open"`, off in `allowlist`.
@@ -72,6 +94,7 @@ pub struct DcrConfig {
     /// When set, `/register` requires `Authorization: Bearer <this token>` (RFC 7591 §3: an
     /// initial access token). Prefer the `CIMDGATE_DCR__INITIAL_ACCESS_TOKEN` environment
     /// variable to writing it into the file.
+    #[serde(serialize_with = "redact_opt")]
     pub initial_access_token: Option<SecretString>,
 }
 
@@ -85,7 +108,7 @@ impl Config {
 }
 
 /// `[server]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address to listen on.
@@ -111,11 +134,12 @@ impl Default for ServerConfig {
 }
 
 /// `[store]`
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// `embedded:PATH` (redb file in folder PATH), or `redis://HOST:PORT/DB` / `rediss://…`
     /// (TLS) to share all state between several instances (docs/redis.md).
+    #[serde(serialize_with = "redact_store_url")]
     pub url: String,
     /// Prefix of every Redis key (default `cg:`), so several deployments can share one Redis.
     /// Ignored by the embedded store.
@@ -152,7 +176,7 @@ impl Default for StoreConfig {
 }
 
 /// How users log in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum IdentityMode {
     /// Users from `[[identity.users]]`.
@@ -163,7 +187,7 @@ pub enum IdentityMode {
 }
 
 /// `[identity]`
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityConfig {
     /// `local` or `upstream`.
@@ -175,12 +199,13 @@ pub struct IdentityConfig {
 }
 
 /// One local user.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalUser {
     /// Login name.
     pub username: String,
     /// argon2id PHC string (`cimdgate hash-password`).
+    #[serde(serialize_with = "redact")]
     pub password_hash: SecretString,
     /// Display name.
     #[serde(default)]
@@ -188,7 +213,7 @@ pub struct LocalUser {
 }
 
 /// Preset upstream providers with fixed endpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IdpPreset {
     /// GitHub OAuth apps: authorize/token/user endpoints, no OIDC.
@@ -196,7 +221,7 @@ pub enum IdpPreset {
 }
 
 /// `[identity.upstream]`
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdpConfig {
     /// OIDC issuer; endpoints come from its discovery document.
@@ -212,6 +237,7 @@ pub struct IdpConfig {
     /// cimdgate's client id at the upstream.
     pub client_id: String,
     /// cimdgate's client secret at the upstream.
+    #[serde(serialize_with = "redact_opt")]
     pub client_secret: Option<SecretString>,
     /// Scopes requested upstream (default `openid email profile` for OIDC).
     pub scopes: Vec<String>,
@@ -224,7 +250,7 @@ pub struct IdpConfig {
 ///
 /// The policy keys repeat `cimd::policy::TrustPolicyConfig`'s fields because serde cannot
 /// combine `#[serde(flatten)]` with `deny_unknown_fields`; [`CimdConfig::policy`] maps them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CimdConfig {
     /// Accept CIMD clients at all.
@@ -318,7 +344,7 @@ impl CimdConfig {
 
 /// `[fetch]`: the SSRF-safe fetcher's settings and dev hooks (docs/architecture.md, *Fetching
 /// (SSRF-safe)*).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FetchSettings {
     /// Connect timeout, milliseconds.
@@ -386,7 +412,7 @@ impl FetchSettings {
 }
 
 /// `[[resources]]`: a protected resource (MCP server) this installation fronts.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceConfig {
     /// Path on this server, e.g. `/mcp`; the resource identifier is `public_url` + path.
@@ -408,7 +434,7 @@ pub struct ResourceConfig {
 /// tokens. Tried in order after cimdgate's own issuer, by the token's `iss`; a failing source
 /// never blocks the next. Which source vouched reaches the upstream in
 /// `X-Forwarded-Token-Source`. The resource's `scopes` are required of these tokens too.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedIssuerConfig {
     /// Name sent upstream in `X-Forwarded-Token-Source`.
@@ -430,7 +456,7 @@ pub struct TrustedIssuerConfig {
 }
 
 /// Access-token signing algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 pub enum SigningAlg {
     /// Ed25519 (default).
     #[default]
@@ -440,7 +466,7 @@ pub enum SigningAlg {
 }
 
 /// `[tokens]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenConfig {
     /// Access-token lifetime, seconds (default 1 h).
@@ -473,7 +499,7 @@ impl Default for TokenConfig {
 
 /// `[limits]`: rate limits on requests that can trigger a fetch, and body sizes.
 /// Defaults never get in the way of one user's flows or a test burst of ~50 req/s.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Requests per source IP per second (burst = 2× this) on fetch-triggering endpoints.
@@ -502,7 +528,7 @@ impl Default for LimitsConfig {
 }
 
 /// `[consent]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsentConfig {
     /// How long "remember this decision" lasts, days.
