@@ -19,36 +19,17 @@ use cimd::policy::{TrustMode, TrustPolicyConfig};
 
 mod error;
 mod ops;
+pub(crate) mod redact;
 pub use error::ConfigError;
 use error::key_err;
 pub use ops::{
     AdminConfig, AdminListen, AuditConfig, AuditSink, DEFAULT_ADMIN_LISTEN, MIN_ADMIN_TOKEN_CHARS,
 };
+pub use redact::REDACTED;
+use redact::{redact, redact_opt, redact_store_url};
 
 /// Prefix of environment overrides: `CIMDGATE_SERVER__LISTEN=127.0.0.1:9000`.
 pub const ENV_PREFIX: &str = "CIMDGATE_";
-
-/// What every secret serialises as ([`Config`] is serialised only to be shown: `cimdgate
-/// check-config`).
-pub const REDACTED: &str = "<redacted>";
-
-pub(crate) fn redact<S: serde::Serializer>(_: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(REDACTED)
-}
-
-pub(crate) fn redact_opt<S: serde::Serializer>(
-    v: &Option<SecretString>,
-    ser: S,
-) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(_) => ser.serialize_str(REDACTED),
-        None => ser.serialize_none(),
-    }
-}
-
-fn redact_store_url<S: serde::Serializer>(url: &str, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(&cimdgate_store::redis::redacted_url(url))
-}
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]

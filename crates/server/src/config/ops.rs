@@ -75,7 +75,7 @@ pub struct AdminConfig {
     /// File holding the bearer token of `/admin/` (first line, surrounding blanks trimmed).
     pub token_file: Option<PathBuf>,
     /// The token itself; prefer the `CIMDGATE_ADMIN__TOKEN` environment variable to the file.
-    #[serde(serialize_with = "super::redact_opt")]
+    #[serde(serialize_with = "crate::config::redact::redact_opt")]
     pub token: Option<SecretString>,
 }
 
