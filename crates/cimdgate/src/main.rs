@@ -1,7 +1,7 @@
 //! `cimdgate` — the command-line front end.
 //!
 //! This binary only parses arguments and wires library crates together; every rule lives in the
-//! `cimd` core crate. Commands: `serve`, `demo`, `login`, `hash-password`, `cimd create`,
+//! `cimd` core crate. Commands: `serve`, `check-config`, `demo`, `login`, `hash-password`, `cimd create`,
 //! `cimd validate` (docs/architecture.md, *Command line*).
 #![forbid(unsafe_code)]
 // Panics in request paths are bugs: no unwrap/expect outside tests (STYLE.md).
@@ -10,6 +10,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod check_config;
 mod cimd_create;
 mod cimd_validate;
 mod clients;
@@ -67,6 +68,8 @@ enum Command {
     HashPassword,
     /// The client inventory of a running server: list, show, block, unblock, revoke, approve, deny.
     Clients(clients::ClientsArgs),
+    /// Check a configuration as `serve` would and print it with secrets redacted.
+    CheckConfig(check_config::CheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => ExitCode::from(serve::run(args)),
         Command::HashPassword => ExitCode::from(serve::hash_password()),
         Command::Clients(args) => ExitCode::from(clients::run(args)),
+        Command::CheckConfig(args) => ExitCode::from(check_config::run(args)),
         Command::Demo => ExitCode::from(demo::run()),
         Command::Login(args) => ExitCode::from(login::run(args)),
         Command::Cimd(CimdCommand::Create(args)) => ExitCode::from(cimd_create::run(args)),

@@ -404,3 +404,150 @@ async fn validate_unreachable_host_is_fetch_failure() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("could not fetch"), "{}", stderr(&out));
 }
+
+// --- check-config ----------------------------------------------------------------------------
+
+/// `cimdgate check-config ARGS` with `envs` and no inherited CIMDGATE_* variables.
+fn check_config(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("check-config").args(args).env_remove("RUST_LOG");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CIMDGATE_")) {
+        cmd.env_remove(k);
+    }
+    cmd.envs(envs.iter().copied())
+        .output()
+        .expect("run cimdgate")
+}
+
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$C3TGvxvouEDuD2pEAre71g$uPklRX7vjug+DjcOl8VVb8FBm56rU+w2+1wn16V9Xxw";
+
+#[test]
+fn check_config_prints_the_effective_config_with_every_secret_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = write_temp(
+        &dir,
+        "upstream.toml",
+        r#"
+[store]
+url = "redis://:redis-pass-4711@127.0.0.1:6379/0"
+[identity]
+mode = "upstream"
+[identity.upstream]
+issuer = "https://idp.example.com"
+client_id = "cimdgate"
+client_secret = "idp-secret-4711"
+[dcr]
+initial_access_token = "iat-secret-4711"
+"#,
+    );
+    let admin_token = "admin-token-4711-abcdefghijklmnopqrstuvwxyz";
+    let out = check_config(
+        &["--config", &upstream],
+        &[("CIMDGATE_ADMIN__TOKEN", admin_token)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for secret in [
+        "redis-pass-4711",
+        "idp-secret-4711",
+        "iat-secret-4711",
+        admin_token,
+    ] {
+        assert!(!text.contains(secret), "{secret} printed:\n{text}");
+    }
+    let parsed: toml::Table = toml::from_str(&text).expect("the output is TOML");
+    assert_eq!(
+        parsed["identity"]["upstream"]["client_secret"].as_str(),
+        Some("<redacted>")
+    );
+    assert_eq!(parsed["admin"]["token"].as_str(), Some("<redacted>"));
+    assert_eq!(
+        parsed["dcr"]["initial_access_token"].as_str(),
+        Some("<redacted>")
+    );
+    assert!(
+        parsed["store"]["url"].as_str().unwrap().contains("***"),
+        "{text}"
+    );
+    // Defaults are part of the effective configuration.
+    assert_eq!(parsed["tokens"]["code_ttl_secs"].as_integer(), Some(60));
+
+    let local = write_temp(
+        &dir,
+        "local.toml",
+        &format!(
+            "[store]\nurl = \"embedded:./data\"\n[[identity.users]]\nusername = \"a\"\npassword_hash = \"{HASH}\"\n"
+        ),
+    );
+    let out = check_config(&["--config", &local, "--format", "json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("the output is JSON");
+    assert_eq!(v["identity"]["users"][0]["password_hash"], "<redacted>");
+    assert!(!stdout(&out).contains("argon2id"), "{}", stdout(&out));
+    assert!(
+        !dir.path().join("data").exists(),
+        "check-config never opens the store"
+    );
+}
+
+#[test]
+fn check_config_names_the_bad_key_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, key) in [
+        ("[server]\nlisen = \"127.0.0.1:1\"\n", "server.lisen"),
+        (
+            "[server]\nlisten = \"127.0.0.1:7000\"\n[admin]\nlisten = \"127.0.0.1:7000\"\n",
+            "admin.listen",
+        ),
+        (
+            "[admin]\ntoken_file = \"missing-file\"\n",
+            "admin.token_file",
+        ),
+        ("[audit]\nsink = \"syslog\"\n", "audit.sink"),
+        (
+            "[fetch]\nextra_ca_file = \"missing.pem\"\n",
+            "fetch.extra_ca_file",
+        ),
+    ] {
+        let path = write_temp(&dir, "bad.toml", text);
+        let out = check_config(&["--config", &path], &[]);
+        assert_eq!(out.status.code(), Some(1), "{text}: {}", stderr(&out));
+        assert!(stderr(&out).contains(key), "{text}: {}", stderr(&out));
+        assert!(
+            stdout(&out).is_empty(),
+            "nothing printed for an invalid config"
+        );
+    }
+    let out = check_config(&[], &[("CIMDGATE_ADMIN__TOKEN", "short")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("admin.token"), "{}", stderr(&out));
+}
+
+#[test]
+fn check_config_with_an_unreadable_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let out = check_config(&["--config", missing.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read config file"),
+        "{}",
+        stderr(&out)
+    );
+    let out = check_config(&["--format", "yaml"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn serve_help_names_the_reference_config() {
+    let out = run(&["serve", "--help"]);
+    let text = stdout(&out);
+    assert!(text.contains("docs/reference-config.toml"), "{text}");
+    assert!(
+        std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/reference-config.toml"
+        ))
+        .exists()
+    );
+}

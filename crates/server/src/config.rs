@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::secret::{ExposeSecret, SecretString};
@@ -19,17 +19,20 @@ use cimd::policy::{TrustMode, TrustPolicyConfig};
 
 mod error;
 mod ops;
+pub(crate) mod redact;
 pub use error::ConfigError;
 use error::key_err;
 pub use ops::{
     AdminConfig, AdminListen, AuditConfig, AuditSink, DEFAULT_ADMIN_LISTEN, MIN_ADMIN_TOKEN_CHARS,
 };
+pub use redact::REDACTED;
+use redact::{redact, redact_opt, redact_store_url};
 
 /// Prefix of environment overrides: `CIMDGATE_SERVER__LISTEN=127.0.0.1:9000`.
 pub const ENV_PREFIX: &str = "CIMDGATE_";
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `[server]`
@@ -64,7 +67,7 @@ pub struct Config {
 /// document. Anyone can register, and a registered client is identified by nothing a user can
 /// check, so it stays outside the CIMD trust policy: it is off unless the trust policy is
 /// `open`, or the operator turns it on (review finding H2).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DcrConfig {
     /// `true`/`false`; unset: on in `cimd.mode = "open"`, off in `allowlist` and `approval`.
@@ -75,6 +78,7 @@ pub struct DcrConfig {
     /// When set, `/register` requires `Authorization: Bearer <this token>` (RFC 7591 §3: an
     /// initial access token). Prefer the `CIMDGATE_DCR__INITIAL_ACCESS_TOKEN` environment
     /// variable to writing it into the file.
+    #[serde(serialize_with = "redact_opt")]
     pub initial_access_token: Option<SecretString>,
 }
 
@@ -98,7 +102,7 @@ impl Config {
 }
 
 /// `[server]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address to listen on.
@@ -124,11 +128,12 @@ impl Default for ServerConfig {
 }
 
 /// `[store]`
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// `embedded:PATH` (redb file in folder PATH), or `redis://HOST:PORT/DB` / `rediss://…`
     /// (TLS) to share all state between several instances (docs/redis.md).
+    #[serde(serialize_with = "redact_store_url")]
     pub url: String,
     /// Prefix of every Redis key (default `cg:`), so several deployments can share one Redis.
     /// Ignored by the embedded store.
@@ -165,7 +170,7 @@ impl Default for StoreConfig {
 }
 
 /// How users log in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum IdentityMode {
     /// Users from `[[identity.users]]`.
@@ -176,7 +181,7 @@ pub enum IdentityMode {
 }
 
 /// `[identity]`
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityConfig {
     /// `local` or `upstream`.
@@ -188,12 +193,13 @@ pub struct IdentityConfig {
 }
 
 /// One local user.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalUser {
     /// Login name.
     pub username: String,
     /// argon2id PHC string (`cimdgate hash-password`).
+    #[serde(serialize_with = "redact")]
     pub password_hash: SecretString,
     /// Display name.
     #[serde(default)]
@@ -201,7 +207,7 @@ pub struct LocalUser {
 }
 
 /// Preset upstream providers with fixed endpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IdpPreset {
     /// GitHub OAuth apps: authorize/token/user endpoints, no OIDC.
@@ -209,7 +215,7 @@ pub enum IdpPreset {
 }
 
 /// `[identity.upstream]`
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdpConfig {
     /// OIDC issuer; endpoints come from its discovery document.
@@ -225,6 +231,7 @@ pub struct IdpConfig {
     /// cimdgate's client id at the upstream.
     pub client_id: String,
     /// cimdgate's client secret at the upstream.
+    #[serde(serialize_with = "redact_opt")]
     pub client_secret: Option<SecretString>,
     /// Scopes requested upstream (default `openid email profile` for OIDC).
     pub scopes: Vec<String>,
@@ -237,7 +244,7 @@ pub struct IdpConfig {
 ///
 /// The policy keys repeat `cimd::policy::TrustPolicyConfig`'s fields because serde cannot
 /// combine `#[serde(flatten)]` with `deny_unknown_fields`; [`CimdConfig::policy`] maps them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CimdConfig {
     /// Accept CIMD clients at all.
@@ -340,7 +347,7 @@ impl CimdConfig {
 
 /// `[fetch]`: the SSRF-safe fetcher's settings and dev hooks (docs/architecture.md, *Fetching
 /// (SSRF-safe)*).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FetchSettings {
     /// Connect timeout, milliseconds.
@@ -408,7 +415,7 @@ impl FetchSettings {
 }
 
 /// `[[resources]]`: a protected resource (MCP server) this installation fronts.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceConfig {
     /// Path on this server, e.g. `/mcp`; the resource identifier is `public_url` + path.
@@ -430,7 +437,7 @@ pub struct ResourceConfig {
 /// tokens. Tried in order after cimdgate's own issuer, by the token's `iss`; a failing source
 /// never blocks the next. Which source vouched reaches the upstream in
 /// `X-Forwarded-Token-Source`. The resource's `scopes` are required of these tokens too.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedIssuerConfig {
     /// Name sent upstream in `X-Forwarded-Token-Source`.
@@ -452,7 +459,7 @@ pub struct TrustedIssuerConfig {
 }
 
 /// Access-token signing algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 pub enum SigningAlg {
     /// Ed25519 (default).
     #[default]
@@ -462,7 +469,7 @@ pub enum SigningAlg {
 }
 
 /// `[tokens]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenConfig {
     /// Access-token lifetime, seconds (default 1 h).
@@ -495,7 +502,7 @@ impl Default for TokenConfig {
 
 /// `[limits]`: rate limits on requests that can trigger a fetch, and body sizes.
 /// Defaults never get in the way of one user's flows or a test burst of ~50 req/s.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Requests per source IP per second (burst = 2× this) on fetch-triggering endpoints.
@@ -524,7 +531,7 @@ impl Default for LimitsConfig {
 }
 
 /// `[consent]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsentConfig {
     /// How long "remember this decision" lasts, days.

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::secret::{ExposeSecret, SecretString};
 
@@ -45,6 +45,12 @@ impl std::fmt::Display for AdminListen {
     }
 }
 
+impl Serialize for AdminListen {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl<'de> Deserialize<'de> for AdminListen {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -60,7 +66,7 @@ impl<'de> Deserialize<'de> for AdminListen {
 }
 
 /// `[admin]`: the internal listener (docs/reference-config.toml).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Address of the admin listener (`/metrics`, `/healthz`, `/readyz`, `/admin/…`), or
@@ -69,6 +75,7 @@ pub struct AdminConfig {
     /// File holding the bearer token of `/admin/` (first line, surrounding blanks trimmed).
     pub token_file: Option<PathBuf>,
     /// The token itself; prefer the `CIMDGATE_ADMIN__TOKEN` environment variable to the file.
+    #[serde(serialize_with = "crate::config::redact::redact_opt")]
     pub token: Option<SecretString>,
 }
 
@@ -157,6 +164,12 @@ impl std::fmt::Display for AuditSink {
     }
 }
 
+impl Serialize for AuditSink {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl<'de> Deserialize<'de> for AuditSink {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -174,7 +187,7 @@ impl<'de> Deserialize<'de> for AuditSink {
 }
 
 /// `[audit]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// `"log"` (default), `"stdout"` or `"file:PATH"`.
