@@ -13,7 +13,7 @@
 //! | `findings` | one representative attack for findings proven in process (H2, M1, M6–M8, M11, L5, L8) |
 //!
 //! Each test starts its own server and kills it (by PID) when it ends. Every loop is bounded
-//! in count and time. Set `CIMDGATE_ADVERSARIAL_BIN` to run the suite against another build of
+//! in count and time. Set `ADVERSARIAL_CIMDGATE_BIN` to run the suite against another build of
 //! the binary (e.g. `target/release/cimdgate`); the figures each test prints (`--nocapture`)
 //! are quoted in docs/security.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -14,8 +14,9 @@ use tokio::net::TcpStream;
 
 use crate::support::{BIN, Proc, free_port};
 
-/// Set this to run the suite against another build, e.g. `target/release/cimdgate`.
-pub const BIN_OVERRIDE_ENV: &str = "CIMDGATE_ADVERSARIAL_BIN";
+/// Set this to run the suite against another build, e.g. `target/release/cimdgate`. (Not
+/// `CIMDGATE_…`: the binary reads every such variable as a configuration override.)
+pub const BIN_OVERRIDE_ENV: &str = "ADVERSARIAL_CIMDGATE_BIN";
 
 /// The binary under test: [`BIN_OVERRIDE_ENV`] if set, else the one cargo built for this test.
 pub fn binary() -> String {
