@@ -100,6 +100,7 @@ impl App {
         let limits = &self.services.config.limits;
         let max_body = limits.max_body_bytes;
         let body_idle = Duration::from_secs(limits.body_idle_timeout_secs);
+        let deadline = Duration::from_secs(limits.request_timeout_secs);
         Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
@@ -107,6 +108,12 @@ impl App {
             .merge(crate::front::routes(self.front.clone()))
             .merge(crate::back::routes(self.back.clone()))
             .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+            // A whole request, body included, within `request_timeout_secs` (slow POST: a body
+            // trickled under the pause limit). Not on the gateway's routes (long MCP streams).
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                deadline,
+            ))
             // The gateway routes carry their own body limit (`GatewayConfig::max_body_bytes`).
             .merge(self.gateway.router())
             // A body that stalls between two pieces fails the request instead of holding the

@@ -516,6 +516,11 @@ pub struct LimitsConfig {
     pub header_read_timeout_secs: u64,
     /// Longest pause, seconds, between two pieces of a request body before the request fails.
     pub body_idle_timeout_secs: u64,
+    /// Longest time, seconds, a request to the authorization server's endpoints may take from
+    /// its headers to its answer, body included; then it fails with 408. Without it a body
+    /// trickled just faster than `body_idle_timeout_secs` holds a connection for hours (slow
+    /// POST). Not applied to `[[resources]]`, whose MCP streams may last.
+    pub request_timeout_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -526,6 +531,7 @@ impl Default for LimitsConfig {
             max_body_bytes: 64 * 1024,
             header_read_timeout_secs: 10,
             body_idle_timeout_secs: 10,
+            request_timeout_secs: 30,
         }
     }
 }
@@ -730,6 +736,10 @@ impl Config {
             (
                 "limits.body_idle_timeout_secs",
                 self.limits.body_idle_timeout_secs,
+            ),
+            (
+                "limits.request_timeout_secs",
+                self.limits.request_timeout_secs,
             ),
         ] {
             if secs == 0 || secs > 300 {
