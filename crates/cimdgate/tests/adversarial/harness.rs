@@ -109,6 +109,8 @@ impl Gate {
             .arg(&config)
             .env_remove("RUST_LOG")
             .env_remove("CIMDGATE_CONFIG")
+            // Tests run side by side: each admin listener on a port of its own.
+            .env("CIMDGATE_ADMIN__LISTEN", "127.0.0.1:0")
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
