@@ -469,6 +469,42 @@ async fn two_instances_on_one_redis_list_block_unblock_and_revoke_a_client() {
     let alice_at2 = alice_new["access_token"].as_str().unwrap();
     assert_ne!(gateway(&b.base, alice_at2).await, 401, "alice is untouched");
 
+    // Instance A's metrics saw the two code exchanges and the refresh it served, in Prometheus
+    // text a real parser reads.
+    let text = http()
+        .get(format!("{}/metrics", a.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let value = |name: &str, label: (&str, &str)| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && s.labels.get(label.0) == Some(label.1))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    assert_eq!(
+        value(
+            "cimdgate_tokens_issued_total",
+            ("grant_type", "authorization_code")
+        ),
+        2.0,
+        "{text}"
+    );
+    assert!(
+        value("cimdgate_http_requests_total", ("route", "/token")) >= 3.0,
+        "{text}"
+    );
+    assert!(!text.contains(&id), "no client_id in a label");
+
     // Revoke all.
     let (code, out, err) = b.clients(&["revoke", &id]);
     assert_eq!(code, 0, "{err}");

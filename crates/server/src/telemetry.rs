@@ -183,7 +183,7 @@ pub fn token_issued(grant_type: &'static str) {
     metrics::counter!(TOKENS_ISSUED, "grant_type" => grant_type).increment(1);
 }
 
-/// A token family revoked (`/revoke`, or the admin API — the lead calls this from there).
+/// A token family revoked (`/revoke`, or an administrator's revocation of a client's grants).
 pub fn token_revoked() {
     metrics::counter!(TOKENS_REVOKED).increment(1);
 }

@@ -156,6 +156,7 @@ impl Governance {
             self.store
                 .revoke_family(&g.grant.family_id, g.expires_at)
                 .await?;
+            crate::telemetry::token_revoked();
             revoked.push(g.grant.family_id.clone());
         }
         self.store.remove_grants(client_id, &revoked).await?;

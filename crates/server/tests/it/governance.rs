@@ -281,3 +281,56 @@ async fn the_inventory_stops_growing_at_its_bound() {
     let ids: Vec<&str> = all.iter().map(|r| r.client_id.as_str()).collect();
     assert_eq!(ids, [first.as_str()]);
 }
+
+/// `[cimd] reapprove_on_change`: an approved client whose redirect URIs change waits for an
+/// administrator again; a new name alone does not.
+#[tokio::test]
+async fn with_reapprove_on_change_a_changed_redirect_returns_an_approved_client_to_pending() {
+    let env = TestEnv::start_with(|c| {
+        c.cimd.mode = cimd::policy::TrustMode::Approval;
+        c.cimd.reapprove_on_change = true;
+        c.cimd.cache_min_ttl_secs = 0;
+        c.cimd.cache_default_ttl_secs = 0;
+    })
+    .await;
+    let id = env.publish_client("app", json!({}));
+    assert_eq!(
+        authorize(&env, &id, "mcp").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let gov = &env.server().state.services.governance;
+    gov.approve(&id, None, "127.0.0.1").await.unwrap();
+    sign_in(&env, &id).await;
+
+    env.publish_client("app", json!({"client_name": "Renamed"}));
+    let page = authorize(&env, &id, "mcp").await;
+    assert_ne!(
+        page.status,
+        StatusCode::FORBIDDEN,
+        "a new name is not material: {}",
+        page.body
+    );
+
+    env.publish_client(
+        "app",
+        json!({"client_name": "Renamed", "redirect_uris": [TestEnv::default_redirect("cimd.test"), "https://cimd.test/new"]}),
+    );
+    let page = authorize(&env, &id, "mcp").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(
+        page.body.contains("Awaiting administrator approval"),
+        "{}",
+        page.body
+    );
+    let rec = env.store().get_client_record(&id).await.unwrap().unwrap();
+    assert_eq!(rec.admin.status, ClientStatus::Pending);
+    assert!(
+        rec.admin
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("redirect_uris")),
+        "{:?}",
+        rec.admin
+    );
+    assert_eq!(rec.history.len(), 2, "{:?}", rec.history);
+}
