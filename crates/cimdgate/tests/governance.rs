@@ -527,11 +527,17 @@ async fn two_instances_on_one_redis_list_block_unblock_and_revoke_a_client() {
 async fn approval_mode_through_the_binary_pending_page_approve_with_a_ceiling_and_a_changed_document()
  {
     let docs = DocHost::start().await;
+    let audit_dir = tempfile::tempdir().unwrap();
+    let audit = audit_dir.path().join("audit.jsonl");
     let a = Instance::start(
         &docs,
         None,
         None,
-        "[cimd]\nmode = \"approval\"\ncache_min_ttl_secs = 0\ncache_default_ttl_secs = 0\n",
+        &format!(
+            "[cimd]\nmode = \"approval\"\ncache_min_ttl_secs = 0\ncache_default_ttl_secs = 0\n\n\
+             [audit]\nsink = \"file:{}\"\n",
+            audit.display()
+        ),
     );
     let id = docs.client_id();
     let (status, location, page) = authorize_status(&a.base, &a.base, &id).await;
@@ -570,6 +576,37 @@ async fn approval_mode_through_the_binary_pending_page_approve_with_a_ceiling_an
     assert_eq!(denied["status"], "denied");
     let (status, _, page) = authorize_status(&a.base, &a.base, &id).await;
     assert_eq!(status, 403, "{page}");
+
+    // The administrator's actions and the document change are in the audit file, one JSON
+    // object per line with the schema's first keys.
+    let lines: Vec<Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for event in [
+        "client_first_seen",
+        "client_refused",
+        "client_approved",
+        "client_document_changed",
+        "client_denied",
+    ] {
+        let line = lines
+            .iter()
+            .find(|l| l["event"] == event)
+            .unwrap_or_else(|| panic!("no {event} in {lines:?}"));
+        assert_eq!(line["client_id"], id.as_str(), "{line}");
+        assert!(
+            line["ts"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{line}"
+        );
+    }
+    let approved = lines
+        .iter()
+        .find(|l| l["event"] == "client_approved")
+        .unwrap();
+    assert_eq!(approved["ip"], "127.0.0.1", "{approved}");
+    assert_eq!(approved["scopes"], "mcp", "{approved}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -45,11 +45,7 @@ pub fn routes(ctx: Arc<AdminCtx>) -> Router {
     Router::new()
         .route("/clients", get(list))
         .route("/clients/{id}", get(show))
-        .route("/clients/{id}/block", post(block))
-        .route("/clients/{id}/unblock", post(unblock))
-        .route("/clients/{id}/approve", post(approve))
-        .route("/clients/{id}/deny", post(deny))
-        .route("/clients/{id}/revoke", post(revoke))
+        .route("/clients/{id}/{action}", post(act))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_ADMIN_BODY,
         ))
@@ -188,24 +184,13 @@ async fn show(
     Ok(Json(detail(&ctx, id).await?))
 }
 
-/// Body of block and deny.
+/// Body of the actions: each reads the fields it needs (`reason` for block and deny, `scopes`
+/// for approve, `subject` for revoke); an unknown field is refused.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReasonBody {
+struct ActionBody {
     reason: Option<String>,
-}
-
-/// Body of approve.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApproveBody {
     scopes: Option<String>,
-}
-
-/// Body of revoke.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RevokeBody {
     subject: Option<String>,
 }
 
@@ -218,77 +203,34 @@ fn body_or_default<T: Default>(body: Result<Json<T>, JsonRejection>) -> Result<T
     }
 }
 
-async fn block(
+/// `POST /clients/{id}/{action}`: block, unblock, approve, deny (→ the client's detail) or
+/// revoke (→ `{"grants_revoked": n}`).
+async fn act(
     State(ctx): State<Arc<AdminCtx>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    body: Result<Json<ReasonBody>, JsonRejection>,
-) -> Result<Json<ClientDetail>, ApiError> {
+    Path((id, action)): Path<(String, String)>,
+    body: Result<Json<ActionBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
     let id = check_id(&id)?;
     let b = body_or_default(body)?;
     let ip = peer.ip().to_string();
-    ctx.services
-        .governance
-        .block(id, b.reason.as_deref(), &ip)
-        .await?;
-    Ok(Json(detail(&ctx, id).await?))
-}
-
-async fn unblock(
-    State(ctx): State<Arc<AdminCtx>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-) -> Result<Json<ClientDetail>, ApiError> {
-    let id = check_id(&id)?;
-    ctx.services
-        .governance
-        .unblock(id, &peer.ip().to_string())
-        .await?;
-    Ok(Json(detail(&ctx, id).await?))
-}
-
-async fn approve(
-    State(ctx): State<Arc<AdminCtx>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    body: Result<Json<ApproveBody>, JsonRejection>,
-) -> Result<Json<ClientDetail>, ApiError> {
-    let id = check_id(&id)?;
-    let b = body_or_default(body)?;
-    ctx.services
-        .governance
-        .approve(id, b.scopes.as_deref(), &peer.ip().to_string())
-        .await?;
-    Ok(Json(detail(&ctx, id).await?))
-}
-
-async fn deny(
-    State(ctx): State<Arc<AdminCtx>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    body: Result<Json<ReasonBody>, JsonRejection>,
-) -> Result<Json<ClientDetail>, ApiError> {
-    let id = check_id(&id)?;
-    let b = body_or_default(body)?;
-    ctx.services
-        .governance
-        .deny(id, b.reason.as_deref(), &peer.ip().to_string())
-        .await?;
-    Ok(Json(detail(&ctx, id).await?))
-}
-
-async fn revoke(
-    State(ctx): State<Arc<AdminCtx>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    body: Result<Json<RevokeBody>, JsonRejection>,
-) -> Result<Json<crate::governance::RevokeOutcome>, ApiError> {
-    let id = check_id(&id)?;
-    let b = body_or_default(body)?;
-    let outcome = ctx
-        .services
-        .governance
-        .revoke(id, b.subject.as_deref(), &peer.ip().to_string())
-        .await?;
-    Ok(Json(outcome))
+    let gov = &ctx.services.governance;
+    match action.as_str() {
+        "block" => gov.block(id, b.reason.as_deref(), &ip).await?,
+        "unblock" => gov.unblock(id, &ip).await?,
+        "approve" => gov.approve(id, b.scopes.as_deref(), &ip).await?,
+        "deny" => gov.deny(id, b.reason.as_deref(), &ip).await?,
+        "revoke" => {
+            let outcome = gov.revoke(id, b.subject.as_deref(), &ip).await?;
+            return Ok(Json(outcome).into_response());
+        }
+        other => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no action {other:?} (use block, unblock, approve, deny or revoke)"),
+            ));
+        }
+    };
+    Ok(Json(detail(&ctx, id).await?).into_response())
 }

@@ -48,17 +48,9 @@ impl Governance {
         reason: Option<&str>,
         actor_ip: &str,
     ) -> Result<ClientRecord, ActionError> {
-        let rec = self
-            .decide(client_id, ClientStatus::Blocked, reason, None)
-            .await?;
-        audit!(
-            event = "client_blocked",
-            client_id,
-            ip = actor_ip,
-            by = "admin",
-            reason = reason.unwrap_or("")
-        );
-        Ok(rec)
+        let change = Change::status(ClientStatus::Blocked, reason);
+        self.decide(client_id, change, "client_blocked", actor_ip)
+            .await
     }
 
     /// Lift a block: the client is active again (an administrator's decision, so in approval
@@ -68,16 +60,9 @@ impl Governance {
         client_id: &str,
         actor_ip: &str,
     ) -> Result<ClientRecord, ActionError> {
-        let rec = self
-            .decide(client_id, ClientStatus::Active, None, None)
-            .await?;
-        audit!(
-            event = "client_unblocked",
-            client_id,
-            ip = actor_ip,
-            by = "admin"
-        );
-        Ok(rec)
+        let change = Change::status(ClientStatus::Active, None);
+        self.decide(client_id, change, "client_unblocked", actor_ip)
+            .await
     }
 
     /// Approve a client, optionally with a scope ceiling (space-separated scopes it may be
@@ -101,17 +86,12 @@ impl Governance {
             }
             None => None,
         };
-        let rec = self
-            .decide(client_id, ClientStatus::Active, None, Some(ceiling.clone()))
-            .await?;
-        audit!(
-            event = "client_approved",
-            client_id,
-            ip = actor_ip,
-            by = "admin",
-            scopes = ceiling.as_deref().unwrap_or("")
-        );
-        Ok(rec)
+        let change = Change {
+            ceiling: Some(ceiling),
+            ..Change::status(ClientStatus::Active, None)
+        };
+        self.decide(client_id, change, "client_approved", actor_ip)
+            .await
     }
 
     /// Deny a client (approval mode).
@@ -121,17 +101,9 @@ impl Governance {
         reason: Option<&str>,
         actor_ip: &str,
     ) -> Result<ClientRecord, ActionError> {
-        let rec = self
-            .decide(client_id, ClientStatus::Denied, reason, None)
-            .await?;
-        audit!(
-            event = "client_denied",
-            client_id,
-            ip = actor_ip,
-            by = "admin",
-            reason = reason.unwrap_or("")
-        );
-        Ok(rec)
+        let change = Change::status(ClientStatus::Denied, reason);
+        self.decide(client_id, change, "client_denied", actor_ip)
+            .await
     }
 
     /// End every grant of `client_id` (or only `subject`'s): each grant's token family is
@@ -188,16 +160,18 @@ impl Governance {
         })
     }
 
-    /// Set the administrator's decision. `ceiling`: `Some(x)` replaces the scope ceiling,
-    /// `None` keeps it.
+    /// Set the administrator's decision and audit it as `event`.
     async fn decide(
         &self,
         client_id: &str,
-        status: ClientStatus,
-        reason: Option<&str>,
-        ceiling: Option<Option<String>>,
+        change: Change<'_>,
+        event: &'static str,
+        actor_ip: &str,
     ) -> Result<ClientRecord, ActionError> {
-        if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+        if change
+            .reason
+            .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
+        {
             return Err(ActionError::Invalid(format!(
                 "reason is longer than {MAX_REASON_CHARS} characters"
             )));
@@ -207,9 +181,9 @@ impl Governance {
             .update(client_id, |cur| {
                 let mut rec = cur?;
                 rec.admin = AdminDecision {
-                    status,
-                    reason: reason.map(str::to_owned),
-                    scope_ceiling: match &ceiling {
+                    status: change.status,
+                    reason: change.reason.map(str::to_owned),
+                    scope_ceiling: match &change.ceiling {
                         Some(c) => c.clone(),
                         None => rec.admin.scope_ceiling.clone(),
                     },
@@ -220,6 +194,33 @@ impl Governance {
             })
             .await?;
         self.forget(client_id).await;
-        rec.ok_or_else(|| ActionError::NotFound(client_id.to_owned()))
+        let rec = rec.ok_or_else(|| ActionError::NotFound(client_id.to_owned()))?;
+        audit!(
+            event,
+            client_id,
+            ip = actor_ip,
+            by = "admin",
+            reason = change.reason.unwrap_or(""),
+            scopes = rec.admin.scope_ceiling.as_deref().unwrap_or("")
+        );
+        Ok(rec)
+    }
+}
+
+/// What an administrator's decision sets.
+struct Change<'a> {
+    status: ClientStatus,
+    reason: Option<&'a str>,
+    /// `Some(x)` replaces the scope ceiling with `x`; `None` keeps it.
+    ceiling: Option<Option<String>>,
+}
+
+impl<'a> Change<'a> {
+    fn status(status: ClientStatus, reason: Option<&'a str>) -> Self {
+        Change {
+            status,
+            reason,
+            ceiling: None,
+        }
     }
 }
