@@ -52,6 +52,9 @@ pub struct Governance {
     recorded: moka::sync::Cache<String, Arc<str>>,
     /// `(client_id, subject)` pairs already listed as consenting users.
     users: moka::sync::Cache<(String, String), ()>,
+    /// Clients whose failed fetch was recorded in the last [`FLUSH_INTERVAL`] (a failing
+    /// document is negatively cached and may be asked for on every request).
+    failures: moka::sync::Cache<String, ()>,
     touches: Mutex<HashMap<String, Touch>>,
 }
 
@@ -84,6 +87,10 @@ impl Governance {
             users: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(3600))
+                .build(),
+            failures: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(FLUSH_INTERVAL)
                 .build(),
             touches: Mutex::new(HashMap::new()),
         }
@@ -229,9 +236,14 @@ impl Governance {
     }
 
     /// A failed fetch of a known client's document (unknown clients get no record: a failing
-    /// URL must not grow the inventory). Coalesced with nothing: failures are rate-limited per
-    /// host already.
+    /// URL must not grow the inventory). At most one store access per client per
+    /// [`FLUSH_INTERVAL`]: a failing document is answered from the negative cache, possibly on
+    /// every request.
     pub async fn fetch_failed(&self, client_id: &str, reason: &str) {
+        if self.failures.contains_key(client_id) {
+            return;
+        }
+        self.failures.insert(client_id.to_owned(), ());
         let now = SystemTime::now();
         let reason = reason.chars().take(200).collect::<String>();
         let result = self

@@ -334,3 +334,26 @@ async fn with_reapprove_on_change_a_changed_redirect_returns_an_approved_client_
     );
     assert_eq!(rec.history.len(), 2, "{:?}", rec.history);
 }
+
+/// A known client's failing document is recorded as its last fetch (outcome and reason).
+#[tokio::test]
+async fn a_failed_fetch_of_a_known_client_is_recorded_as_its_last_fetch() {
+    let env = TestEnv::start_with(|c| {
+        c.cimd.cache_min_ttl_secs = 0;
+        c.cimd.cache_default_ttl_secs = 0;
+        c.cimd.negative_ttl_secs = 0;
+    })
+    .await;
+    let id = env.publish_client("app", json!({}));
+    sign_in(&env, &id).await;
+    env.set_response("/app", StatusCode::NOT_FOUND, &[], "gone");
+    let page = authorize(&env, &id, "mcp").await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    let rec = env.store().get_client_record(&id).await.unwrap().unwrap();
+    let fetch = rec.last_fetch.expect("a last fetch");
+    assert!(!fetch.ok);
+    assert!(
+        fetch.reason.as_deref().is_some_and(|r| r.contains("404")),
+        "{fetch:?}"
+    );
+}
