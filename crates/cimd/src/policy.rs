@@ -218,6 +218,16 @@ pub enum DenyReason {
         /// The matching pattern.
         pattern: String,
     },
+    /// A dynamically registered client's redirect URI is on a host matching `blocked_domains`.
+    #[error(
+        "this client's redirect URI is on `{host}`, which the server's policy blocks (pattern `{pattern}`)"
+    )]
+    BlockedRedirectHost {
+        /// The redirect URI's host.
+        host: String,
+        /// The matching pattern.
+        pattern: String,
+    },
     /// Allowlist mode and neither a trusted domain nor an allowed id.
     #[error(
         "this server only accepts clients from trusted domains or allowed client ids; `{host}` is not one of them"
@@ -303,6 +313,19 @@ impl TrustPolicy {
     pub fn check_key_host(&self, host: &str) -> Result<(), DenyReason> {
         match self.blocked.iter().find(|p| p.matches(host)) {
             Some(p) => Err(DenyReason::BlockedKeyHost {
+                host: host.to_owned(),
+                pattern: p.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Check the host of a dynamically registered client's redirect URI against
+    /// `blocked_domains` (at registration and on every use: a blocked host cannot come back
+    /// through registration, review finding H2).
+    pub fn check_redirect_host(&self, host: &str) -> Result<(), DenyReason> {
+        match self.blocked.iter().find(|p| p.matches(host)) {
+            Some(p) => Err(DenyReason::BlockedRedirectHost {
                 host: host.to_owned(),
                 pattern: p.to_string(),
             }),

@@ -251,6 +251,15 @@ pub async fn resolve_client(
             Ok(None) => return Err(ClientError::Unknown(raw.to_owned())),
             Err(e) => return Err(ClientError::Store(e)),
         };
+        if let Err(reason) =
+            check_registered_redirects(&services.policy.load(), &client.redirect_uris)
+        {
+            audit!(event = "client_blocked", client_id = %raw, reason = %reason);
+            return Err(ClientError::Blocked {
+                client_id: raw.to_owned(),
+                reason,
+            });
+        }
         // A registered client has no host to trust: approval mode always asks an administrator.
         let requires_approval = services.policy.load().requires_approval(false);
         let decision = services
@@ -355,6 +364,24 @@ async fn fetch_document(
             reason,
         }
     })
+}
+
+/// A dynamically registered client's redirect URIs must not point at a blocked domain (review
+/// finding H2: a blocked host cannot come back through registration). Checked at registration
+/// and on every use, so a domain blocked later stops its registered clients too.
+pub fn check_registered_redirects(
+    policy: &cimd::policy::TrustPolicy,
+    redirect_uris: &[String],
+) -> Result<(), DenyReason> {
+    for uri in redirect_uris {
+        if let Some(host) = url::Url::parse(uri)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+        {
+            policy.check_redirect_host(&host)?;
+        }
+    }
+    Ok(())
 }
 
 /// Refuse a client the administrator's decision does not admit (module doc, step 4).

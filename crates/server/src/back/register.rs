@@ -28,6 +28,7 @@ use cimdgate_store::{RegisteredClient, Scopes, TokenHash};
 use super::ctx::BackCtx;
 use super::form::NoStoreJson;
 use crate::audit;
+use crate::clients::check_registered_redirects;
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::ExposeSecret;
 use crate::services::Services;
@@ -68,6 +69,11 @@ pub async fn register(
     check_initial_access_token(&ctx.services, &headers)?;
     let meta = parse_json(&headers, &body)?;
     let client = check_metadata(meta, &ctx.services.all_scopes())?;
+    check_registered_redirects(&ctx.services.policy.load(), &client.redirect_uris).map_err(
+        |reason| {
+            OAuthError::invalid_redirect_uri(format!("this server does not accept it: {reason}"))
+        },
+    )?;
     register_client(&ctx.services, client).await
 }
 

@@ -202,3 +202,44 @@ async fn an_unused_registration_expires_and_a_used_one_is_kept() {
     assert_eq!(page.status, 400, "{}", page.body);
     assert!(page.body.contains("unknown client_id"), "{}", page.body);
 }
+
+/// Review finding H2: `blocked_domains` apply to registered clients' redirect URIs, at
+/// registration and on every use (a domain blocked later stops its registered clients).
+#[tokio::test]
+async fn a_blocked_domain_cannot_come_back_through_registration() {
+    let mut env =
+        TestEnv::start_with(|c| c.cimd.blocked_domains = vec!["*.evil.test".into()]).await;
+    let (status, body) = register(
+        &env,
+        json!({"redirect_uris": ["https://app.evil.test/cb"], "token_endpoint_auth_method": "none"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_redirect_uri");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("evil.test"),
+        "{body}"
+    );
+
+    let (status, reg) = register(
+        &env,
+        json!({"redirect_uris": ["https://later.test/cb"], "token_endpoint_auth_method": "none"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{reg}");
+    let id = reg["client_id"].as_str().unwrap().to_owned();
+    env.config.cimd.blocked_domains = vec!["later.test".into()];
+    env.restart().await;
+    let (_, challenge) = common::pkce_pair();
+    let page = env
+        .browser()
+        .get(&env.authorize_url(&env.authorize_params(&id, "https://later.test/cb", &challenge)))
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("later.test"), "{}", page.body);
+}
