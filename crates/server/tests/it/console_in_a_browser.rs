@@ -101,6 +101,12 @@ async fn browser_console_sign_in_and_block_from_the_client_page() {
 
     assert!(!run.script_ran, "an injected script ran: {run:?}");
     assert!(
+        run.script_error
+            .as_deref()
+            .is_some_and(|e| e.contains("Content Security Policy")),
+        "the CSP refused the script: {run:?}"
+    );
+    assert!(
         !run.framed_text.contains("admin console") && !run.framed_url.contains("/admin"),
         "the console rendered inside a frame: {run:?}"
     );
@@ -110,5 +116,4 @@ async fn browser_console_sign_in_and_block_from_the_client_page() {
     for name in names {
         assert_png(&dir.join(name));
     }
-    let _ = run.script_error;
 }
