@@ -209,6 +209,15 @@ fn render(status: StatusCode, page: &impl Template) -> Response {
     }
 }
 
+/// The console's 404 page.
+pub fn not_found() -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is no such page in the admin console.",
+    )
+}
+
 fn message(status: StatusCode, title: &str, problem: &str) -> Response {
     render(
         status,

@@ -12,7 +12,7 @@
 //! | `/admin/…` else | the console cookie | [`console::routes`]: the admin console |
 //!
 //! Everything under `/admin/` passes, in order: a per-source-IP rate limit (429), then the
-//! authentication of its area ([`require_auth`]). The API checks the bearer token — a
+//! authentication of its area (`require_auth`). The API checks the bearer token — a
 //! constant-time comparison of SHA-256 digests, so neither the token's bytes nor its length
 //! leak through timing; a missing or wrong token gets a 401 JSON error and an
 //! `admin_login_failed` audit event, never data. The console checks its sealed cookie (issued
@@ -146,8 +146,13 @@ async fn readyz(State(ctx): State<Arc<AdminCtx>>) -> Response {
     }
 }
 
-async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
+/// 404: JSON on the API, a page (with the security headers) on the console.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if Area::of(uri.path()) == Area::Api {
+        error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
+    } else {
+        console::not_found()
+    }
 }
 
 /// A JSON error `{"error", "error_description"}` with `Cache-Control: no-store`.

@@ -383,6 +383,9 @@ async fn inventory_and_client_page_show_a_client_after_a_real_login() {
         )
         .await;
     assert_eq!(nope.status, StatusCode::NOT_FOUND);
+    let no_page = browser.get(&admin_url(&env, "/admin/no-such-page")).await;
+    assert_eq!(no_page.status, StatusCode::NOT_FOUND);
+    assert_hardened(&no_page);
     let big = "x".repeat(20_000);
     let huge = browser
         .post_form(
