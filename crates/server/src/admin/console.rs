@@ -25,12 +25,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use askama::Template;
 use axum::Router;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Extension, Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -42,9 +41,11 @@ use cimdgate_store::{ClientStatus, StoreError};
 
 use super::AdminCtx;
 use super::clients::{bad_id_message, load_detail, plausible_id, summaries};
+use super::console_pages::{
+    ClientPage, InventoryPage, LoginPage, Row, client_href, message, render, see_other,
+};
 use crate::audit;
 use crate::governance::ActionError;
-use crate::governance::view::{ClientDetail, ClientSummary};
 use crate::page_headers::{cross_site, security_headers};
 use crate::seal::{Purpose, Sealer, random_b64};
 
@@ -136,112 +137,13 @@ pub fn routes(ctx: Arc<AdminCtx>) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_CONSOLE_FORM,
         ))
+        // Also on what axum and the body limit answer themselves (405, 413).
+        .layer(axum::middleware::map_response(harden))
         .with_state(ctx)
 }
 
-// ---- pages -----------------------------------------------------------------------------------
-
-/// The sign-in page (also the 401 page of the console).
-#[derive(Template)]
-#[template(path = "admin_login.html")]
-struct LoginPage<'a> {
-    message: Option<&'a str>,
-}
-
-/// A message page: 400, 403, 404, 413, 503.
-#[derive(Template)]
-#[template(path = "admin_message.html")]
-struct MessagePage<'a> {
-    title: &'a str,
-    problem: &'a str,
-    back: bool,
-}
-
-/// One inventory row.
-struct Row {
-    s: ClientSummary,
-    /// `/admin/clients/{percent-encoded id}`.
-    href: String,
-}
-
-/// The inventory.
-#[derive(Template)]
-#[template(path = "admin_inventory.html")]
-struct InventoryPage<'a> {
-    rows: Vec<Row>,
-    /// The status filter (`""`: all).
-    status: &'a str,
-    /// The host filter (`""`: all).
-    host: &'a str,
-    csrf: String,
-}
-
-/// One client.
-#[derive(Template)]
-#[template(path = "admin_client.html")]
-struct ClientPage {
-    d: ClientDetail,
-    /// `/admin/clients/{percent-encoded id}`.
-    href: String,
-    csrf: String,
-}
-
-/// HTML with the security headers.
-fn render(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
-        Ok(body) => {
-            let mut r = (status, body).into_response();
-            let h = r.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            security_headers(h, None);
-            r
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "admin console: template rendering failed");
-            let mut r =
-                (StatusCode::INTERNAL_SERVER_ERROR, "page rendering failed").into_response();
-            security_headers(r.headers_mut(), None);
-            r
-        }
-    }
-}
-
-/// The console's 404 page.
-pub fn not_found() -> Response {
-    message(
-        StatusCode::NOT_FOUND,
-        "Not found",
-        "There is no such page in the admin console.",
-    )
-}
-
-fn message(status: StatusCode, title: &str, problem: &str) -> Response {
-    render(
-        status,
-        &MessagePage {
-            title,
-            problem,
-            back: true,
-        },
-    )
-}
-
-/// A 303 to `location` (a path of this console) with the security headers.
-fn see_other(location: &str, set_cookie: Option<HeaderValue>) -> Response {
-    let mut r = StatusCode::SEE_OTHER.into_response();
-    let h = r.headers_mut();
-    // Every location built here is a path of ASCII characters (ids are percent-encoded).
-    h.insert(
-        header::LOCATION,
-        HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/admin/")),
-    );
-    if let Some(c) = set_cookie {
-        h.insert(header::SET_COOKIE, c);
-    }
-    security_headers(h, None);
+async fn harden(mut r: Response) -> Response {
+    security_headers(r.headers_mut(), None);
     r
 }
 
@@ -280,23 +182,6 @@ pub fn unauthorized(path: &str, is_get: bool, why: NoSession, ip: &str) -> Respo
     r
 }
 
-/// Percent-encode `s` as one URL path segment (everything but RFC 3986 unreserved characters).
-pub fn path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn client_href(id: &str) -> String {
-    format!("/admin/clients/{}", path_segment(id))
-}
-
 /// The origin a same-site form post names: `http://` + the `Host` it was sent to.
 fn our_origin(headers: &HeaderMap) -> String {
     let host = headers
@@ -306,15 +191,16 @@ fn our_origin(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-/// 403 unless the post comes from this site and carries the session's CSRF token.
-fn check_post(
+/// The 403 page when the post does not come from this site or (with a `session`) does not
+/// carry the session's CSRF token; `None`: it may proceed.
+fn refuse_post(
     ctx: &AdminCtx,
     headers: &HeaderMap,
     session: Option<&ConsoleSession>,
     csrf: Option<&str>,
-) -> Result<(), Response> {
+) -> Option<Response> {
     if let Some(what) = cross_site(headers, &our_origin(headers)) {
-        return Err(message(
+        return Some(message(
             StatusCode::FORBIDDEN,
             "Request refused",
             &format!("This form was submitted from another site ({what}). Nothing was changed."),
@@ -323,7 +209,7 @@ fn check_post(
     if let Some(s) = session {
         let ok = csrf.is_some_and(|t| ctx.services.sealer.csrf_ok(CSRF_PURPOSE, &[&s.csrf], t));
         if !ok {
-            return Err(message(
+            return Some(message(
                 StatusCode::FORBIDDEN,
                 "Request refused",
                 "The form's security token is missing or does not match your console sign-in \
@@ -331,7 +217,7 @@ fn check_post(
             ));
         }
     }
-    Ok(())
+    None
 }
 
 fn store_failure(e: &StoreError) -> Response {
@@ -389,7 +275,7 @@ async fn login(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    if let Err(r) = check_post(&ctx, &headers, None, None) {
+    if let Some(r) = refuse_post(&ctx, &headers, None, None) {
         return r;
     }
     let Form(form) = match form {
@@ -448,7 +334,7 @@ async fn logout(
         Ok(f) => f,
         Err(e) => return form_failure(&e),
     };
-    if let Err(r) = check_post(&ctx, &headers, Some(&session), form.csrf.as_deref()) {
+    if let Some(r) = refuse_post(&ctx, &headers, Some(&session), form.csrf.as_deref()) {
         return r;
     }
     see_other("/admin/login", set_cookie("", 0))
@@ -561,7 +447,7 @@ async fn act(
         Ok(f) => f,
         Err(e) => return form_failure(&e),
     };
-    if let Err(r) = check_post(&ctx, &headers, Some(&session), form.csrf.as_deref()) {
+    if let Some(r) = refuse_post(&ctx, &headers, Some(&session), form.csrf.as_deref()) {
         return r;
     }
     if !plausible_id(&id) {
@@ -603,16 +489,6 @@ async fn act(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn client_ids_are_one_path_segment() {
-        assert_eq!(
-            path_segment("https://app.example/c.json?x=1#f"),
-            "https%3A%2F%2Fapp.example%2Fc.json%3Fx%3D1%23f"
-        );
-        assert_eq!(path_segment("a-b_c.d~e"), "a-b_c.d~e");
-        assert_eq!(path_segment("ü /"), "%C3%BC%20%2F");
-    }
 
     #[test]
     fn the_console_cookie_is_found_among_others() {

@@ -23,6 +23,7 @@
 pub mod api;
 pub mod clients;
 pub mod console;
+mod console_pages;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -151,7 +152,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     if Area::of(uri.path()) == Area::Api {
         error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
     } else {
-        console::not_found()
+        console_pages::not_found()
     }
 }
 

@@ -383,6 +383,9 @@ async fn inventory_and_client_page_show_a_client_after_a_real_login() {
         )
         .await;
     assert_eq!(nope.status, StatusCode::NOT_FOUND);
+    let wrong_method = browser.get(&admin_url(&env, "/admin/logout")).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_hardened(&wrong_method);
     let no_page = browser.get(&admin_url(&env, "/admin/no-such-page")).await;
     assert_eq!(no_page.status, StatusCode::NOT_FOUND);
     assert_hardened(&no_page);
@@ -394,6 +397,7 @@ async fn inventory_and_client_page_show_a_client_after_a_real_login() {
         )
         .await;
     assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_hardened(&huge);
     assert_eq!(status_of(&env, &id).await.0, ClientStatus::Active);
 }
 
@@ -409,7 +413,8 @@ async fn block_needs_the_sessions_csrf_token_and_a_same_site_post() {
     let href = format!("/admin/clients/{}", segment(&id));
     let block = admin_url(&env, &format!("{href}/block"));
 
-    let refused: [(&str, Vec<(&str, &str)>, Vec<(&str, &str)>); 5] = [
+    type Fields<'a> = Vec<(&'a str, &'a str)>;
+    let refused: [(&str, Fields, Fields); 5] = [
         ("no csrf", vec![("reason", "r")], vec![]),
         (
             "wrong csrf",
