@@ -1,7 +1,8 @@
 //! The security headers of every HTML page this server renders (the login, consent and error
 //! pages of the front channel, the admin console): no framing, no scripts, no referrer, no
-//! caching (the draft's §6 phishing guidance; docs/architecture.md, *Authorization server*).
-//! Leaf layer: both channels use it.
+//! caching (the draft's §6 phishing guidance; docs/architecture.md, *Authorization server*) —
+//! and the same-origin rule for form posts ([`cross_site`]). Leaf layer: every channel that
+//! renders pages uses it.
 
 use http::{HeaderMap, HeaderValue, header};
 
@@ -30,4 +31,51 @@ pub fn security_headers(h: &mut HeaderMap, redirect_origin: Option<&str>) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+}
+
+/// Why a form post did not come from this site (`None`: it did). `Sec-Fetch-Site` must be
+/// `same-origin` (or `none`, a user-typed navigation) when sent; `Origin`, when sent and not
+/// `null` (browsers send `null` under `Referrer-Policy: no-referrer`), must be `origin`. A CSRF
+/// token stays the primary defence; this refuses what a browser already labels cross-site.
+pub fn cross_site(headers: &HeaderMap, origin: &str) -> Option<String> {
+    let get = |h| headers.get(h).and_then(|v: &HeaderValue| v.to_str().ok());
+    if let Some(site) = get("sec-fetch-site")
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Some(format!("Sec-Fetch-Site: {site}"));
+    }
+    if let Some(o) = get("origin")
+        && o != "null"
+        && o != origin
+    {
+        return Some(format!("Origin: {o}"));
+    }
+    None
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_same_site_posts_pass() {
+        let ours = "http://127.0.0.1:9090";
+        let cases: [(&[(&str, &str)], bool); 7] = [
+            (&[], true),
+            (&[("sec-fetch-site", "same-origin")], true),
+            (&[("sec-fetch-site", "none")], true),
+            (&[("origin", "null")], true),
+            (&[("origin", ours), ("sec-fetch-site", "same-origin")], true),
+            (&[("sec-fetch-site", "cross-site")], false),
+            (&[("origin", "http://evil.test")], false),
+        ];
+        for (headers, ok) in cases {
+            let mut h = HeaderMap::new();
+            for (k, v) in headers {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            assert_eq!(cross_site(&h, ours).is_none(), ok, "{headers:?}");
+        }
+    }
 }

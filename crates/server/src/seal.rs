@@ -1,5 +1,6 @@
 //! Sealed, expiring values for browser-carried state (the issue's "pre-login state must not
-//! grow server state"): pending authorization requests, user sessions, upstream sign-ins.
+//! grow server state"): pending authorization requests, user sessions, upstream sign-ins, the
+//! admin console's sign-in.
 //!
 //! A sealed value is `base64url(nonce ‖ AES-256-GCM-SIV(JSON {exp, v}) ‖ tag)` with a random
 //! 96-bit nonce and the **purpose** as associated data, so a value sealed for one purpose
@@ -34,6 +35,8 @@ pub enum Purpose {
     IdpSignIn,
     /// Upstream IdP tokens at rest in the store.
     IdpTokens,
+    /// The admin console's sign-in cookie (admin listener).
+    AdminSession,
 }
 
 impl Purpose {
@@ -43,6 +46,7 @@ impl Purpose {
             Purpose::Session => b"cimdgate/session/v1",
             Purpose::IdpSignIn => b"cimdgate/upstream/v1",
             Purpose::IdpTokens => b"cimdgate/upstream-tokens/v1",
+            Purpose::AdminSession => b"cimdgate/admin-session/v1",
         }
     }
 }

@@ -108,12 +108,20 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-/// A client_id from the path: non-empty, bounded, no control characters.
+/// Whether a client_id from a path is plausible: non-empty, bounded, no control characters.
+pub(super) fn plausible_id(id: &str) -> bool {
+    !(id.is_empty() || id.len() > MAX_CLIENT_ID || id.chars().any(char::is_control))
+}
+
+/// What [`plausible_id`] refuses, for error messages.
+pub(super) fn bad_id_message() -> String {
+    format!("not a client_id: empty, longer than {MAX_CLIENT_ID} bytes, or with control characters")
+}
+
+/// A client_id from the path, or 400.
 fn check_id(id: &str) -> Result<&str, ApiError> {
-    if id.is_empty() || id.len() > MAX_CLIENT_ID || id.chars().any(char::is_control) {
-        return Err(ApiError::bad(format!(
-            "not a client_id: empty, longer than {MAX_CLIENT_ID} bytes, or with control characters"
-        )));
+    if !plausible_id(id) {
+        return Err(ApiError::bad(bad_id_message()));
     }
     Ok(id)
 }
@@ -139,7 +147,18 @@ async fn list(
         })?),
         None => None,
     };
-    let host = q.host.map(|h| h.to_ascii_lowercase());
+    let clients = summaries(&ctx, status, q.host.as_deref()).await?;
+    Ok(Json(json!({ "clients": clients })))
+}
+
+/// The inventory's summaries, filtered by `status` and by `host` (the host or a subdomain of
+/// it, case-insensitive). Shared with the console.
+pub(super) async fn summaries(
+    ctx: &AdminCtx,
+    status: Option<ClientStatus>,
+    host: Option<&str>,
+) -> Result<Vec<ClientSummary>, StoreError> {
+    let host = host.map(str::to_ascii_lowercase);
     let policy = ctx.services.policy.load();
     let records = ctx
         .services
@@ -147,7 +166,7 @@ async fn list(
         .store()
         .list_client_records()
         .await?;
-    let clients: Vec<ClientSummary> = records
+    Ok(records
         .iter()
         .filter(|r| status.is_none_or(|s| r.admin.status == s))
         .filter(|r| {
@@ -157,14 +176,14 @@ async fn list(
             })
         })
         .map(|r| ClientSummary::of(r, &policy))
-        .collect();
-    Ok(Json(json!({ "clients": clients })))
+        .collect())
 }
 
-async fn detail(ctx: &AdminCtx, id: &str) -> Result<ClientDetail, ApiError> {
+/// Everything the inventory knows about `id`, with its live grants. Shared with the console.
+pub(super) async fn load_detail(ctx: &AdminCtx, id: &str) -> Result<ClientDetail, ActionError> {
     let store = ctx.services.governance.store();
     let Some(rec) = store.get_client_record(id).await? else {
-        return Err(ActionError::NotFound(id.to_owned()).into());
+        return Err(ActionError::NotFound(id.to_owned()));
     };
     let now = SystemTime::now();
     let mut live = Vec::new();
@@ -174,6 +193,10 @@ async fn detail(ctx: &AdminCtx, id: &str) -> Result<ClientDetail, ApiError> {
         }
     }
     Ok(ClientDetail::of(&rec, &ctx.services.policy.load(), &live))
+}
+
+async fn detail(ctx: &AdminCtx, id: &str) -> Result<ClientDetail, ApiError> {
+    Ok(load_detail(ctx, id).await?)
 }
 
 async fn show(

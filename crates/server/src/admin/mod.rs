@@ -7,16 +7,23 @@
 //! | `GET /metrics` | none (internal port) | Prometheus text ([`crate::telemetry`]) |
 //! | `GET /healthz` | none | `ok` while the process serves |
 //! | `GET /readyz` | none | `ready` when the store answers, else 503 |
-//! | `/admin/…` | `Authorization: Bearer <admin token>` | [`api::routes`] under `/admin/v1` |
+//! | `/admin/v1/…` | `Authorization: Bearer <admin token>` | [`api::routes`]: the JSON API |
+//! | `/admin/login` | none (it is the sign-in) | [`console`]: the console's sign-in |
+//! | `/admin/…` else | the console cookie | [`console::routes`]: the admin console |
 //!
 //! Everything under `/admin/` passes, in order: a per-source-IP rate limit (429), then the
-//! bearer-token check — a constant-time comparison of SHA-256 digests, so neither the token's
-//! bytes nor its length leak through timing; a missing or wrong token gets a 401 JSON error and
-//! an `admin_login_failed` audit event, never data. Without a configured token every request to
-//! `/admin/` is refused.
+//! authentication of its area (`require_auth`). The API checks the bearer token — a
+//! constant-time comparison of SHA-256 digests, so neither the token's bytes nor its length
+//! leak through timing; a missing or wrong token gets a 401 JSON error and an
+//! `admin_login_failed` audit event, never data. The console checks its sealed cookie (issued
+//! by `POST /admin/login` after the same token comparison); without one it answers with the
+//! 401 sign-in page (`GET /admin/` with no cookie: a 303 to it), never data. Without a
+//! configured token every request to `/admin/` is refused.
 
 pub mod api;
 pub mod clients;
+pub mod console;
+mod console_pages;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -97,10 +104,11 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 pub fn router(ctx: Arc<AdminCtx>) -> Router {
     let admin = Router::new()
         .nest("/v1", api::routes(ctx.clone()))
+        .merge(console::routes(ctx.clone()))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
-            require_token,
+            require_auth,
         ))
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), limit));
     Router::new()
@@ -108,7 +116,13 @@ pub fn router(ctx: Arc<AdminCtx>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(ctx)
-        .nest("/admin", admin)
+        // Nested at `/admin/` so that the console's inventory is `GET /admin/` (a router
+        // nested at `/admin` would answer `/admin` but not `/admin/`); `/admin` redirects.
+        .route(
+            "/admin",
+            get(|| async { axum::response::Redirect::permanent("/admin/") }),
+        )
+        .nest("/admin/", admin)
 }
 
 async fn metrics() -> Response {
@@ -133,8 +147,13 @@ async fn readyz(State(ctx): State<Arc<AdminCtx>>) -> Response {
     }
 }
 
-async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
+/// 404: JSON on the API, a page (with the security headers) on the console.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if Area::of(uri.path()) == Area::Api {
+        error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
+    } else {
+        console_pages::not_found()
+    }
 }
 
 /// A JSON error `{"error", "error_description"}` with `Cache-Control: no-store`.
@@ -168,8 +187,51 @@ async fn limit(State(ctx): State<Arc<AdminCtx>>, req: Request, next: Next) -> Re
     next.run(req).await
 }
 
+/// The part of `/admin/` a path (relative to `/admin`) belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Area {
+    /// `/v1…`: the JSON API, bearer token.
+    Api,
+    /// `/login`: the console's sign-in, open.
+    SignIn,
+    /// Everything else: the console, its cookie.
+    Console,
+}
+
+impl Area {
+    fn of(path: &str) -> Area {
+        if path == "/v1" || path.starts_with("/v1/") {
+            Area::Api
+        } else if path == "/login" {
+            Area::SignIn
+        } else {
+            Area::Console
+        }
+    }
+}
+
+/// Authentication by area: the API's bearer token, the console's cookie (the session is
+/// handed to the handlers as an extension), or none for the sign-in itself.
+async fn require_auth(State(ctx): State<Arc<AdminCtx>>, mut req: Request, next: Next) -> Response {
+    match Area::of(req.uri().path()) {
+        Area::Api => require_token(ctx, req, next).await,
+        Area::SignIn => next.run(req).await,
+        Area::Console => match console::session_of(&ctx, req.headers()) {
+            Ok(session) => {
+                req.extensions_mut().insert(session);
+                next.run(req).await
+            }
+            Err(why) => {
+                let ip = peer_ip(&req).map(|ip| ip.to_string()).unwrap_or_default();
+                let is_get = req.method() == axum::http::Method::GET;
+                console::unauthorized(req.uri().path(), is_get, why, &ip)
+            }
+        },
+    }
+}
+
 /// `Authorization: Bearer <admin token>` or 401.
-async fn require_token(State(ctx): State<Arc<AdminCtx>>, req: Request, next: Next) -> Response {
+async fn require_token(ctx: Arc<AdminCtx>, req: Request, next: Next) -> Response {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)

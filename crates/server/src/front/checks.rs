@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 
 use cimd::redirect::RedirectUri;
 
@@ -120,32 +120,19 @@ pub fn check_redirect_uri(
         .map_err(|e| page(e.to_string()))
 }
 
-/// Refuse cross-site form posts: `Sec-Fetch-Site` must be `same-origin` (or `none`, a
-/// user-typed navigation) when sent; `Origin`, when sent and not `null` (browsers send `null`
-/// under `Referrer-Policy: no-referrer`), must be ours. The CSRF token is the primary defence.
+/// Refuse cross-site form posts ([`crate::page_headers::cross_site`]). The CSRF token is the
+/// primary defence.
 pub fn check_same_origin(headers: &HeaderMap, origin: &str) -> Result<(), ErrorPage> {
-    let forbidden = |what: &str| {
-        ErrorPage::new(
+    match crate::page_headers::cross_site(headers, origin) {
+        None => Ok(()),
+        Some(what) => Err(ErrorPage::new(
             StatusCode::FORBIDDEN,
             ErrorCode::AccessDenied,
             "Request refused",
             format!("This form was submitted from another site ({what})."),
             HINT_RESTART,
-        )
-    };
-    let get = |h| headers.get(h).and_then(|v: &HeaderValue| v.to_str().ok());
-    if let Some(site) = get("sec-fetch-site")
-        && !matches!(site, "same-origin" | "none")
-    {
-        return Err(forbidden(&format!("Sec-Fetch-Site: {site}")));
+        )),
     }
-    if let Some(o) = get("origin")
-        && o != "null"
-        && o != origin
-    {
-        return Err(forbidden(&format!("Origin: {o}")));
-    }
-    Ok(())
 }
 
 /// Reopen the pending request from a form, checking it belongs to this browser.

@@ -25,18 +25,18 @@ use axum::http::StatusCode;
 use common::{PASSWORD, STATE, TestEnv, USERNAME, pkce_pair, query_map};
 use tokio::net::TcpListener;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMIUM: &str = "/usr/bin/chromium";
 /// Bound on every single wait inside drive.js.
-const STEP_TIMEOUT_MS: u64 = 15_000;
+pub const STEP_TIMEOUT_MS: u64 = 15_000;
 /// Bound on the whole node process (it has its own watchdog at 4 × the step timeout).
-const DRIVE_TIMEOUT: Duration = Duration::from_secs(90);
+pub const DRIVE_TIMEOUT: Duration = Duration::from_secs(90);
 
-fn fixture_dir() -> PathBuf {
+pub fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/browser")
 }
 
 /// `$CARGO_TARGET_DIR` (relative to the workspace root if relative) or `<workspace>/target`.
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
@@ -45,7 +45,7 @@ fn target_dir() -> PathBuf {
     }
 }
 
-fn ensure_browser() {
+pub fn ensure_browser() {
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: the browser tests need Debian's Chromium \
@@ -175,7 +175,7 @@ async fn drive(
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
-fn assert_png(path: &Path) {
+pub fn assert_png(path: &Path) {
     let bytes =
         std::fs::read(path).unwrap_or_else(|e| panic!("screenshot {}: {e}", path.display()));
     assert!(

@@ -37,7 +37,9 @@ mod interop_rmcp;
 mod interop_ts;
 mod multi_instance;
 mod trusted_issuers;
-// Operations: the admin listener and the metrics.
+// Operations: the admin listener, the admin console and the metrics.
+mod admin_console;
+mod console_in_a_browser;
 mod operations;
 // The structure of the crate itself.
 mod layering;
