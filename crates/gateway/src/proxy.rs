@@ -130,7 +130,7 @@ impl Proxy {
     /// [`check_rest_path`] (no dot segments, raw or percent-encoded, no backslash, no encoded
     /// slash), because the URL parser would otherwise resolve `..` and re-root the request onto
     /// another resource or anything else on the upstream's origin.
-    fn upstream_url(&self, path: &str, query: Option<&str>) -> Result<Url, String> {
+    pub(crate) fn upstream_url(&self, path: &str, query: Option<&str>) -> Result<Url, String> {
         let rest = path.strip_prefix(&self.path).unwrap_or("");
         let mut url = self.upstream.clone();
         if !rest.is_empty() && rest != "/" {
