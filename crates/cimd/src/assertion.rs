@@ -29,10 +29,10 @@
 //! Non-goals: issuing assertions, `client_secret_jwt` (shared secrets are forbidden for CIMD
 //! clients, draft §4.1), keys carried in the JWT header (`jwk`, `jku`, `x5c`, `x5u` are ignored).
 
-mod claims;
+pub(crate) mod claims;
 mod error;
 mod jwks;
-mod jws;
+pub(crate) mod jws;
 mod keys;
 mod replay;
 

@@ -54,7 +54,7 @@ use std::time::{Duration, SystemTime};
 use crate::document::{ClientDocument, Problem, ValidationReport};
 use crate::fetch::FetchError;
 
-mod freshness;
+pub(crate) mod freshness;
 mod local;
 mod resolver;
 mod store;

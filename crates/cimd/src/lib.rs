@@ -31,6 +31,9 @@ pub mod cache;
 pub mod client_id;
 pub mod document;
 pub mod fetch;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ip;
 pub mod jose;
 pub mod metrics;

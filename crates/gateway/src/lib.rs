@@ -28,6 +28,9 @@
 
 pub mod config;
 pub mod demo;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod layer;
 pub mod metrics;
