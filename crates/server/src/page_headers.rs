@@ -4,7 +4,9 @@
 //! and the same-origin rule for form posts ([`cross_site`]). Leaf layer: every channel that
 //! renders pages uses it.
 
-use http::{HeaderMap, HeaderValue, header};
+use askama::Template;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 /// Add the security headers: `Content-Security-Policy: default-src 'none'; style-src
 /// 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'` plus
@@ -51,6 +53,27 @@ pub fn cross_site(headers: &HeaderMap, origin: &str) -> Option<String> {
         return Some(format!("Origin: {o}"));
     }
     None
+}
+
+/// Render a template as an HTML page with the security headers; `redirect_origin` is added to
+/// `form-action`. A rendering failure is a 500 that carries the headers too.
+pub fn render(status: StatusCode, page: &impl Template, redirect_origin: Option<&str>) -> Response {
+    let mut r = match page.render() {
+        Ok(body) => {
+            let mut r = (status, body).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "page rendering failed").into_response()
+        }
+    };
+    security_headers(r.headers_mut(), redirect_origin);
+    r
 }
 
 #[cfg(test)]

@@ -57,25 +57,7 @@ pub(super) struct ClientPage {
 
 /// HTML with the security headers.
 pub(super) fn render(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
-        Ok(body) => {
-            let mut r = (status, body).into_response();
-            let h = r.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            security_headers(h, None);
-            r
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "admin console: template rendering failed");
-            let mut r =
-                (StatusCode::INTERNAL_SERVER_ERROR, "page rendering failed").into_response();
-            security_headers(r.headers_mut(), None);
-            r
-        }
-    }
+    crate::page_headers::render(status, page, None)
 }
 
 /// The console's 404 page.

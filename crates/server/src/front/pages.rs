@@ -176,27 +176,7 @@ pub fn truncate_host(host: &str) -> String {
     format!("…{tail}")
 }
 
-/// Render a template with the security headers; `redirect_origin` is added to `form-action`.
-pub fn render(status: StatusCode, page: &impl Template, redirect_origin: Option<&str>) -> Response {
-    match page.render() {
-        Ok(body) => {
-            let mut r = (status, body).into_response();
-            let h = r.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            security_headers(h, redirect_origin);
-            r
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "template rendering failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "page rendering failed").into_response()
-        }
-    }
-}
-
-pub use crate::page_headers::security_headers;
+pub use crate::page_headers::{render, security_headers};
 
 /// The CSP source for a redirect URI's target: `scheme://host[:port]` for http(s) (IPv6 hosts
 /// are left out: CSP host-source has no bracket syntax), `scheme:` for private-use schemes.
