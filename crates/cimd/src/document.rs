@@ -36,6 +36,7 @@
 //! | `authorization-code-required` | error | `grant_types`/`response_types` leave no code flow | OAuth 2.1 §4.1 |
 //! | `unsafe-display-text` | error | `client_name` over 100 characters, or with control, bidi-override or invisible characters | product rule (consent-page spoofing) |
 //! | `uri-userinfo` | error | `client_uri`/`tos_uri`/`policy_uri` with userinfo (`…@` before the host) | product rule (the link reads as another site) |
+//! | `application-type` | error | `application_type` not `web`/`native`, or a redirect URI its type forbids (`web`: https only) | MCP 2026-07-28 (SEP-837), OIDC Registration §2, RFC 8252 §7 |
 
 mod validate;
 
@@ -255,6 +256,8 @@ pub struct ClientDocument {
     pub software_id: Option<String>,
     /// RFC 7591 software version.
     pub software_version: Option<String>,
+    /// `application_type` when declared (SEP-837; [`crate::redirect::ApplicationType`]).
+    pub application_type: Option<crate::redirect::ApplicationType>,
 }
 
 /// Serialise an optional URL as its string (the `url` crate's serde feature is not enabled).

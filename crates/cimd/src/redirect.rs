@@ -197,6 +197,53 @@ impl RedirectUri {
     }
 }
 
+/// `application_type` (OpenID Connect Dynamic Registration §2; MCP 2026-07-28, "Client
+/// Registration", SEP-837), which decides the redirect URIs a client may use:
+///
+/// - `web` (browser-based applications on a remote host): `https` only — no loopback, no
+///   private-use scheme;
+/// - `native` (desktop, mobile, CLI, apps on `localhost`): loopback `http`, a private-use
+///   scheme, or `https` (RFC 8252 §7.2 claimed https redirects; VS Code's published document
+///   is native and lists `https://vscode.dev/redirect`).
+///
+/// A client that declares none is held to the general rules only (*product rule*: OIDC's
+/// default of `web` would refuse Claude Code's and Zed's loopback-only documents, which declare
+/// none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplicationType {
+    /// `web`.
+    Web,
+    /// `native`.
+    Native,
+}
+
+impl ApplicationType {
+    /// The declared value; `Err` names the accepted ones.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "web" => Ok(ApplicationType::Web),
+            "native" => Ok(ApplicationType::Native),
+            other => Err(format!(
+                "application_type {other:?} is not one of \"web\" or \"native\""
+            )),
+        }
+    }
+
+    /// Whether a client of this type may use `uri`; `Err` says why not.
+    pub fn check_redirect_uri(self, uri: &RedirectUri) -> Result<(), String> {
+        match self {
+            ApplicationType::Native => Ok(()),
+            ApplicationType::Web if uri.scheme().eq_ignore_ascii_case("https") => Ok(()),
+            ApplicationType::Web => Err(format!(
+                "{:?} is not an https URI, and a web application (application_type \"web\")                  may only use https redirect URIs; loopback and app-scheme URIs belong to \
+                 application_type \"native\"",
+                uri.as_str()
+            )),
+        }
+    }
+}
+
 impl fmt::Display for RedirectUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.raw)

@@ -50,6 +50,8 @@ pub fn default_resource() -> ResourceConfig {
         upstream: "builtin:demo".into(),
         scopes: vec!["mcp".into()],
         forward_upstream_token: false,
+        required_scopes: None,
+        operation_scopes: Vec::new(),
     }
 }
 

@@ -88,6 +88,9 @@ pub struct ResourceSpec {
     /// (docs/architecture.md, *Gateway*: only if configured). Needs an [`crate::UpstreamTokens`]
     /// provider; default off.
     pub forward_upstream_token: bool,
+    /// Scopes particular MCP operations need on top of `required_scopes`
+    /// (docs/architecture.md, *Gateway*, "Per-operation scopes").
+    pub operations: crate::operations::OperationRules,
 }
 
 impl ResourceSpec {
@@ -100,6 +103,7 @@ impl ResourceSpec {
             required_scopes: scopes.clone(),
             scopes,
             forward_upstream_token: false,
+            operations: Default::default(),
         }
     }
 }

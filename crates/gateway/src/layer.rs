@@ -32,6 +32,9 @@ use serde_json::{Value, json};
 use tower::{Layer, Service};
 
 use crate::config::{GatewayConfig, ResourceSpec, metadata_path};
+use crate::operations::{
+    HEADER_MISMATCH, MirroredHeaders, OperationRules, check_mirrored_headers, parse_body,
+};
 use crate::verify::{Verified, Verifier, VerifyError};
 
 /// `X-Forwarded-User`: the verified `sub`.
@@ -60,8 +63,10 @@ pub struct ProtectedResource {
     pub resource_id: String,
     /// URL of its RFC 9728 metadata (sent in challenges).
     pub metadata_url: String,
-    /// Scopes a token must carry.
+    /// Scopes a token must carry for any request.
     pub required_scopes: Vec<String>,
+    /// Scopes particular MCP operations need on top (`[[resources.operation_scopes]]`).
+    pub operations: OperationRules,
     /// Largest request body (a larger `Content-Length` is refused with 413 before the inner
     /// service runs; services that stream enforce the same bound while reading).
     pub max_body_bytes: usize,
@@ -85,8 +90,21 @@ pub enum Denial {
     NoToken,
     /// A token was sent and failed: 401 `invalid_token`.
     InvalidToken(String),
-    /// Valid token without the required scopes: 403 `insufficient_scope`.
-    InsufficientScope,
+    /// Valid token without the scopes this request needs: 403 `insufficient_scope`, the
+    /// challenge naming every scope the operation needs (MCP "Scope Challenge Handling": all of
+    /// them in one challenge; accumulating them with earlier grants is the client's part and
+    /// the authorization server's, SEP-2350).
+    InsufficientScope(Vec<String>),
+    /// Mirrored MCP headers that disagree with the body, or a body the per-operation rules
+    /// cannot read: 400 with a JSON-RPC error (`code`, `message`, the request `id`).
+    BadRequest {
+        /// JSON-RPC error code (`-32020` HeaderMismatch, `-32700` parse error).
+        code: i64,
+        /// What is wrong.
+        message: String,
+        /// The request's id, when the body had one.
+        id: Option<Value>,
+    },
     /// Body larger than allowed: 413.
     TooLarge,
     /// Verification could not run (store down): 503.
@@ -108,6 +126,7 @@ impl ProtectedResource {
             metadata_url: config.metadata_url(&spec.path),
             resource_id,
             required_scopes: spec.required_scopes.clone(),
+            operations: spec.operations.clone(),
             max_body_bytes: config.max_body_bytes,
             metadata: Bytes::from(doc.to_string()),
             verifier,
@@ -139,7 +158,7 @@ impl ProtectedResource {
                 VerifyError::Unavailable(s) => Denial::Unavailable(s),
             })?;
         if !verified.has_scopes(&self.required_scopes) {
-            return Err(Denial::InsufficientScope);
+            return Err(Denial::InsufficientScope(self.required_scopes.clone()));
         }
         let too_large = headers
             .get(CONTENT_LENGTH)
@@ -151,11 +170,80 @@ impl ProtectedResource {
         Ok(verified)
     }
 
-    /// The `WWW-Authenticate` value for a 401/403.
+    /// The MCP operation checks, after the token's (see [`crate::operations`]): mirrored
+    /// headers agree with the body, and the token carries the scopes the operation needs. The
+    /// body is read (up to [`Self::max_body_bytes`]) only when there are rules or mirrored
+    /// headers to check; the request goes on with the same bytes.
+    pub async fn check_operation(
+        &self,
+        req: Request<Body>,
+        who: &Verified,
+    ) -> Result<Request<Body>, Denial> {
+        let bad = |code: i64, message: String, id: Option<Value>| Denial::BadRequest {
+            code,
+            message,
+            id,
+        };
+        let mirrored = MirroredHeaders::read(req.headers())
+            .map_err(|why| bad(HEADER_MISMATCH, format!("Header mismatch: {why}"), None))?;
+        if self.operations.is_empty() && !mirrored.need_checking() {
+            return Ok(req);
+        }
+        let (parts, body) = req.into_parts();
+        let bytes = match http_body_util::BodyExt::collect(http_body_util::Limited::new(
+            body,
+            self.max_body_bytes,
+        ))
+        .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(Denial::TooLarge),
+            Err(e) => {
+                return Err(bad(
+                    -32700,
+                    format!("cannot read the request body: {e}"),
+                    None,
+                ));
+            }
+        };
+        let operations = match parse_body(&bytes) {
+            Ok(ops) => ops,
+            // Without rules an unreadable body is the MCP server's to answer — unless headers
+            // claim an operation the body cannot be checked against.
+            Err(_)
+                if self.operations.is_empty()
+                    && mirrored.method.is_none()
+                    && mirrored.name.is_none() =>
+            {
+                return Ok(Request::from_parts(parts, Body::from(bytes)));
+            }
+            Err(why) => return Err(bad(-32700, why, None)),
+        };
+        check_mirrored_headers(&mirrored, &operations)
+            .map_err(|m| bad(HEADER_MISMATCH, m.message, m.id))?;
+        let needed = self.operations.required(&operations);
+        if needed.iter().any(|s| !who.scopes.contains(s)) {
+            let mut all: Vec<String> = self.required_scopes.clone();
+            all.extend(
+                needed
+                    .into_iter()
+                    .filter(|s| !self.required_scopes.contains(s)),
+            );
+            return Err(Denial::InsufficientScope(all));
+        }
+        Ok(Request::from_parts(parts, Body::from(bytes)))
+    }
+
+    /// The `WWW-Authenticate` value for a 401 (the resource's required scopes) or a 403 with
+    /// `scopes` (what the refused operation needs).
     pub fn challenge(&self, error: Option<(&str, &str)>) -> String {
+        self.challenge_with_scopes(error, &self.required_scopes)
+    }
+
+    fn challenge_with_scopes(&self, error: Option<(&str, &str)>, scopes: &[String]) -> String {
         let mut c = format!("Bearer resource_metadata=\"{}\"", self.metadata_url);
-        if !self.required_scopes.is_empty() {
-            c.push_str(&format!(", scope=\"{}\"", self.required_scopes.join(" ")));
+        if !scopes.is_empty() {
+            c.push_str(&format!(", scope=\"{}\"", scopes.join(" ")));
         }
         if let Some((code, description)) = error {
             c.push_str(&format!(
@@ -184,17 +272,19 @@ impl ProtectedResource {
                     json!({"error": "invalid_token", "error_description": why}),
                 )
             }
-            Denial::InsufficientScope => {
-                let why = format!(
-                    "this resource requires scope \"{}\"",
-                    self.required_scopes.join(" ")
-                );
+            Denial::InsufficientScope(needed) => {
+                let why = format!("this request requires scope \"{}\"", needed.join(" "));
                 (
                     StatusCode::FORBIDDEN,
-                    Some(self.challenge(Some(("insufficient_scope", &why)))),
+                    Some(self.challenge_with_scopes(Some(("insufficient_scope", &why)), needed)),
                     json!({"error": "insufficient_scope", "error_description": why}),
                 )
             }
+            Denial::BadRequest { code, message, id } => (
+                StatusCode::BAD_REQUEST,
+                None,
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),
+            ),
             Denial::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 None,
@@ -354,11 +444,10 @@ pub struct RequireToken<S> {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-impl<S, B, ResBody> Service<Request<B>> for RequireToken<S>
+impl<S, ResBody> Service<Request<Body>> for RequireToken<S>
 where
-    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<Body>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
-    B: Send + 'static,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
@@ -370,7 +459,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         // The clone is not ready; keep the ready one for this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -378,6 +467,10 @@ where
         Box::pin(async move {
             match resource.check(req.headers()).await {
                 Ok(who) => {
+                    req = match resource.check_operation(req, &who).await {
+                        Ok(req) => req,
+                        Err(denial) => return Ok(resource.deny(&denial)),
+                    };
                     set_identity_headers(req.headers_mut(), &who);
                     req.extensions_mut().insert((*who).clone());
                     inner.call(req).await.map(|r| r.map(Body::new))

@@ -10,7 +10,9 @@
 //! - [`keys`]: where verification keys come from ([`KeySource`]: in process or remote JWKS);
 //! - [`verify`]: token checks and the verified-token cache ([`Verifier`], [`Verified`]);
 //! - [`layer`]: the tower layer — RFC 9728 metadata, RFC 6750 §3 challenges, identity headers;
-//! - [`proxy`]: the Streamable HTTP reverse proxy (MCP 2025-11-25 "Transports");
+//! - [`operations`]: the MCP operation a request carries (its JSON-RPC body and the mirrored
+//!   `Mcp-Method`/`Mcp-Name` headers of 2026-07-28) and the scopes it needs;
+//! - [`proxy`]: the Streamable HTTP reverse proxy (MCP 2025-11-25 and 2026-07-28 "Transports");
 //! - [`demo`]: the built-in demo MCP server (`builtin:demo`) on rmcp.
 //!
 //! [`Gateway::router`] assembles it all: the metadata routes plus, for each resource, its path
@@ -34,6 +36,7 @@ pub mod fuzzing;
 pub mod keys;
 pub mod layer;
 pub mod metrics;
+pub mod operations;
 pub mod proxy;
 pub mod verify;
 

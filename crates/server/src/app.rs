@@ -15,11 +15,12 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use cimdgate_gateway::operations::{NamePattern, OperationRule, OperationRules};
 use cimdgate_gateway::{Gateway, GatewayConfig, KeySource, ResourceSpec, TokenSource, Upstream};
 
 use crate::admin::AdminCtx;
 use crate::back::BackCtx;
-use crate::config::{Config, TrustedIssuerConfig};
+use crate::config::{Config, ResourceConfig, TrustedIssuerConfig};
 use crate::error::StartError;
 use crate::front::FrontCtx;
 use crate::identity::Identity;
@@ -142,6 +143,8 @@ fn build_gateway(
     for r in &services.config.resources {
         let upstream = Upstream::parse(&r.upstream).map_err(init)?;
         let mut spec = ResourceSpec::new(&r.path, upstream, r.scopes.clone());
+        spec.required_scopes = r.base_scopes();
+        spec.operations = operation_rules(r).map_err(init)?;
         spec.forward_upstream_token = r.forward_upstream_token;
         config.resources.push(spec);
     }
@@ -163,6 +166,19 @@ fn build_gateway(
     } else {
         gateway
     })
+}
+
+/// A resource's `[[resources.operation_scopes]]` as the gateway's rules (checked at load).
+fn operation_rules(r: &ResourceConfig) -> Result<OperationRules, String> {
+    let mut rules = Vec::with_capacity(r.operation_scopes.len());
+    for o in &r.operation_scopes {
+        rules.push(OperationRule {
+            method: o.method.clone(),
+            name: o.name.as_deref().map(NamePattern::parse).transpose()?,
+            scopes: o.scopes.clone(),
+        });
+    }
+    Ok(OperationRules::new(rules))
 }
 
 /// A `[[trusted_issuers]]` entry as a token source: its JWKS fetched over https (OS roots plus

@@ -123,13 +123,17 @@ impl Client {
         .map(Scopes::parse)
     }
 
-    /// Whether the client may use the refresh_token grant (draft §4.1 with OAuth 2.1 §4.3:
-    /// every client that uses `authorization_code` may refresh).
-    pub fn allows_refresh(&self) -> bool {
-        match self {
-            Client::Cimd(c) => c.resolved.document.allows_refresh(),
-            Client::Dcr(c) => c.grant_types.iter().any(|g| g == "refresh_token"),
-        }
+    /// Whether a grant with `scope` gets (and may use) refresh tokens: when the scope has
+    /// `offline_access` (MCP 2026-07-28, "Refresh Tokens": a client MAY ask for it), and
+    /// otherwise for every CIMD client of the authorization-code flow (draft §4.1 with OAuth
+    /// 2.1 §4.3; FastMCP's refusal without `refresh_token` in `grant_types` is a known bug)
+    /// and for DCR clients that registered `refresh_token`.
+    pub fn may_refresh(&self, scope: &Scopes) -> bool {
+        scope.contains(crate::config::OFFLINE_ACCESS)
+            || match self {
+                Client::Cimd(c) => c.resolved.document.allows_refresh(),
+                Client::Dcr(c) => c.grant_types.iter().any(|g| g == "refresh_token"),
+            }
     }
 
     /// Pick the redirect URI for this request (draft §4.3, OAuth 2.1 §2.3.1; RFC 8252 §7.3 for
@@ -171,11 +175,13 @@ pub enum ClientError {
     /// CIMD is disabled on this server.
     #[error("this server does not accept Client ID Metadata Document clients")]
     CimdDisabled,
-    /// Dynamically registered clients are not accepted (`[dcr] enabled`).
+    /// Not a CIMD URL, and dynamically registered clients are not accepted (`[dcr] enabled`
+    /// is off: the default, MCP 2026-07-28 deprecates registration).
     #[error(
-        "this server does not accept dynamically registered clients; use a Client ID Metadata Document"
+        "unknown client_id {0:?}: it is not an https:// Client ID Metadata Document URL, and this \
+         server does not accept dynamically registered clients"
     )]
-    DcrDisabled,
+    DcrDisabled(String),
     /// Refused by the trust policy (never fetched).
     #[error("client {client_id} is not allowed here: {reason}")]
     Blocked {
@@ -224,8 +230,7 @@ impl ClientError {
             (
                 ClientError::Blocked { .. }
                 | ClientError::Refused { .. }
-                | ClientError::CimdDisabled
-                | ClientError::DcrDisabled,
+                | ClientError::CimdDisabled,
                 Purpose::Authorize,
             ) => OAuthError::new(ErrorCode::UnauthorizedClient, self.to_string()),
             (_, Purpose::Authorize) => {
@@ -244,7 +249,7 @@ pub async fn resolve_client(
 ) -> Result<Client, ClientError> {
     if !is_url_client_id(raw) {
         if !services.config.dcr_enabled() {
-            return Err(ClientError::DcrDisabled);
+            return Err(ClientError::DcrDisabled(raw.to_owned()));
         }
         let client = match services.store.get_client(raw).await {
             Ok(Some(c)) => c,

@@ -70,7 +70,7 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DcrConfig {
-    /// `true`/`false`; unset: on in `cimd.mode = "open"`, off in `allowlist` and `approval`.
+    /// `true` serves `/register`; unset or `false`: off (deprecated by MCP 2026-07-28).
     pub enabled: Option<bool>,
     /// A registration that completes no code exchange within this many seconds is forgotten
     /// (review finding M8); default one day.
@@ -93,11 +93,12 @@ impl Default for DcrConfig {
 }
 
 impl Config {
-    /// Whether `/register` is served and registered clients may sign in.
+    /// Whether `/register` is served and registered clients may sign in: only when
+    /// `[dcr] enabled = true`. Dynamic registration is deprecated by MCP 2026-07-28 ("retained
+    /// for backwards compatibility with authorization servers that do not support Client ID
+    /// Metadata Documents"), so it is off unless asked for.
     pub fn dcr_enabled(&self) -> bool {
-        self.dcr
-            .enabled
-            .unwrap_or(self.cimd.mode == TrustMode::Open)
+        self.dcr.enabled.unwrap_or(false)
     }
 }
 
@@ -425,11 +426,36 @@ pub struct ResourceConfig {
     /// Scopes this resource offers.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Scopes every request must carry (a subset of `scopes`). Default: all of `scopes`. Set it
+    /// to the base scopes when `operation_scopes` asks for more on particular calls.
+    #[serde(default)]
+    pub required_scopes: Option<Vec<String>>,
+    /// `[[resources.operation_scopes]]`: MCP operations that need scopes on top of
+    /// `required_scopes` (per-tool authorization with step-up).
+    #[serde(default)]
+    pub operation_scopes: Vec<OperationScopesConfig>,
     /// Send the user's upstream-IdP access token to the upstream as `Authorization: Bearer`
     /// (renewed with the IdP's refresh token when it expires). Needs `identity.mode =
     /// "upstream"` and an HTTP upstream. Default off: the upstream sees only the identity headers.
     #[serde(default)]
     pub forward_upstream_token: bool,
+}
+
+/// `[[resources.operation_scopes]]`: calls of `method` (and, when given, whose name matches
+/// `name`, `*` matching any run of characters) need all of `scopes`. A token without them is
+/// answered 403 `insufficient_scope` naming the scopes, and the client re-authorizes for them
+/// (MCP step-up). The gateway reads the name from the JSON-RPC body (`params.name` of
+/// `tools/call` and `prompts/get`, `params.uri` of `resources/read`), never from the headers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationScopesConfig {
+    /// JSON-RPC method, exactly (`tools/call`).
+    pub method: String,
+    /// Tool/prompt name or resource URI pattern (`delete_*`); omitted: every call of `method`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Scopes the call needs (each among the resource's `scopes`).
+    pub scopes: Vec<String>,
 }
 
 /// `[[trusted_issuers]]`: another issuer whose JWT access tokens the gateway accepts besides
@@ -764,6 +790,7 @@ impl Config {
                     format!("{:?} must be a URL or builtin:demo", r.upstream),
                 ));
             }
+            check_resource_scopes(i, r)?;
             if r.forward_upstream_token {
                 let key = format!("resources[{i}].forward_upstream_token");
                 if self.identity.mode != IdentityMode::Upstream {
@@ -887,3 +914,71 @@ fn apply_env(
 
 #[cfg(test)]
 mod tests;
+
+/// `offline_access` asks the authorization server for a refresh token (MCP 2026-07-28,
+/// "Refresh Tokens"): it is never a resource's scope.
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+impl ResourceConfig {
+    /// The scopes every request must carry: `required_scopes`, else all of `scopes`.
+    pub fn base_scopes(&self) -> Vec<String> {
+        self.required_scopes
+            .clone()
+            .unwrap_or_else(|| self.scopes.clone())
+    }
+}
+
+/// `resources[i]`'s scope keys: `offline_access` is not a resource scope (it belongs to the
+/// authorization server's metadata, never to the resource's); `required_scopes` and every
+/// `operation_scopes` entry stay within `scopes`; a rule whose scopes every request already
+/// needs has no effect, which is surely a mistake.
+fn check_resource_scopes(i: usize, r: &ResourceConfig) -> Result<(), ConfigError> {
+    if r.scopes.iter().any(|s| s == OFFLINE_ACCESS) {
+        return Err(key_err(
+            &format!("resources[{i}].scopes"),
+            "offline_access is not a resource scope: the authorization server offers it \
+             (a refresh token) by itself",
+        ));
+    }
+    let offered = |key: &str, list: &[String]| -> Result<(), ConfigError> {
+        match list.iter().find(|s| !r.scopes.contains(s)) {
+            Some(s) => Err(key_err(
+                key,
+                format!("{s:?} is not among the resource's scopes {:?}", r.scopes),
+            )),
+            None => Ok(()),
+        }
+    };
+    if let Some(required) = &r.required_scopes {
+        offered(&format!("resources[{i}].required_scopes"), required)?;
+    }
+    let base = r.base_scopes();
+    for (j, rule) in r.operation_scopes.iter().enumerate() {
+        let key = |k: &str| format!("resources[{i}].operation_scopes[{j}].{k}");
+        if rule.method.trim().is_empty() || rule.method.contains(char::is_whitespace) {
+            return Err(key_err(
+                &key("method"),
+                "must be a JSON-RPC method such as tools/call",
+            ));
+        }
+        if let Some(name) = &rule.name {
+            cimdgate_gateway::operations::NamePattern::parse(name)
+                .map_err(|why| key_err(&key("name"), why))?;
+        }
+        if rule.scopes.is_empty() {
+            return Err(key_err(&key("scopes"), "must name at least one scope"));
+        }
+        offered(&key("scopes"), &rule.scopes)?;
+        if rule.scopes.iter().all(|s| base.contains(s)) {
+            return Err(key_err(
+                &key("scopes"),
+                format!(
+                    "every request already needs {:?}, so this rule changes nothing; set \
+                     resources[{i}].required_scopes to the scopes every call needs",
+                    rule.scopes
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -126,9 +126,21 @@ impl Services {
         RateLimits::client_ip(peer, &forwarded, trusted)
     }
 
-    /// Every scope any resource offers (metadata `scopes_supported`).
+    /// Every scope any resource offers.
     pub fn all_scopes(&self) -> Scopes {
         Scopes::from_tokens(self.resources.iter().flat_map(|r| r.scopes.iter()))
+    }
+
+    /// The authorization server's `scopes_supported`: every resource scope, and
+    /// `offline_access` (MCP 2026-07-28, "Refresh Tokens": the AS advertises it, a resource
+    /// never does).
+    pub fn advertised_scopes(&self) -> Scopes {
+        Scopes::from_tokens(
+            self.resources
+                .iter()
+                .flat_map(|r| r.scopes.iter())
+                .chain([crate::config::OFFLINE_ACCESS]),
+        )
     }
 }
 

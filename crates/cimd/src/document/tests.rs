@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::validate::rule;
 use super::*;
+use crate::redirect::ApplicationType;
 
 pub(super) fn id(s: &str) -> ClientIdUrl {
     ClientIdUrl::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
@@ -431,4 +432,82 @@ fn document_serialises_for_cache_and_cli() {
     assert_eq!(out["token_endpoint_auth_method"], "none");
     assert_eq!(out["jwks_uri"], "https://app.example.com/jwks.json");
     assert_eq!(out["redirect_uris"][0], "https://app.example.com/cb");
+}
+
+/// SEP-837: `application_type` decides which redirect URIs a client may use; a document that
+/// declares none keeps the general rules (Claude Code's and Zed's loopback-only documents).
+#[test]
+fn application_type_limits_redirect_uris() {
+    type Case<'a> = (
+        Option<Value>,
+        &'a [&'a str],
+        Result<Option<ApplicationType>, &'a str>,
+    );
+    let cases: &[Case] = &[
+        (None, &["http://127.0.0.1/callback"], Ok(None)),
+        (None, &["https://app.example.com/cb"], Ok(None)),
+        (
+            Some(json!("web")),
+            &["https://app.example.com/cb"],
+            Ok(Some(ApplicationType::Web)),
+        ),
+        (
+            Some(json!("web")),
+            &["https://app.example.com/cb", "http://127.0.0.1/cb"],
+            Err("redirect_uris[1]"),
+        ),
+        (
+            Some(json!("web")),
+            &["http://localhost:33418/"],
+            Err("redirect_uris[0]"),
+        ),
+        (
+            Some(json!("web")),
+            &["com.example.app:/cb"],
+            Err("redirect_uris[0]"),
+        ),
+        (
+            Some(json!("native")),
+            &["http://127.0.0.1/callback", "http://localhost/callback"],
+            Ok(Some(ApplicationType::Native)),
+        ),
+        (
+            Some(json!("native")),
+            &["com.example.app:/cb"],
+            Ok(Some(ApplicationType::Native)),
+        ),
+        // VS Code: native, with a claimed https redirect (RFC 8252 §7.2).
+        (
+            Some(json!("native")),
+            &["http://127.0.0.1:33418/", "https://vscode.dev/redirect"],
+            Ok(Some(ApplicationType::Native)),
+        ),
+        (
+            Some(json!("Native")),
+            &["http://127.0.0.1/cb"],
+            Err("application_type"),
+        ),
+        (
+            Some(json!("service")),
+            &["https://app.example.com/cb"],
+            Err("application_type"),
+        ),
+    ];
+    for (kind, uris, want) in cases {
+        let mut doc = with(base(), "redirect_uris", json!(uris));
+        if let Some(k) = kind {
+            doc = with(doc, "application_type", k.clone());
+        }
+        match want {
+            Ok(t) => assert_eq!(ok(&doc).document.application_type, *t, "{doc}"),
+            Err(field) => {
+                has_error(&doc, field, rule::APPLICATION_TYPE);
+            }
+        }
+    }
+    has_error(
+        &with(base(), "application_type", json!(1)),
+        "application_type",
+        rule::WRONG_TYPE,
+    );
 }

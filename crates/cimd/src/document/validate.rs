@@ -8,7 +8,7 @@ use super::{
     SUPPORTED_GRANT_TYPES, SUPPORTED_RESPONSE_TYPES, ValidatedDocument, ValidationReport,
 };
 use crate::client_id::{ClientIdError, ClientIdUrl, raw};
-use crate::redirect::RedirectUri;
+use crate::redirect::{ApplicationType, RedirectUri};
 
 /// Stable rule ids (see the table in the module docs of [`super`]).
 pub(super) mod rule {
@@ -42,6 +42,9 @@ pub(super) mod rule {
     /// A link shown to the user (`client_uri`, `tos_uri`, `policy_uri`) with userinfo
     /// (`https://claude.ai@evil.example/` reads as claude.ai; review finding L3).
     pub const URI_USERINFO: &str = "uri-userinfo";
+    /// `application_type` not `web`/`native`, or a redirect URI its type does not allow
+    /// (SEP-837, OIDC Registration §2).
+    pub const APPLICATION_TYPE: &str = "application-type";
     /// Every rule id above.
     pub const ALL: &[&str] = &[
         TOO_LARGE,
@@ -70,6 +73,7 @@ pub(super) mod rule {
         CODE_FLOW_REQUIRED,
         DISPLAY_TEXT,
         URI_USERINFO,
+        APPLICATION_TYPE,
     ];
     /// What a stored report's rule id becomes when this version does not know it.
     pub const UNKNOWN: &str = "unknown-rule";
@@ -311,6 +315,7 @@ pub(super) fn run(
 
     let client_id = check_client_id(&mut w, expected);
     let redirect_uris = check_redirect_uris(&mut w);
+    let application_type = check_application_type(&mut w, redirect_uris.as_deref());
     let client_name = w.string("client_name").filter(|s| !s.trim().is_empty());
     if let Some(name) = client_name {
         if name.chars().count() > MAX_CLIENT_NAME_CHARS {
@@ -417,6 +422,7 @@ pub(super) fn run(
         contacts: contacts.into_iter().map(|(_, s)| s.to_owned()).collect(),
         software_id: software_id.map(str::to_owned),
         software_version: software_version.map(str::to_owned),
+        application_type,
     };
     Ok(ValidatedDocument {
         document,
@@ -462,6 +468,28 @@ fn check_client_id(w: &mut Walker<'_>, expected: Option<&ClientIdUrl>) -> Option
             None
         }
     }
+}
+
+/// `application_type`: `web` or `native`, and each redirect URI allowed for it
+/// ([`ApplicationType::check_redirect_uri`]).
+fn check_application_type(
+    w: &mut Walker<'_>,
+    redirect_uris: Option<&[RedirectUri]>,
+) -> Option<ApplicationType> {
+    let raw = w.string("application_type")?;
+    let kind = match ApplicationType::parse(raw) {
+        Ok(k) => k,
+        Err(why) => {
+            w.error("application_type", rule::APPLICATION_TYPE, why);
+            return None;
+        }
+    };
+    for (i, uri) in redirect_uris.unwrap_or_default().iter().enumerate() {
+        if let Err(why) = kind.check_redirect_uri(uri) {
+            w.error(format!("redirect_uris[{i}]"), rule::APPLICATION_TYPE, why);
+        }
+    }
+    Some(kind)
 }
 
 fn check_redirect_uris(w: &mut Walker<'_>) -> Option<Vec<RedirectUri>> {

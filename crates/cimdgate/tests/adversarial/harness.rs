@@ -111,6 +111,9 @@ impl Gate {
             .env_remove("CIMDGATE_CONFIG")
             // Tests run side by side: each admin listener on a port of its own.
             .env("CIMDGATE_ADMIN__LISTEN", "127.0.0.1:0")
+            // The attacks use dynamic registration (off by default since MCP 2026-07-28
+            // deprecated it) as the quickest way to a client of their own.
+            .env("CIMDGATE_DCR__ENABLED", "true")
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -47,7 +47,7 @@ pub fn metadata(services: &Services) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": methods,
         "revocation_endpoint_auth_methods_supported": methods,
-        "scopes_supported": services.all_scopes().iter().collect::<Vec<_>>(),
+        "scopes_supported": services.advertised_scopes().iter().collect::<Vec<_>>(),
         "authorization_response_iss_parameter_supported": true,
     });
     if services.config.dcr_enabled() {

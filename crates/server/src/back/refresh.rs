@@ -48,7 +48,7 @@ pub async fn refresh_grant(
     check_user(&ctx.identity, grant)?;
     resource::check_bound(&grant.resource, params.get("resource"))?;
     let scope = scopes::narrow(&grant.scope, params.get("scope"))?;
-    check_refresh_allowed(client)?;
+    check_refresh_allowed(client, &grant.scope)?;
     check_document_change(
         grant,
         None,
@@ -191,10 +191,13 @@ pub fn check_refresh_client(record: &RefreshRecord, client: &Client) -> Result<(
     }
 }
 
-/// `check_refresh_allowed`: CIMD clients with `authorization_code` always may; DCR clients
-/// when they registered `refresh_token`.
-pub fn check_refresh_allowed(client: &Client) -> Result<(), OAuthError> {
-    if client.allows_refresh() {
+/// `check_refresh_allowed`: the grant has `offline_access`, or the client is a CIMD client
+/// of the code flow, or a DCR client that registered `refresh_token` ([`Client::may_refresh`]).
+pub fn check_refresh_allowed(
+    client: &Client,
+    granted: &cimdgate_store::Scopes,
+) -> Result<(), OAuthError> {
+    if client.may_refresh(granted) {
         Ok(())
     } else {
         Err(OAuthError::unauthorized_client(format!(

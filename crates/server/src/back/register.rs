@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use cimd::document::{MAX_CLIENT_NAME_CHARS, is_hidden_or_control};
-use cimd::redirect::RedirectUri;
+use cimd::redirect::{ApplicationType, RedirectUri};
 use cimdgate_store::{RegisteredClient, Scopes, TokenHash};
 
 use super::ctx::BackCtx;
@@ -57,6 +57,9 @@ pub struct Metadata {
     pub client_name: Option<String>,
     /// Space-separated scopes.
     pub scope: Option<String>,
+    /// `web` or `native` (MCP 2026-07-28, SEP-837: clients MUST send it): decides which
+    /// redirect URIs are allowed ([`ApplicationType`]); absent, only the general rules apply.
+    pub application_type: Option<String>,
 }
 
 /// `POST /register`.
@@ -68,7 +71,7 @@ pub async fn register(
     check_enabled(&ctx.services)?;
     check_initial_access_token(&ctx.services, &headers)?;
     let meta = parse_json(&headers, &body)?;
-    let client = check_metadata(meta, &ctx.services.all_scopes())?;
+    let client = check_metadata(meta, &ctx.services.advertised_scopes())?;
     check_registered_redirects(&ctx.services.policy.load(), &client.redirect_uris).map_err(
         |reason| {
             OAuthError::invalid_redirect_uri(format!("this server does not accept it: {reason}"))
@@ -148,9 +151,11 @@ pub struct CheckedMetadata {
     grant_types: Vec<String>,
     client_name: Option<String>,
     scope: Option<String>,
+    application_type: Option<ApplicationType>,
 }
 
-/// `check_redirect_uris`, `check_auth_method`, `check_grant_types`, `check_scope`.
+/// `check_redirect_uris` (with `check_application_type`), `check_auth_method`,
+/// `check_grant_types`, `check_scope`.
 pub fn check_metadata(meta: Metadata, scopes: &Scopes) -> Result<CheckedMetadata, OAuthError> {
     // check_redirect_uris
     let uris = meta.redirect_uris.unwrap_or_default();
@@ -174,6 +179,22 @@ pub fn check_metadata(meta: Metadata, scopes: &Scopes) -> Result<CheckedMetadata
         RedirectUri::parse(u).map_err(|e| {
             OAuthError::invalid_redirect_uri(format!("redirect_uri {u:?} is not acceptable: {e}"))
         })?;
+    }
+    // check_application_type
+    let application_type = meta
+        .application_type
+        .as_deref()
+        .map(ApplicationType::parse)
+        .transpose()
+        .map_err(OAuthError::invalid_client_metadata)?;
+    if let Some(kind) = application_type {
+        for u in &uris {
+            let uri = RedirectUri::parse(u).map_err(|e| {
+                OAuthError::invalid_redirect_uri(format!("redirect_uri {u:?}: {e}"))
+            })?;
+            kind.check_redirect_uri(&uri)
+                .map_err(OAuthError::invalid_redirect_uri)?;
+        }
     }
     // check_auth_method
     let auth_method = meta
@@ -254,6 +275,7 @@ pub fn check_metadata(meta: Metadata, scopes: &Scopes) -> Result<CheckedMetadata
         grant_types,
         client_name: meta.client_name.filter(|n| !n.trim().is_empty()),
         scope: meta.scope.filter(|s| !s.trim().is_empty()),
+        application_type,
     })
 }
 
@@ -296,6 +318,9 @@ async fn register_client(
     }
     if let Some(n) = m.client_name {
         body["client_name"] = json!(n);
+    }
+    if let Some(t) = m.application_type {
+        body["application_type"] = json!(t);
     }
     if let Some(s) = m.scope {
         body["scope"] = json!(s);
@@ -400,6 +425,32 @@ mod tests {
                 "known scope",
                 json!({"redirect_uris": ["http://127.0.0.1/cb"], "scope": "mcp"}),
                 Ok("client_secret_basic"),
+            ),
+            // SEP-837: application_type decides the redirect URIs.
+            (
+                "native loopback",
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "application_type": "native", "token_endpoint_auth_method": "none"}),
+                Ok("none"),
+            ),
+            (
+                "web https",
+                json!({"redirect_uris": ["https://app.example/cb"], "application_type": "web"}),
+                Ok("client_secret_basic"),
+            ),
+            (
+                "web loopback",
+                json!({"redirect_uris": ["https://app.example/cb", "http://127.0.0.1/cb"], "application_type": "web"}),
+                Err("invalid_redirect_uri"),
+            ),
+            (
+                "web app scheme",
+                json!({"redirect_uris": ["com.example.app:/cb"], "application_type": "web"}),
+                Err("invalid_redirect_uri"),
+            ),
+            (
+                "unknown application_type",
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "application_type": "desktop"}),
+                Err("invalid_client_metadata"),
             ),
         ];
         for (name, v, want) in cases {

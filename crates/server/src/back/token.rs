@@ -145,9 +145,9 @@ async fn exchange_code(
         ctx.services.redirect_allow_list.as_ref(),
     )?;
     // Signed before the write, sent only once the write says Redeemed.
-    let mut prepared = ctx
-        .tokens
-        .prepare(grant, &grant.scope, now, client.allows_refresh())?;
+    let mut prepared =
+        ctx.tokens
+            .prepare(grant, &grant.scope, now, client.may_refresh(&grant.scope))?;
     let req = CodeRedeem {
         code,
         jti: pending_jti.take(),

@@ -129,9 +129,12 @@ pub async fn get_authorize(
         )?;
         let explicit = p.scope.as_deref().is_some_and(|s| !s.trim().is_empty());
         let scope = scopes::within_ceiling(scope, explicit, ceiling.as_ref())?;
-        Ok::<_, OAuthError>((challenge, resource.id.clone(), scope))
+        let may_keep = scopes::grant(None, &resource.scopes, client.declared_scopes().as_ref())
+            .and_then(|s| scopes::within_ceiling(s, false, ceiling.as_ref()))
+            .unwrap_or_default();
+        Ok::<_, OAuthError>((challenge, resource.id.clone(), scope, may_keep))
     })();
-    let (code_challenge, resource, scope) = match checked {
+    let (code_challenge, resource, scope, may_keep) = match checked {
         Ok(v) => v,
         Err(e) => {
             return error_redirect(
@@ -150,6 +153,7 @@ pub async fn get_authorize(
         code_challenge,
         resource,
         scope,
+        may_keep,
         browser: String::new(),
         created_at: crate::time::now_secs(),
     };

@@ -31,7 +31,7 @@ use super::session::Session;
 use crate::audit;
 use crate::clients::Client;
 use crate::error::{ErrorCode, OAuthError};
-use crate::grant::{Approver, PENDING_TTL_SECS, PendingAuth, Scopes, issue_code};
+use crate::grant::{Approver, PENDING_TTL_SECS, PendingAuth, Scopes, issue_code, scopes};
 use crate::seal::Purpose;
 
 /// CSRF purpose label of the consent form.
@@ -57,6 +57,34 @@ fn remembered_applies(rec: &ConsentRecord, pending: &PendingAuth, digest: Option
     !rec.approved || pending.scope.is_subset_of(&Scopes::parse(&rec.scope))
 }
 
+/// SEP-2350: the request's scopes plus those of the user's live grants to this client for
+/// this resource that the client may still hold ([`scopes::accumulate`]). The consent page and
+/// a remembered decision then judge the whole set.
+async fn with_earlier_scopes(
+    ctx: &FrontCtx,
+    session: &Session,
+    pending: &PendingAuth,
+) -> Result<PendingAuth, cimdgate_store::StoreError> {
+    if pending.may_keep.is_empty() {
+        return Ok(pending.clone());
+    }
+    let store = &ctx.services.store;
+    let now = SystemTime::now();
+    let mut prior = Vec::new();
+    for entry in store.list_grants(&pending.client_id, now).await? {
+        let g = &entry.grant;
+        if g.subject == session.sub
+            && g.resource == pending.resource
+            && !store.is_family_revoked(&g.family_id, now).await?
+        {
+            prior.push(g.scope.clone());
+        }
+    }
+    let mut out = pending.clone();
+    out.scope = scopes::accumulate(&pending.scope, prior.iter(), &pending.may_keep);
+    Ok(out)
+}
+
 /// After sign-in: remembered decision → auto-approve → consent page.
 pub async fn decide(
     ctx: &FrontCtx,
@@ -65,6 +93,14 @@ pub async fn decide(
     pending: &PendingAuth,
     notice: Option<&str>,
 ) -> Response {
+    let accumulated = match with_earlier_scopes(ctx, session, pending).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the user's earlier grants");
+            return ErrorPage::server_fault("read your earlier approvals").respond(false);
+        }
+    };
+    let pending = &accumulated;
     let digest = document_digest(client);
     if notice.is_none() {
         match ctx
@@ -363,6 +399,7 @@ mod tests {
             code_challenge: crate::grant::pkce::CodeChallenge::from_stored("c".into()),
             resource: "r".into(),
             scope: Scopes::parse(scope),
+            may_keep: Scopes::default(),
             browser: "b".into(),
             created_at: 0,
         }

@@ -51,6 +51,11 @@ pub struct PendingAuth {
     pub resource: String,
     /// Scopes to grant.
     pub scope: Scopes,
+    /// Scopes this client may hold now (the resource's, narrowed to the client's declared
+    /// scopes and an administrator's ceiling): what a re-authorization may keep from the
+    /// user's earlier grants (SEP-2350, [`scopes::accumulate`]).
+    #[serde(default)]
+    pub may_keep: Scopes,
     /// The browser-binding cookie value this request belongs to.
     pub browser: String,
     /// Unix seconds.

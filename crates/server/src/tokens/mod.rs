@@ -22,7 +22,7 @@ pub use access::{AccessClaims, TokenError, VERIFY_LEEWAY_SECS, sign_access_token
 pub use keys::{KeyRing, SigningKey};
 
 use crate::audit;
-use crate::config::TokenConfig;
+use crate::config::{OFFLINE_ACCESS, TokenConfig};
 use crate::error::{OAuthError, StartError};
 use crate::secret::{ExposeSecret, SecretString};
 use crate::time::{after, unix};
@@ -93,7 +93,9 @@ impl Tokens {
             sub: grant.subject.clone(),
             aud: grant.resource.clone(),
             client_id: grant.client_id.clone(),
-            scope: scope.to_string(),
+            // offline_access is the authorization server's (a refresh token), not a permission
+            // at the resource: the resource never sees it (MCP 2026-07-28, "Refresh Tokens").
+            scope: Scopes::from_tokens(scope.iter().filter(|s| *s != OFFLINE_ACCESS)).to_string(),
             exp: unix(now) + self.access_ttl_secs,
             iat: unix(now),
             jti: crate::rand::token(16),
@@ -118,6 +120,7 @@ impl Tokens {
         };
         Ok(PreparedTokens {
             claims,
+            granted: scope.to_string(),
             access_token: access_token.into(),
             access_ttl: self.access_ttl_secs,
             refresh_token: refresh_token.map(Into::into),
@@ -131,6 +134,8 @@ impl Tokens {
 #[derive(Debug)]
 pub struct PreparedTokens {
     claims: AccessClaims,
+    /// The scope of the grant as the response reports it (with `offline_access` when held).
+    granted: String,
     access_token: SecretString,
     access_ttl: u64,
     refresh_token: Option<SecretString>,
@@ -156,7 +161,7 @@ impl PreparedTokens {
             "access_token": self.access_token.expose_secret(),
             "token_type": "Bearer",
             "expires_in": self.access_ttl,
-            "scope": claims.scope,
+            "scope": self.granted,
         });
         if let Some(t) = self.refresh_token {
             body["refresh_token"] = json!(t.expose_secret());

@@ -145,7 +145,7 @@ async fn register(env: &TestEnv, body: Value) -> Value {
 
 #[tokio::test]
 async fn dcr_client_with_secret_basic_and_post_gets_tokens() {
-    let env = TestEnv::start().await;
+    let env = TestEnv::start_with(|c| c.dcr.enabled = Some(true)).await;
     let cb = "http://127.0.0.1:9999/cb";
     let reg = register(&env, json!({"redirect_uris": [cb], "client_name": "cli"})).await;
     assert_eq!(reg["token_endpoint_auth_method"], "client_secret_basic");

@@ -11,7 +11,7 @@ use common::{TestEnv, http_client};
 
 #[tokio::test]
 async fn register_errors_name_the_problem() {
-    let env = TestEnv::start().await;
+    let env = TestEnv::start_with(|c| c.dcr.enabled = Some(true)).await;
     let cases = [
         (json!({}), "invalid_redirect_uri"),
         (
@@ -76,18 +76,16 @@ async fn metadata(env: &TestEnv) -> Value {
         .unwrap()
 }
 
-/// Registration sits outside the trust policy, so it is off unless the policy is `open` or
-/// the operator turns it on, and may require an initial access token (review finding H2).
+/// Registration sits outside the trust policy and is deprecated by MCP 2026-07-28, so it is off
+/// unless the operator turns it on — even with the `open` policy — and may require an initial
+/// access token (review finding H2).
 #[tokio::test]
 async fn registration_follows_the_trust_policy_and_the_initial_access_token() {
     let public =
         json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"});
-    // allowlist → off: not advertised, refused, and clients registered before cannot sign in.
-    let closed = TestEnv::start_with(|c| {
-        c.cimd.mode = cimd::policy::TrustMode::Allowlist;
-        c.cimd.trusted_domains = vec!["cimd.test".into()];
-    })
-    .await;
+    // Not enabled (the `open` policy of the harness) → off: not advertised, refused, and
+    // clients registered before cannot sign in.
+    let closed = TestEnv::start().await;
     assert!(
         metadata(&closed)
             .await
@@ -141,7 +139,7 @@ async fn registration_follows_the_trust_policy_and_the_initial_access_token() {
 /// (review finding M6): `github.com` is shown only as what the application calls itself.
 #[tokio::test]
 async fn a_registered_clients_name_is_never_shown_as_its_host() {
-    let env = TestEnv::start().await;
+    let env = TestEnv::start_with(|c| c.dcr.enabled = Some(true)).await;
     let (status, reg) = register(
         &env,
         json!({"redirect_uris": ["http://127.0.0.1:7777/cb"], "token_endpoint_auth_method": "none", "client_name": "github.com"}),
@@ -172,7 +170,11 @@ async fn a_registered_clients_name_is_never_shown_as_its_host() {
 /// `[dcr] unused_ttl_secs`; one that completed a code exchange is kept.
 #[tokio::test]
 async fn an_unused_registration_expires_and_a_used_one_is_kept() {
-    let env = TestEnv::start_with(|c| c.dcr.unused_ttl_secs = 2).await;
+    let env = TestEnv::start_with(|c| {
+        c.dcr.enabled = Some(true);
+        c.dcr.unused_ttl_secs = 2;
+    })
+    .await;
     let body = json!({"redirect_uris": ["http://127.0.0.1:7777/cb"], "token_endpoint_auth_method": "none"});
     let (_, unused) = register(&env, body.clone(), None).await;
     let unused = unused["client_id"].as_str().unwrap().to_owned();
@@ -207,8 +209,11 @@ async fn an_unused_registration_expires_and_a_used_one_is_kept() {
 /// registration and on every use (a domain blocked later stops its registered clients).
 #[tokio::test]
 async fn a_blocked_domain_cannot_come_back_through_registration() {
-    let mut env =
-        TestEnv::start_with(|c| c.cimd.blocked_domains = vec!["*.evil.test".into()]).await;
+    let mut env = TestEnv::start_with(|c| {
+        c.dcr.enabled = Some(true);
+        c.cimd.blocked_domains = vec!["*.evil.test".into()];
+    })
+    .await;
     let (status, body) = register(
         &env,
         json!({"redirect_uris": ["https://app.evil.test/cb"], "token_endpoint_auth_method": "none"}),

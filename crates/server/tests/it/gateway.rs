@@ -270,7 +270,7 @@ async fn token_without_the_required_scope_gets_403_insufficient_scope() {
     assert_eq!(
         www_auth(&h),
         format!(
-            "{}, error=\"insufficient_scope\", error_description=\"this resource requires scope 'mcp'\"",
+            "{}, error=\"insufficient_scope\", error_description=\"this request requires scope 'mcp'\"",
             challenge(&env)
         )
     );

@@ -35,6 +35,7 @@ mod idp_sign_in;
 mod gateway;
 mod interop_rmcp;
 mod interop_ts;
+mod mcp_2026;
 mod multi_instance;
 mod trusted_issuers;
 // Operations: the admin listener, the admin console and the metrics.

@@ -19,7 +19,7 @@ async fn get_json(env: &TestEnv, path: &str) -> (u16, reqwest::header::HeaderMap
 
 #[tokio::test]
 async fn metadata_advertises_cimd_and_endpoints() {
-    let env = TestEnv::start().await;
+    let env = TestEnv::start_with(|c| c.dcr.enabled = Some(true)).await;
     for path in [
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
@@ -53,7 +53,7 @@ async fn metadata_advertises_cimd_and_endpoints() {
         for alg in ["RS256", "ES256", "EdDSA"] {
             assert!(algs.contains(&json!(alg)), "{alg}");
         }
-        assert_eq!(m["scopes_supported"], json!(["mcp"]));
+        assert_eq!(m["scopes_supported"], json!(["mcp", "offline_access"]));
         assert_eq!(m["client_id_metadata_document_supported"], true);
         assert_eq!(m["authorization_response_iss_parameter_supported"], true);
     }

@@ -38,6 +38,8 @@ pub fn resource(path: &str, upstream: &str, scopes: &[&str]) -> ResourceConfig {
         upstream: upstream.into(),
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         forward_upstream_token: false,
+        required_scopes: None,
+        operation_scopes: Vec::new(),
     }
 }
 
