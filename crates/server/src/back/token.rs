@@ -10,7 +10,12 @@
 //!                       resource::check_bound → check_document_change → Tokens::prepare →
 //!                       redeem → respond
 //!   refresh_token:      (see `refresh.rs`)
+//!   jwt-bearer (ID-JAG): (see `jwt_bearer.rs`; only with `[[enterprise_idps]]`)
+//!   client_credentials: (see `client_credentials.rs`; only with `[client_credentials] enabled`)
 //! ```
+//!
+//! The last two issue an access token only ([`issue_access_only`]) and audit every refusal
+//! (`grant_refused`).
 //!
 //! The code exchange makes ONE durable store write (`Store::redeem_code`): the checks run on a
 //! read of the code (`get_code`), the access token is signed and the refresh token built, and
@@ -28,10 +33,13 @@ use std::time::SystemTime;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
-use cimdgate_store::{CodeRecord, CodeRedeem, CodeRedeemOutcome, GrantEntry, JtiRecord, TokenHash};
+use cimdgate_store::{
+    CodeRecord, CodeRedeem, CodeRedeemOutcome, Grant, GrantEntry, JtiRecord, Scopes, TokenHash,
+};
 
 use super::client_auth::{
-    Authenticated, ReplayCheck, authenticate_client_with, jti_replayed, record_pending_jti,
+    Authenticated, ReplayCheck, authenticate_client_with, jti_replayed, presented_credentials,
+    record_pending_jti,
 };
 use super::ctx::BackCtx;
 use super::form::{NoStoreJson, OAuthForm, Params};
@@ -49,6 +57,29 @@ pub enum GrantType {
     AuthorizationCode,
     /// RFC 6749 §6 with rotation.
     RefreshToken,
+    /// RFC 7523 §2.1 with an ID-JAG (SEP-990).
+    JwtBearer,
+    /// RFC 6749 §4.4 for CIMD clients (SEP-1046).
+    ClientCredentials,
+}
+
+/// Which of the optional grants this server offers (its configuration).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OptionalGrants {
+    /// At least one `[[enterprise_idps]]` entry.
+    pub jwt_bearer: bool,
+    /// `[client_credentials] enabled`.
+    pub client_credentials: bool,
+}
+
+impl OptionalGrants {
+    /// What `ctx`'s configuration offers.
+    pub fn of(ctx: &BackCtx) -> Self {
+        OptionalGrants {
+            jwt_bearer: !ctx.enterprise_idps.is_empty(),
+            client_credentials: ctx.services.config.client_credentials.enabled,
+        }
+    }
 }
 
 /// `POST /token` (after the channel's per-IP limit).
@@ -57,7 +88,7 @@ pub async fn token(
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Result<NoStoreJson, OAuthError> {
-    let body = match check_grant_type(&params)? {
+    let body = match check_grant_type(&params, OptionalGrants::of(&ctx))? {
         GrantType::AuthorizationCode => {
             let auth =
                 authenticate_client_with(&ctx, &headers, &params, ReplayCheck::Deferred).await?;
@@ -68,20 +99,133 @@ pub async fn token(
                 authenticate_client_with(&ctx, &headers, &params, ReplayCheck::Immediate).await?;
             super::refresh::refresh_grant(&ctx, &auth.client, &params).await?
         }
+        GrantType::JwtBearer => {
+            let run = async {
+                let auth =
+                    authenticate_client_with(&ctx, &headers, &params, ReplayCheck::Immediate)
+                        .await?;
+                super::jwt_bearer::jwt_bearer_grant(&ctx, &auth.client, &params).await
+            };
+            audit_refusal("jwt_bearer", &headers, &params, run.await)?
+        }
+        GrantType::ClientCredentials => {
+            let run = async {
+                let auth =
+                    authenticate_client_with(&ctx, &headers, &params, ReplayCheck::Immediate)
+                        .await?;
+                super::client_credentials::client_credentials_grant(&ctx, &auth.client, &params)
+                    .await
+            };
+            audit_refusal("client_credentials", &headers, &params, run.await)?
+        }
     };
     Ok(NoStoreJson(StatusCode::OK, body))
 }
 
-/// `check_grant_type`: `authorization_code` or `refresh_token`.
-pub fn check_grant_type(params: &Params) -> Result<GrantType, OAuthError> {
+/// Audit a refused ID-JAG or client credentials request (`grant_refused`: the grant type, the
+/// client the request names, the error code and its description — never the assertion).
+fn audit_refusal(
+    grant_type: &'static str,
+    headers: &HeaderMap,
+    params: &Params,
+    result: Result<serde_json::Value, OAuthError>,
+) -> Result<serde_json::Value, OAuthError> {
+    if let Err(e) = &result {
+        let client_id = presented_credentials(headers, params)
+            .ok()
+            .and_then(|c| c.client_id)
+            .unwrap_or_default();
+        audit!(
+            event = "grant_refused",
+            grant_type,
+            client_id = %client_id,
+            error = e.code.as_str(),
+            reason = %e.description
+        );
+    }
+    result
+}
+
+/// Issue an access token without a refresh token (the ID-JAG and client credentials grants):
+/// a new token family (so `/revoke` and an administrator's revocation reach it), bound to the
+/// client's current document, indexed under the client until the access token expires.
+pub(super) async fn issue_access_only(
+    ctx: &BackCtx,
+    client: &Client,
+    subject: String,
+    resource: &str,
+    scope: &Scopes,
+    grant_type: &'static str,
+) -> Result<serde_json::Value, OAuthError> {
+    let now = SystemTime::now();
+    let grant = Grant {
+        client_id: client.client_id().to_owned(),
+        client_kind: client.kind(),
+        subject,
+        scope: scope.clone(),
+        resource: resource.to_owned(),
+        family_id: crate::rand::token(16),
+        document: client.document_binding(),
+        idp_ref: None,
+        created_at: Some(now),
+    };
+    let prepared = ctx.tokens.prepare(&grant, scope, now, false)?;
+    let entry = GrantEntry {
+        expires_at: crate::time::after(now, ctx.services.config.tokens.access_token_ttl_secs),
+        grant,
+    };
+    if let Err(e) = ctx.services.governance.grant_started(&entry).await {
+        tracing::error!(client_id = %entry.grant.client_id, error = %e,
+            "cannot index a new grant: revoking this client's grants will miss it");
+    }
+    ctx.services.governance.token_issued(client.client_id());
+    crate::telemetry::token_issued(grant_type);
+    Ok(prepared.respond())
+}
+
+/// The administrator's scope ceiling for `client`, if one was set at approval
+/// ([`scopes::within_ceiling`]): explicit scopes beyond it are refused, defaults narrowed.
+pub(super) async fn admin_ceiling(
+    ctx: &BackCtx,
+    client: &Client,
+    granted: Scopes,
+    explicit: bool,
+) -> Result<Scopes, OAuthError> {
+    let decision = ctx.services.governance.decision(client.client_id()).await?;
+    let ceiling = decision
+        .and_then(|d| d.scope_ceiling)
+        .map(|c| Scopes::parse(&c));
+    crate::grant::scopes::within_ceiling(granted, explicit, ceiling.as_ref())
+}
+
+/// `check_grant_type`: `authorization_code`, `refresh_token`, and the optional grants this
+/// server offers.
+pub fn check_grant_type(params: &Params, offered: OptionalGrants) -> Result<GrantType, OAuthError> {
     match params.get("grant_type") {
         Some("authorization_code") => Ok(GrantType::AuthorizationCode),
         Some("refresh_token") => Ok(GrantType::RefreshToken),
+        Some(super::jwt_bearer::GRANT_TYPE) if offered.jwt_bearer => Ok(GrantType::JwtBearer),
+        Some(super::client_credentials::GRANT_TYPE) if offered.client_credentials => {
+            Ok(GrantType::ClientCredentials)
+        }
         Some(other) => Err(OAuthError::unsupported_grant_type(format!(
-            "grant_type {other:?} is not supported; use authorization_code or refresh_token"
+            "grant_type {other:?} is not supported here; use {}",
+            supported_names(offered).join(", ")
         ))),
         None => Err(OAuthError::invalid_request("grant_type is required")),
     }
+}
+
+/// The `grant_type` values this server accepts (`grant_types_supported`, RFC 8414 §2).
+pub fn supported_names(offered: OptionalGrants) -> Vec<&'static str> {
+    let mut names = vec!["authorization_code", "refresh_token"];
+    if offered.jwt_bearer {
+        names.push(super::jwt_bearer::GRANT_TYPE);
+    }
+    if offered.client_credentials {
+        names.push(super::client_credentials::GRANT_TYPE);
+    }
+    names
 }
 
 /// The authorization-code grant. `auth.pending_jti` is recorded by the exchange's store write
@@ -291,21 +435,42 @@ mod tests {
     }
 
     #[test]
-    fn grant_type_is_code_or_refresh() {
+    fn grant_type_is_code_refresh_or_an_offered_optional_grant() {
+        let none = OptionalGrants::default();
+        let all = OptionalGrants {
+            jwt_bearer: true,
+            client_credentials: true,
+        };
+        let jwt = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+        let unsupported = Err(ErrorCode::UnsupportedGrantType);
         let cases = [
-            (Some("authorization_code"), Ok(GrantType::AuthorizationCode)),
-            (Some("refresh_token"), Ok(GrantType::RefreshToken)),
+            (
+                Some("authorization_code"),
+                none,
+                Ok(GrantType::AuthorizationCode),
+            ),
+            (Some("refresh_token"), none, Ok(GrantType::RefreshToken)),
+            (Some("client_credentials"), none, unsupported),
             (
                 Some("client_credentials"),
-                Err(ErrorCode::UnsupportedGrantType),
+                all,
+                Ok(GrantType::ClientCredentials),
             ),
-            (Some("password"), Err(ErrorCode::UnsupportedGrantType)),
-            (None, Err(ErrorCode::InvalidRequest)),
+            (Some(jwt), none, unsupported),
+            (Some(jwt), all, Ok(GrantType::JwtBearer)),
+            (Some("password"), all, unsupported),
+            (None, all, Err(ErrorCode::InvalidRequest)),
         ];
-        for (value, want) in cases {
-            let body = value.map(|v| format!("grant_type={v}")).unwrap_or_default();
+        for (value, offered, want) in cases {
+            let body = value
+                .map(|v| format!("grant_type={}", v.replace(':', "%3A")))
+                .unwrap_or_default();
             let p = params(&body);
-            assert_eq!(check_grant_type(&p).map_err(|e| e.code), want, "{value:?}");
+            assert_eq!(
+                check_grant_type(&p, offered).map_err(|e| e.code),
+                want,
+                "{value:?} {offered:?}"
+            );
         }
     }
 
