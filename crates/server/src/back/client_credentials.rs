@@ -21,13 +21,12 @@
 
 use super::ctx::BackCtx;
 use super::form::Params;
-use super::token::{admin_ceiling, issue_access_only};
+use super::issue::{admin_ceiling, issue_access_only};
 use crate::clients::Client;
 use crate::error::OAuthError;
 use crate::grant::{resource, scopes};
 
-/// The `grant_type` (also the document's `grant_types` value).
-pub const GRANT_TYPE: &str = "client_credentials";
+use super::grant_types::CLIENT_CREDENTIALS as GRANT_TYPE;
 
 /// Run the client credentials grant for an authenticated client.
 pub async fn client_credentials_grant(

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use cimd::assertion::{AssertionConfig, AssertionVerifier};
 
+use super::grant_types::{OptionalGrants, supported_names};
 use super::metadata::Documents;
 use crate::error::StartError;
 use crate::grant::id_jag::EnterpriseIdps;
@@ -27,6 +28,8 @@ pub struct BackCtx {
     pub documents: Arc<Documents>,
     /// `[[enterprise_idps]]`: whose ID-JAGs the jwt-bearer grant accepts (their JWKS cached).
     pub enterprise_idps: EnterpriseIdps,
+    /// The optional grants the configuration offers.
+    pub offered: OptionalGrants,
 }
 
 impl BackCtx {
@@ -44,14 +47,14 @@ impl BackCtx {
         );
         let enterprise_idps =
             EnterpriseIdps::from_config(&services.config.enterprise_idps, &services.issuer)?;
-        let offered = super::token::OptionalGrants {
+        let offered = OptionalGrants {
             jwt_bearer: !enterprise_idps.is_empty(),
             client_credentials: services.config.client_credentials.enabled,
         };
         let documents = Arc::new(Documents::new(
             &services,
             &tokens.keys.jwks(),
-            &super::token::supported_names(offered),
+            &supported_names(offered),
         ));
         Ok(BackCtx {
             services,
@@ -60,6 +63,7 @@ impl BackCtx {
             verifier,
             documents,
             enterprise_idps,
+            offered,
         })
     }
 }

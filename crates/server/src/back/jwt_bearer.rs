@@ -21,13 +21,12 @@ use std::time::SystemTime;
 
 use super::ctx::BackCtx;
 use super::form::Params;
-use super::token::{admin_ceiling, issue_access_only};
+use super::issue::{admin_ceiling, issue_access_only};
 use crate::clients::Client;
 use crate::error::OAuthError;
 use crate::grant::id_jag;
 
-/// RFC 7523 §2.1 `grant_type` (also the document's `grant_types` value).
-pub const GRANT_TYPE: &str = cimd::document::JWT_BEARER_GRANT_TYPE;
+use super::grant_types::JWT_BEARER as GRANT_TYPE;
 
 /// Run the ID-JAG grant for an authenticated client.
 pub async fn jwt_bearer_grant(

@@ -28,7 +28,7 @@ fn assertion_algs() -> Vec<String> {
 }
 
 /// The RFC 8414 §2 metadata document. `grant_types` is what `/token` accepts
-/// ([`super::token::supported_names`]: the jwt-bearer grant with enterprise IdPs configured,
+/// ([`super::grant_types::supported_names`]: the jwt-bearer grant with enterprise IdPs configured,
 /// `client_credentials` when enabled).
 pub fn metadata(services: &Services, grant_types: &[&str]) -> Value {
     let mut methods = vec!["none"];

@@ -16,6 +16,8 @@ pub mod client_auth;
 pub mod client_credentials;
 pub mod ctx;
 pub mod form;
+pub mod grant_types;
+pub mod issue;
 pub mod jwt_bearer;
 pub mod metadata;
 pub mod refresh;

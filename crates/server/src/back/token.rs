@@ -14,7 +14,7 @@
 //!   client_credentials: (see `client_credentials.rs`; only with `[client_credentials] enabled`)
 //! ```
 //!
-//! The last two issue an access token only ([`issue_access_only`]) and audit every refusal
+//! The last two issue an access token only (`issue::issue_access_only`) and audit every refusal
 //! (`grant_refused`).
 //!
 //! The code exchange makes ONE durable store write (`Store::redeem_code`): the checks run on a
@@ -33,9 +33,7 @@ use std::time::SystemTime;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
-use cimdgate_store::{
-    CodeRecord, CodeRedeem, CodeRedeemOutcome, Grant, GrantEntry, JtiRecord, Scopes, TokenHash,
-};
+use cimdgate_store::{CodeRecord, CodeRedeem, CodeRedeemOutcome, GrantEntry, JtiRecord, TokenHash};
 
 use super::client_auth::{
     Authenticated, ReplayCheck, authenticate_client_with, jti_replayed, presented_credentials,
@@ -43,6 +41,7 @@ use super::client_auth::{
 };
 use super::ctx::BackCtx;
 use super::form::{NoStoreJson, OAuthForm, Params};
+use super::grant_types::{self, OptionalGrants};
 use crate::audit;
 use crate::clients::Client;
 use crate::error::OAuthError;
@@ -63,32 +62,13 @@ pub enum GrantType {
     ClientCredentials,
 }
 
-/// Which of the optional grants this server offers (its configuration).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OptionalGrants {
-    /// At least one `[[enterprise_idps]]` entry.
-    pub jwt_bearer: bool,
-    /// `[client_credentials] enabled`.
-    pub client_credentials: bool,
-}
-
-impl OptionalGrants {
-    /// What `ctx`'s configuration offers.
-    pub fn of(ctx: &BackCtx) -> Self {
-        OptionalGrants {
-            jwt_bearer: !ctx.enterprise_idps.is_empty(),
-            client_credentials: ctx.services.config.client_credentials.enabled,
-        }
-    }
-}
-
 /// `POST /token` (after the channel's per-IP limit).
 pub async fn token(
     State(ctx): State<Arc<BackCtx>>,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Result<NoStoreJson, OAuthError> {
-    let body = match check_grant_type(&params, OptionalGrants::of(&ctx))? {
+    let body = match check_grant_type(&params, ctx.offered)? {
         GrantType::AuthorizationCode => {
             let auth =
                 authenticate_client_with(&ctx, &headers, &params, ReplayCheck::Deferred).await?;
@@ -146,86 +126,22 @@ fn audit_refusal(
     result
 }
 
-/// Issue an access token without a refresh token (the ID-JAG and client credentials grants):
-/// a new token family (so `/revoke` and an administrator's revocation reach it), bound to the
-/// client's current document, indexed under the client until the access token expires.
-pub(super) async fn issue_access_only(
-    ctx: &BackCtx,
-    client: &Client,
-    subject: String,
-    resource: &str,
-    scope: &Scopes,
-    grant_type: &'static str,
-) -> Result<serde_json::Value, OAuthError> {
-    let now = SystemTime::now();
-    let grant = Grant {
-        client_id: client.client_id().to_owned(),
-        client_kind: client.kind(),
-        subject,
-        scope: scope.clone(),
-        resource: resource.to_owned(),
-        family_id: crate::rand::token(16),
-        document: client.document_binding(),
-        idp_ref: None,
-        created_at: Some(now),
-    };
-    let prepared = ctx.tokens.prepare(&grant, scope, now, false)?;
-    let entry = GrantEntry {
-        expires_at: crate::time::after(now, ctx.services.config.tokens.access_token_ttl_secs),
-        grant,
-    };
-    if let Err(e) = ctx.services.governance.grant_started(&entry).await {
-        tracing::error!(client_id = %entry.grant.client_id, error = %e,
-            "cannot index a new grant: revoking this client's grants will miss it");
-    }
-    ctx.services.governance.token_issued(client.client_id());
-    crate::telemetry::token_issued(grant_type);
-    Ok(prepared.respond())
-}
-
-/// The administrator's scope ceiling for `client`, if one was set at approval
-/// ([`scopes::within_ceiling`]): explicit scopes beyond it are refused, defaults narrowed.
-pub(super) async fn admin_ceiling(
-    ctx: &BackCtx,
-    client: &Client,
-    granted: Scopes,
-    explicit: bool,
-) -> Result<Scopes, OAuthError> {
-    let decision = ctx.services.governance.decision(client.client_id()).await?;
-    let ceiling = decision
-        .and_then(|d| d.scope_ceiling)
-        .map(|c| Scopes::parse(&c));
-    crate::grant::scopes::within_ceiling(granted, explicit, ceiling.as_ref())
-}
-
 /// `check_grant_type`: `authorization_code`, `refresh_token`, and the optional grants this
 /// server offers.
 pub fn check_grant_type(params: &Params, offered: OptionalGrants) -> Result<GrantType, OAuthError> {
     match params.get("grant_type") {
         Some("authorization_code") => Ok(GrantType::AuthorizationCode),
         Some("refresh_token") => Ok(GrantType::RefreshToken),
-        Some(super::jwt_bearer::GRANT_TYPE) if offered.jwt_bearer => Ok(GrantType::JwtBearer),
-        Some(super::client_credentials::GRANT_TYPE) if offered.client_credentials => {
+        Some(grant_types::JWT_BEARER) if offered.jwt_bearer => Ok(GrantType::JwtBearer),
+        Some(grant_types::CLIENT_CREDENTIALS) if offered.client_credentials => {
             Ok(GrantType::ClientCredentials)
         }
         Some(other) => Err(OAuthError::unsupported_grant_type(format!(
             "grant_type {other:?} is not supported here; use {}",
-            supported_names(offered).join(", ")
+            grant_types::supported_names(offered).join(", ")
         ))),
         None => Err(OAuthError::invalid_request("grant_type is required")),
     }
-}
-
-/// The `grant_type` values this server accepts (`grant_types_supported`, RFC 8414 §2).
-pub fn supported_names(offered: OptionalGrants) -> Vec<&'static str> {
-    let mut names = vec!["authorization_code", "refresh_token"];
-    if offered.jwt_bearer {
-        names.push(super::jwt_bearer::GRANT_TYPE);
-    }
-    if offered.client_credentials {
-        names.push(super::client_credentials::GRANT_TYPE);
-    }
-    names
 }
 
 /// The authorization-code grant. `auth.pending_jti` is recorded by the exchange's store write
