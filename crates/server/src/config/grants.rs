@@ -152,4 +152,40 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn both_sections_load_from_the_environment_like_the_others() {
+        let env = [
+            (
+                "CIMDGATE_ENTERPRISE_IDPS".to_owned(),
+                r#"[{issuer = "https://idp.example", jwks_uri = "https://idp.example/jwks"}]"#
+                    .to_owned(),
+            ),
+            (
+                "CIMDGATE_CLIENT_CREDENTIALS__ENABLED".to_owned(),
+                "true".to_owned(),
+            ),
+        ];
+        let c = crate::config::Config::load(None, env).unwrap();
+        assert_eq!(c.enterprise_idps[0].issuer, "https://idp.example");
+        assert!(c.enterprise_idps[0].audiences.is_empty());
+        assert!(c.client_credentials.enabled);
+        assert!(!crate::config::Config::default().client_credentials.enabled);
+    }
+
+    #[test]
+    fn local_usernames_cannot_look_like_enterprise_subjects() {
+        let toml = r#"
+            [[identity.users]]
+            username = "https://idp.example#alice"
+            password_hash = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA"
+            [[enterprise_idps]]
+            issuer = "https://idp.example"
+            jwks_uri = "https://idp.example/jwks"
+        "#;
+        let e = crate::config::Config::from_toml(toml)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("identity.users[0].username"), "{e}");
+    }
 }
