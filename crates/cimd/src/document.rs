@@ -52,9 +52,20 @@ use crate::redirect::RedirectUri;
 /// Maximum document size in bytes, counted while reading (draft -02 §8.7: "5 KB").
 pub const MAX_DOCUMENT_BYTES: usize = 5120;
 
-/// Grant types this server supports; other values are filtered with a warning
-/// (docs/architecture.md, *The document*).
-pub const SUPPORTED_GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
+/// RFC 7523 §2.1 JWT bearer authorization grant (used by the ID-JAG grant of MCP's enterprise-
+/// managed authorization extension; Claude's published document lists it).
+pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// Grant types this server knows; other values are filtered with a warning
+/// (docs/architecture.md, *The document*). `client_credentials` and the JWT bearer grant are
+/// kept so the server can tell whether a client registered them (MCP SEP-1046, SEP-990); they
+/// are usable only where the server's configuration enables them.
+pub const SUPPORTED_GRANT_TYPES: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    JWT_BEARER_GRANT_TYPE,
+];
 /// Response types this server supports (authorization code flow only).
 pub const SUPPORTED_RESPONSE_TYPES: &[&str] = &["code"];
 /// Signing algorithms accepted in `token_endpoint_auth_signing_alg` (asymmetric only; the ones
@@ -269,6 +280,12 @@ fn ser_opt_url<S: serde::Serializer>(u: &Option<url::Url>, s: S) -> Result<S::Ok
 }
 
 impl ClientDocument {
+    /// Whether the document registers `grant_type` (exact string; after filtering to
+    /// [`SUPPORTED_GRANT_TYPES`]).
+    pub fn registers_grant_type(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+
     /// Whether the refresh-token grant may be used. Product rule (docs/architecture.md, *The
     /// document*): every authorization-code client may refresh (FastMCP's refusal is a known
     /// bug), so this is true whenever `authorization_code` is registered.

@@ -65,7 +65,7 @@ impl App {
             services.clone(),
             tokens.clone(),
             identity.clone(),
-        ));
+        )?);
         let gateway = Arc::new(build_gateway(&services, &tokens, &identity)?);
         let admin_token = services.config.admin.load_token()?;
         if admin_token.is_none() && services.config.admin.listen.addr().is_some() {
@@ -184,20 +184,8 @@ fn operation_rules(r: &ResourceConfig) -> Result<OperationRules, String> {
 /// A `[[trusted_issuers]]` entry as a token source: its JWKS fetched over https (OS roots plus
 /// its `extra_ca_file`; no redirects, no proxy), no revocation check (its tokens are not ours).
 fn trusted_source(i: usize, t: &TrustedIssuerConfig) -> Result<TokenSource, String> {
-    let roots = match &t.extra_ca_file {
-        Some(path) => {
-            crate::tls::extra_roots(path, &format!("trusted_issuers[{i}].extra_ca_file"))?
-        }
-        None => Vec::new(),
-    };
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .https_only(true)
-        .connect_timeout(Duration::from_secs(5))
-        .tls_certs_merge(roots)
-        .build()
-        .map_err(|e| format!("trusted_issuers[{i}]: HTTP client: {e}"))?;
+    let client =
+        crate::tls::jwks_client(t.extra_ca_file.as_deref(), &format!("trusted_issuers[{i}]"))?;
     Ok(TokenSource {
         name: t.name.clone(),
         issuer: t.issuer.clone(),

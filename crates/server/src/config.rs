@@ -18,10 +18,12 @@ use cimd::document::Profile;
 use cimd::policy::{TrustMode, TrustPolicyConfig};
 
 mod error;
+mod grants;
 mod ops;
 pub(crate) mod redact;
 pub use error::ConfigError;
 use error::key_err;
+pub use grants::{ClientCredentialsConfig, EnterpriseIdpConfig};
 pub use ops::{
     AdminConfig, AdminListen, AuditConfig, AuditSink, DEFAULT_ADMIN_LISTEN, MIN_ADMIN_TOKEN_CHARS,
 };
@@ -49,6 +51,10 @@ pub struct Config {
     pub resources: Vec<ResourceConfig>,
     /// `[[trusted_issuers]]`
     pub trusted_issuers: Vec<TrustedIssuerConfig>,
+    /// `[[enterprise_idps]]`: IdPs whose ID-JAGs `/token` accepts (SEP-990).
+    pub enterprise_idps: Vec<EnterpriseIdpConfig>,
+    /// `[client_credentials]`: the client credentials grant (SEP-1046).
+    pub client_credentials: ClientCredentialsConfig,
     /// `[tokens]`
     pub tokens: TokenConfig,
     /// `[limits]`
@@ -654,6 +660,11 @@ impl Config {
                 fix(p);
             }
         }
+        for e in &mut self.enterprise_idps {
+            if let Some(p) = e.extra_ca_file.as_mut() {
+                fix(p);
+            }
+        }
         if let Some(p) = self.admin.token_file.as_mut() {
             fix(p);
         }
@@ -808,6 +819,7 @@ impl Config {
             }
         }
         self.check_trusted_issuers()?;
+        grants::check_enterprise_idps(&self.enterprise_idps, &self.issuer())?;
         self.admin.check(self.server.listen)?;
         match self.identity.mode {
             IdentityMode::Local => {
@@ -816,6 +828,13 @@ impl Config {
                         return Err(key_err(
                             &format!("identity.users[{i}].username"),
                             "is empty",
+                        ));
+                    }
+                    if !self.enterprise_idps.is_empty() && u.username.starts_with("https://") {
+                        return Err(key_err(
+                            &format!("identity.users[{i}].username"),
+                            "must not start with https:// while enterprise_idps are configured \
+                             (such names are the subjects of enterprise users)",
                         ));
                     }
                     if !u.password_hash.expose_secret().starts_with("$argon2id$") {

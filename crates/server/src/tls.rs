@@ -14,3 +14,24 @@ pub fn extra_roots(path: &std::path::Path, key: &str) -> Result<Vec<reqwest::Cer
     }
     Ok(certs)
 }
+
+/// The HTTP client for an operator-configured JWKS (a `[[trusted_issuers]]` or
+/// `[[enterprise_idps]]` entry): https only, OS roots plus `extra_ca_file` (config key `key`),
+/// no redirects, no proxy, 5 s to connect.
+pub fn jwks_client(
+    extra_ca_file: Option<&std::path::Path>,
+    key: &str,
+) -> Result<reqwest::Client, String> {
+    let roots = match extra_ca_file {
+        Some(path) => extra_roots(path, &format!("{key}.extra_ca_file"))?,
+        None => Vec::new(),
+    };
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .https_only(true)
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .tls_certs_merge(roots)
+        .build()
+        .map_err(|e| format!("{key}: HTTP client: {e}"))
+}

@@ -157,9 +157,14 @@ fn filters_unsupported_grant_and_response_types() {
         json!(["code", "token"]),
     );
     let v = ok(&doc);
-    assert_eq!(v.document.grant_types, ["authorization_code"]);
+    assert_eq!(
+        v.document.grant_types,
+        [
+            "authorization_code",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        ]
+    );
     assert_eq!(v.document.response_types, ["code"]);
-    has_warning(&v, "grant_types[1]", rule::UNSUPPORTED_VALUE);
     has_warning(&v, "grant_types[2]", rule::UNSUPPORTED_VALUE);
     has_warning(&v, "response_types[1]", rule::UNSUPPORTED_VALUE);
     // refresh is allowed for every code client, even when not listed (docs/architecture.md, *The

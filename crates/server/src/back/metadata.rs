@@ -27,8 +27,10 @@ fn assertion_algs() -> Vec<String> {
         .collect()
 }
 
-/// The RFC 8414 §2 metadata document.
-pub fn metadata(services: &Services) -> Value {
+/// The RFC 8414 §2 metadata document. `grant_types` is what `/token` accepts
+/// ([`super::grant_types::supported_names`]: the jwt-bearer grant with enterprise IdPs configured,
+/// `client_credentials` when enabled).
+pub fn metadata(services: &Services, grant_types: &[&str]) -> Value {
     let mut methods = vec!["none"];
     if services.config.cimd.enabled {
         methods.push("private_key_jwt");
@@ -43,7 +45,7 @@ pub fn metadata(services: &Services) -> Value {
         "jwks_uri": e.jwks,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": grant_types,
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": methods,
         "revocation_endpoint_auth_methods_supported": methods,
@@ -79,12 +81,12 @@ pub struct Documents {
 
 impl Documents {
     /// Render.
-    pub fn new(services: &Services, jwks: &Value) -> Self {
+    pub fn new(services: &Services, jwks: &Value, grant_types: &[&str]) -> Self {
         let path = url::Url::parse(&services.issuer)
             .map(|u| u.path().trim_end_matches('/').to_owned())
             .unwrap_or_default();
         Documents {
-            metadata: json_bytes(&metadata(services)),
+            metadata: json_bytes(&metadata(services, grant_types)),
             jwks: json_bytes(jwks),
             issuer_path: path,
         }

@@ -2,18 +2,23 @@
 //!
 //! | route | module | spec |
 //! |---|---|---|
-//! | `POST /token` | [`token`], [`refresh`], [`client_auth`] | RFC 6749 §3.2, §4.1.3, §6; RFC 7636; RFC 7523; RFC 8707 |
+//! | `POST /token` | [`token`], [`refresh`], [`jwt_bearer`], [`client_credentials`], [`client_auth`] | RFC 6749 §3.2, §4.1.3, §4.4, §6; RFC 7636; RFC 7523; RFC 8707; MCP SEP-990, SEP-1046 |
 //! | `POST /revoke` | [`revoke`] | RFC 7009 |
 //! | `POST /register` | [`register`] | RFC 7591 |
 //! | `GET /.well-known/oauth-authorization-server[/path]`, OpenID aliases | [`metadata`] | RFC 8414, OIDC Discovery |
 //! | `GET /jwks.json` | [`metadata`] | RFC 7517 |
 //!
-//! Inside the channel: [`token`] dispatches to [`refresh`]; both use [`client_auth`], [`form`]
+//! Inside the channel: [`token`] dispatches to [`refresh`], [`jwt_bearer`] and
+//! [`client_credentials`]; both use [`client_auth`], [`form`]
 //! and [`ctx`]. The channel never imports the front channel.
 
 pub mod client_auth;
+pub mod client_credentials;
 pub mod ctx;
 pub mod form;
+pub mod grant_types;
+pub mod issue;
+pub mod jwt_bearer;
 pub mod metadata;
 pub mod refresh;
 pub mod register;

@@ -10,7 +10,12 @@
 //!                       resource::check_bound → check_document_change → Tokens::prepare →
 //!                       redeem → respond
 //!   refresh_token:      (see `refresh.rs`)
+//!   jwt-bearer (ID-JAG): (see `jwt_bearer.rs`; only with `[[enterprise_idps]]`)
+//!   client_credentials: (see `client_credentials.rs`; only with `[client_credentials] enabled`)
 //! ```
+//!
+//! The last two issue an access token only (`issue::issue_access_only`) and audit every refusal
+//! (`grant_refused`).
 //!
 //! The code exchange makes ONE durable store write (`Store::redeem_code`): the checks run on a
 //! read of the code (`get_code`), the access token is signed and the refresh token built, and
@@ -31,10 +36,12 @@ use axum::http::{HeaderMap, StatusCode};
 use cimdgate_store::{CodeRecord, CodeRedeem, CodeRedeemOutcome, GrantEntry, JtiRecord, TokenHash};
 
 use super::client_auth::{
-    Authenticated, ReplayCheck, authenticate_client_with, jti_replayed, record_pending_jti,
+    Authenticated, ReplayCheck, authenticate_client_with, jti_replayed, presented_credentials,
+    record_pending_jti,
 };
 use super::ctx::BackCtx;
 use super::form::{NoStoreJson, OAuthForm, Params};
+use super::grant_types::{self, OptionalGrants};
 use crate::audit;
 use crate::clients::Client;
 use crate::error::OAuthError;
@@ -49,6 +56,10 @@ pub enum GrantType {
     AuthorizationCode,
     /// RFC 6749 §6 with rotation.
     RefreshToken,
+    /// RFC 7523 §2.1 with an ID-JAG (SEP-990).
+    JwtBearer,
+    /// RFC 6749 §4.4 for CIMD clients (SEP-1046).
+    ClientCredentials,
 }
 
 /// `POST /token` (after the channel's per-IP limit).
@@ -57,7 +68,7 @@ pub async fn token(
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Result<NoStoreJson, OAuthError> {
-    let body = match check_grant_type(&params)? {
+    let body = match check_grant_type(&params, ctx.offered)? {
         GrantType::AuthorizationCode => {
             let auth =
                 authenticate_client_with(&ctx, &headers, &params, ReplayCheck::Deferred).await?;
@@ -68,17 +79,66 @@ pub async fn token(
                 authenticate_client_with(&ctx, &headers, &params, ReplayCheck::Immediate).await?;
             super::refresh::refresh_grant(&ctx, &auth.client, &params).await?
         }
+        GrantType::JwtBearer => {
+            let run = async {
+                let auth =
+                    authenticate_client_with(&ctx, &headers, &params, ReplayCheck::Immediate)
+                        .await?;
+                super::jwt_bearer::jwt_bearer_grant(&ctx, &auth.client, &params).await
+            };
+            audit_refusal("jwt_bearer", &headers, &params, run.await)?
+        }
+        GrantType::ClientCredentials => {
+            let run = async {
+                let auth =
+                    authenticate_client_with(&ctx, &headers, &params, ReplayCheck::Immediate)
+                        .await?;
+                super::client_credentials::client_credentials_grant(&ctx, &auth.client, &params)
+                    .await
+            };
+            audit_refusal("client_credentials", &headers, &params, run.await)?
+        }
     };
     Ok(NoStoreJson(StatusCode::OK, body))
 }
 
-/// `check_grant_type`: `authorization_code` or `refresh_token`.
-pub fn check_grant_type(params: &Params) -> Result<GrantType, OAuthError> {
+/// Audit a refused ID-JAG or client credentials request (`grant_refused`: the grant type, the
+/// client the request names, the error code and its description — never the assertion).
+fn audit_refusal(
+    grant_type: &'static str,
+    headers: &HeaderMap,
+    params: &Params,
+    result: Result<serde_json::Value, OAuthError>,
+) -> Result<serde_json::Value, OAuthError> {
+    if let Err(e) = &result {
+        let client_id = presented_credentials(headers, params)
+            .ok()
+            .and_then(|c| c.client_id)
+            .unwrap_or_default();
+        audit!(
+            event = "grant_refused",
+            grant_type,
+            client_id = %client_id,
+            error = e.code.as_str(),
+            reason = %e.description
+        );
+    }
+    result
+}
+
+/// `check_grant_type`: `authorization_code`, `refresh_token`, and the optional grants this
+/// server offers.
+pub fn check_grant_type(params: &Params, offered: OptionalGrants) -> Result<GrantType, OAuthError> {
     match params.get("grant_type") {
         Some("authorization_code") => Ok(GrantType::AuthorizationCode),
         Some("refresh_token") => Ok(GrantType::RefreshToken),
+        Some(grant_types::JWT_BEARER) if offered.jwt_bearer => Ok(GrantType::JwtBearer),
+        Some(grant_types::CLIENT_CREDENTIALS) if offered.client_credentials => {
+            Ok(GrantType::ClientCredentials)
+        }
         Some(other) => Err(OAuthError::unsupported_grant_type(format!(
-            "grant_type {other:?} is not supported; use authorization_code or refresh_token"
+            "grant_type {other:?} is not supported here; use {}",
+            grant_types::supported_names(offered).join(", ")
         ))),
         None => Err(OAuthError::invalid_request("grant_type is required")),
     }
@@ -291,21 +351,42 @@ mod tests {
     }
 
     #[test]
-    fn grant_type_is_code_or_refresh() {
+    fn grant_type_is_code_refresh_or_an_offered_optional_grant() {
+        let none = OptionalGrants::default();
+        let all = OptionalGrants {
+            jwt_bearer: true,
+            client_credentials: true,
+        };
+        let jwt = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+        let unsupported = Err(ErrorCode::UnsupportedGrantType);
         let cases = [
-            (Some("authorization_code"), Ok(GrantType::AuthorizationCode)),
-            (Some("refresh_token"), Ok(GrantType::RefreshToken)),
+            (
+                Some("authorization_code"),
+                none,
+                Ok(GrantType::AuthorizationCode),
+            ),
+            (Some("refresh_token"), none, Ok(GrantType::RefreshToken)),
+            (Some("client_credentials"), none, unsupported),
             (
                 Some("client_credentials"),
-                Err(ErrorCode::UnsupportedGrantType),
+                all,
+                Ok(GrantType::ClientCredentials),
             ),
-            (Some("password"), Err(ErrorCode::UnsupportedGrantType)),
-            (None, Err(ErrorCode::InvalidRequest)),
+            (Some(jwt), none, unsupported),
+            (Some(jwt), all, Ok(GrantType::JwtBearer)),
+            (Some("password"), all, unsupported),
+            (None, all, Err(ErrorCode::InvalidRequest)),
         ];
-        for (value, want) in cases {
-            let body = value.map(|v| format!("grant_type={v}")).unwrap_or_default();
+        for (value, offered, want) in cases {
+            let body = value
+                .map(|v| format!("grant_type={}", v.replace(':', "%3A")))
+                .unwrap_or_default();
             let p = params(&body);
-            assert_eq!(check_grant_type(&p).map_err(|e| e.code), want, "{value:?}");
+            assert_eq!(
+                check_grant_type(&p, offered).map_err(|e| e.code),
+                want,
+                "{value:?} {offered:?}"
+            );
         }
     }
 

@@ -12,8 +12,10 @@
 //! | [`scopes`] | RFC 6749 §3.3 scopes granted, §6 narrowing at refresh |
 //! | [`resource`] | RFC 8707 resource selection and binding |
 //! | [`binding`] | the approved CIMD document against the current one |
+//! | [`id_jag`] | the ID-JAG grant of enterprise-managed authorization (SEP-990) |
 
 pub mod binding;
+pub mod id_jag;
 pub mod pkce;
 pub mod resource;
 pub mod scopes;

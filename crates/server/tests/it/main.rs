@@ -23,6 +23,7 @@ mod login_and_consent;
 mod client_authentication;
 mod code_exchange;
 mod dynamic_registration;
+mod enterprise_grants;
 mod governance;
 mod metadata_and_keys;
 mod rate_limits;

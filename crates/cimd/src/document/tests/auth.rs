@@ -7,7 +7,7 @@ use super::super::*;
 use super::{base, has_error, has_warning, id, ok, with};
 
 #[test]
-fn accepts_claude_document_filtering_jwt_bearer_grant() {
+fn accepts_claude_document_keeping_its_jwt_bearer_grant() {
     let doc = json!({
         "client_id": "https://claude.ai/oauth/mcp-oauth-client-metadata",
         "client_name": "Claude",
@@ -26,11 +26,19 @@ fn accepts_claude_document_filtering_jwt_bearer_grant() {
     .unwrap_or_else(|r| panic!("{r}"));
     assert_eq!(
         v.document.grant_types,
-        ["authorization_code", "refresh_token"]
+        [
+            "authorization_code",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        ]
     );
     assert_eq!(v.document.token_endpoint_auth_method, AuthMethod::None);
     assert!(v.document.allows_refresh());
-    has_warning(&v, "grant_types[2]", rule::UNSUPPORTED_VALUE);
+    assert!(
+        v.document
+            .registers_grant_type(crate::document::JWT_BEARER_GRANT_TYPE)
+    );
+    assert!(v.warnings.is_empty(), "{:?}", v.warnings);
 }
 
 #[test]
