@@ -70,6 +70,12 @@ pub async fn apply(config: &mut Config, listen_given: bool) -> Result<Option<Dev
     if config.resources.is_empty() {
         config.resources.push(default_resource());
     }
+    // A local dev server must take the MCP clients that have no document yet (Cursor, Gemini
+    // CLI, `cimdgate login` without --client-id), so zero-config mode turns on the dynamic
+    // registration that configured servers leave off (MCP 2026-07-28 deprecates it).
+    if config.dcr.enabled.is_none() {
+        config.dcr.enabled = Some(true);
+    }
     admin_token(config)?;
     if config.identity.mode != IdentityMode::Local || !config.identity.users.is_empty() {
         return Ok(None);

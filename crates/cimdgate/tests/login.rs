@@ -69,7 +69,7 @@ async fn start(cimd_enabled: bool) -> Env {
         password_hash: &hash,
         ca_file: &ca_file,
         hosts: &["cimd.test"],
-        extra: &format!("[cimd]\nenabled = {cimd_enabled}\n"),
+        extra: &format!("[cimd]\nenabled = {cimd_enabled}\n\n[dcr]\nenabled = true\n"),
     }
     .toml();
     let config = Config::from_toml(&toml).unwrap();

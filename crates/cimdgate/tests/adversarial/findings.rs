@@ -32,7 +32,9 @@ fn authorize(gate: &Gate, params: &[(&str, &str)]) -> reqwest::Url {
     reqwest::Url::parse_with_params(&gate.url("/authorize"), params).unwrap()
 }
 
-/// H2: with an allow-list trust policy nobody can register their way around it; M1: with no
+/// H2: with an allow-list trust policy nobody can register their way around it (registration
+/// stays off unless an operator enables it; the harness enables it for other attacks, so this
+/// test sets it back to the default); M1: with no
 /// trusted proxy, a client's own `X-Forwarded-For` does not give it fresh rate-limit budgets.
 ///
 /// Fails if: `/register` accepts a client or is advertised in allowlist mode, or six requests
@@ -45,7 +47,7 @@ async fn registration_follows_the_allowlist_and_forged_sources_share_one_budget(
             "",
             "[cimd]\nmode = \"allowlist\"\n\n[limits]\nper_ip_per_second = 1\n",
         ),
-        env: vec![],
+        env: vec![("CIMDGATE_DCR__ENABLED", "false".into())],
     })
     .await;
     let meta: serde_json::Value = plain_client()
