@@ -296,7 +296,9 @@ pub fn bind_loopback_443() -> std::net::TcpListener {
         .unwrap_or(0)
         ^ std::process::id().rotate_left(16);
     for attempt in 0..64u32 {
-        let n = seed.wrapping_mul(2_654_435_761).wrapping_add(attempt.wrapping_mul(40_503));
+        let n = seed
+            .wrapping_mul(2_654_435_761)
+            .wrapping_add(attempt.wrapping_mul(40_503));
         let [_, b, c, d] = n.to_be_bytes();
         // Keep clear of 127.0.0.x (other fixtures) and of .0/.255.
         let ip = Ipv4Addr::new(127, b.max(1), c, d.clamp(1, 254));

@@ -36,6 +36,7 @@ mod gateway;
 mod interop_rmcp;
 mod interop_ts;
 mod multi_instance;
+mod real_clients;
 mod trusted_issuers;
 // Operations: the admin listener, the admin console and the metrics.
 mod admin_console;
