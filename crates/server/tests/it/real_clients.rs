@@ -45,6 +45,8 @@ enum Redirect {
 
 /// One real client.
 struct Case {
+    /// The case's name (the fixture's stem unless one document has several cases).
+    name: &'static str,
     /// Fixture file stem under `tests/fixtures/clients/`.
     fixture: &'static str,
     /// The document's bytes, as published.
@@ -57,6 +59,9 @@ struct Case {
     auth: Auth,
     /// The `scope` parameter exactly as the client sends it (`None`: no parameter).
     scope: Option<&'static str>,
+    /// Whether the refresh request repeats `resource` (Codex's refresh omits it:
+    /// openai/codex#33403).
+    refresh_resource: bool,
     /// `Some(feature)`: a step is expected to fail until that server feature lands; the case
     /// still runs the real request and asserts the failure is the one the feature fixes.
     needs: Option<&'static str>,
@@ -73,6 +78,7 @@ const CHATGPT_HEADERS: (&str, &str) = ("application/json; charset=utf-8", "publi
 /// Every client with a published (or reconstructed, see the README) document.
 const CLIENTS: &[Case] = &[
     Case {
+        name: "claude",
         fixture: "claude",
         document: fixture!("claude"),
         content_type: "application/json",
@@ -81,9 +87,11 @@ const CLIENTS: &[Case] = &[
         auth: Auth::None,
         // Claude asks for the protected resource's `scopes_supported`.
         scope: Some("mcp"),
+        refresh_resource: true,
         needs: None,
     },
     Case {
+        name: "claude-code",
         fixture: "claude-code",
         document: fixture!("claude-code"),
         content_type: "application/json",
@@ -92,9 +100,11 @@ const CLIENTS: &[Case] = &[
         auth: Auth::None,
         // Claude Code appends `offline_access` to the advertised scopes on its own.
         scope: Some("mcp offline_access"),
+        refresh_resource: true,
         needs: Some(SEP_2207_OFFLINE_ACCESS),
     },
     Case {
+        name: "chatgpt",
         fixture: "chatgpt",
         document: fixture!("chatgpt"),
         content_type: CHATGPT_HEADERS.0,
@@ -102,9 +112,11 @@ const CLIENTS: &[Case] = &[
         redirect: Redirect::AsRegistered("https://chatgpt.com/connector_platform_oauth_redirect"),
         auth: Auth::PrivateKeyJwt,
         scope: Some("mcp"),
+        refresh_resource: true,
         needs: None,
     },
     Case {
+        name: "chatgpt-mcp",
         fixture: "chatgpt-mcp",
         document: fixture!("chatgpt-mcp"),
         content_type: CHATGPT_HEADERS.0,
@@ -112,20 +124,37 @@ const CLIENTS: &[Case] = &[
         redirect: Redirect::AsRegistered("https://chatgpt.com/connector/oauth/mcp"),
         auth: Auth::PrivateKeyJwt,
         scope: Some("mcp"),
+        refresh_resource: true,
         needs: None,
     },
     Case {
+        name: "codex",
         fixture: "codex",
         document: fixture!("codex"),
         content_type: CHATGPT_HEADERS.0,
         cache_control: CHATGPT_HEADERS.1,
         redirect: Redirect::EphemeralPort("http://127.0.0.1/callback"),
         auth: Auth::None,
-        // `codex mcp login --scopes mcp,offline_access` (the form its docs show).
+        // By default Codex asks for the server-advertised scopes.
+        scope: Some("mcp"),
+        refresh_resource: false,
+        needs: None,
+    },
+    Case {
+        name: "codex-offline-access",
+        fixture: "codex",
+        document: fixture!("codex"),
+        content_type: CHATGPT_HEADERS.0,
+        cache_control: CHATGPT_HEADERS.1,
+        redirect: Redirect::EphemeralPort("http://127.0.0.1/callback"),
+        auth: Auth::None,
+        // `codex mcp login --scopes mcp,offline_access` (the form its users document).
         scope: Some("mcp offline_access"),
+        refresh_resource: false,
         needs: Some(SEP_2207_OFFLINE_ACCESS),
     },
     Case {
+        name: "vscode",
         fixture: "vscode",
         document: fixture!("vscode"),
         content_type: "application/json",
@@ -134,9 +163,11 @@ const CLIENTS: &[Case] = &[
         redirect: Redirect::AsRegistered("http://127.0.0.1:33418/"),
         auth: Auth::None,
         scope: Some("mcp"),
+        refresh_resource: true,
         needs: None,
     },
     Case {
+        name: "opencode",
         fixture: "opencode",
         document: fixture!("opencode"),
         content_type: "application/json",
@@ -144,6 +175,7 @@ const CLIENTS: &[Case] = &[
         redirect: Redirect::EphemeralPort("http://127.0.0.1/callback"),
         auth: Auth::None,
         scope: Some("mcp"),
+        refresh_resource: true,
         needs: None,
     },
 ];
@@ -156,11 +188,11 @@ const SEP_2207_OFFLINE_ACCESS: &str = "SEP-2207 offline_access (accept the scope
 /// ChatGPT's published kid; our generated key is served under it.
 const CHATGPT_KID: &str = "cimd-20260428030119";
 
-fn case(fixture: &str) -> &'static Case {
+fn case(name: &str) -> &'static Case {
     CLIENTS
         .iter()
-        .find(|c| c.fixture == fixture)
-        .unwrap_or_else(|| panic!("no case {fixture}"))
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no case {name}"))
 }
 
 /// A free loopback port, as a client's callback listener would get.
@@ -284,13 +316,13 @@ async fn run(c: &'static Case) {
         (Ok(()), None) => {}
         (Ok(()), Some(feature)) => panic!(
             "{}: passes now — drop `needs: {feature:?}` from its case\n  {}",
-            c.fixture,
+            c.name,
             run.log()
         ),
-        (Err(e), None) => panic!("{}: {e}\n  {}", c.fixture, run.log()),
+        (Err(e), None) => panic!("{}: {e}\n  {}", c.name, run.log()),
         (Err(e), Some(feature)) => panic!(
             "{}: fails as expected until the server has {feature}: {e}\n  {}",
-            c.fixture,
+            c.name,
             run.log()
         ),
     }
@@ -375,8 +407,10 @@ async fn flow(
         ("grant_type", "refresh_token".into()),
         ("refresh_token", refresh.clone()),
         ("client_id", client_id.into()),
-        ("resource", resource.clone()),
     ];
+    if c.refresh_resource {
+        form.push(("resource", resource.clone()));
+    }
     add_auth(c.auth, &mut form, &assertion);
     let (status, body) = token(env, &form).await;
     run.step(format!("refresh {status}: {}", redact(&body)));
@@ -462,8 +496,13 @@ async fn chatgpt_mcp_document_private_key_jwt() {
 }
 
 #[tokio::test]
-async fn codex_loopback_on_an_ephemeral_port_with_offline_access() {
+async fn codex_loopback_on_an_ephemeral_port_refresh_without_resource() {
     run(case("codex")).await;
+}
+
+#[tokio::test]
+async fn codex_with_offline_access_in_its_scopes() {
+    run(case("codex-offline-access")).await;
 }
 
 #[tokio::test]
@@ -483,7 +522,10 @@ fn every_fixture_has_a_case_and_matches_its_url_shape() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "json") {
             let stem = path.file_stem().unwrap().to_str().unwrap();
-            let c = case(stem);
+            let c = CLIENTS
+                .iter()
+                .find(|c| c.fixture == stem)
+                .unwrap_or_else(|| panic!("no case for fixture {stem}"));
             assert_eq!(
                 std::fs::read_to_string(&path).unwrap(),
                 c.document,
