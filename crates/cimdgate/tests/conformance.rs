@@ -74,6 +74,11 @@ struct Server {
 }
 
 async fn start_server() -> Server {
+    start_server_with("").await
+}
+
+/// [`start_server`] with more TOML appended to the configuration (another resource).
+async fn start_server_with(extra: &str) -> Server {
     cimdgate_test_support::install_crypto_provider();
     let ca = TestCa::new();
     let doc = Arc::new(Mutex::new(String::new()));
@@ -120,7 +125,7 @@ async fn start_server() -> Server {
         password_hash: &hash,
         ca_file: &dir.path().join("ca.pem"),
         hosts: &["conformance.test"],
-        extra: "",
+        extra,
     }
     .toml();
     let config = dir.path().join("cimdgate.toml");
@@ -363,6 +368,37 @@ const SERVER_SCENARIOS: &[&str] = &[
     "dns-rebinding-protection",
 ];
 
+/// The suite's 2025-11-25 feature scenarios, run through the gateway against
+/// `upstream-server.mjs` (the official TypeScript SDK with the tools, resources and prompts the
+/// scenarios call): content types, tool errors, progress and log notifications, and the
+/// server-to-client requests (sampling, elicitation) that travel back over the SSE response.
+const SERVER_FEATURE_SCENARIOS: &[&str] = &[
+    "tools-list",
+    "tools-call-simple-text",
+    "tools-call-image",
+    "tools-call-audio",
+    "tools-call-embedded-resource",
+    "tools-call-mixed-content",
+    "tools-call-error",
+    "tools-call-with-progress",
+    "tools-call-with-logging",
+    "tools-call-sampling",
+    "tools-call-elicitation",
+    "logging-set-level",
+    "completion-complete",
+    "resources-list",
+    "resources-read-text",
+    "resources-read-binary",
+    "resources-templates-read",
+    "resources-subscribe",
+    "resources-unsubscribe",
+    "prompts-list",
+    "prompts-get-simple",
+    "prompts-get-with-args",
+    "prompts-get-embedded-resource",
+    "prompts-get-with-image",
+];
+
 /// 2026-07-28 (stateless) transport scenarios, run with `--spec-version 2026-07-28`.
 const SERVER_SCENARIOS_2026: &[&str] = &["server-stateless", "http-header-validation", "caching"];
 
@@ -434,10 +470,10 @@ const EXPECTED_SERVER_NON_SUCCESS: &[(&str, &str, &str, &str)] = &[
 
 /// A token for `/mcp` through the real flow: the suite's CIMD client, PKCE, sign-in, consent,
 /// code exchange.
-async fn access_token(server: &Server) -> String {
+async fn access_token(server: &Server, resource_path: &str) -> String {
     let verifier = cimdgate_client::pkce::PkceVerifier::generate().unwrap();
     let redirect = format!("http://127.0.0.1:{}/callback", free_port());
-    let resource = format!("{}/mcp", server.base);
+    let resource = format!("{}{resource_path}", server.base);
     let url = reqwest::Url::parse_with_params(
         &format!("{}/authorize", server.base),
         &[
@@ -578,9 +614,20 @@ fn run_server_scenario(url: &str, scenario: &str, spec: Option<&str>) -> Vec<(St
 
 async fn run_server_scenarios(scenarios: &[&str], spec: Option<&str>, assert: bool) {
     let server = start_server().await;
-    let token = access_token(&server).await;
+    run_server_scenarios_on(&server, "/mcp", scenarios, spec, assert).await;
+}
+
+/// Run `scenarios` against the gateway resource at `resource_path` of `server`.
+async fn run_server_scenarios_on(
+    server: &Server,
+    resource_path: &str,
+    scenarios: &[&str],
+    spec: Option<&str>,
+    assert: bool,
+) {
+    let token = access_token(server, resource_path).await;
     let proxy = start_bearer_proxy(server.base.clone(), token).await;
-    let url = format!("{proxy}/mcp");
+    let url = format!("{proxy}{resource_path}");
     let mut bad = Vec::new();
     let mut summary = String::new();
     for scenario in scenarios {
@@ -621,6 +668,48 @@ async fn run_server_scenarios(scenarios: &[&str], spec: Option<&str>, assert: bo
 #[tokio::test(flavor = "multi_thread")]
 async fn conformance_server_scenarios_through_the_gateway_2025_11_25() {
     run_server_scenarios(SERVER_SCENARIOS, None, true).await;
+}
+
+/// The upstream MCP server process (`upstream-server.mjs`), killed by PID when dropped.
+struct Upstream {
+    proc: Proc,
+    url: String,
+}
+
+fn start_upstream() -> Upstream {
+    let fixture = fixture_dir();
+    cimdgate_test_support::node::npm_ci_once(&fixture, "node_modules/.bin/conformance");
+    let child = Command::new(fixture.join("node_modules/.bin/node"))
+        .arg(fixture.join("upstream-server.mjs"))
+        .current_dir(&fixture)
+        .env_remove("NODE_OPTIONS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start upstream-server.mjs");
+    let mut proc = Proc::new(child);
+    let out = proc.wait_for(30, "the upstream's listening line", |o| {
+        o.contains("listening http://")
+    });
+    let url = out
+        .split_whitespace()
+        .skip_while(|w| *w != "listening")
+        .nth(1)
+        .expect("url after `listening`")
+        .to_owned();
+    Upstream { proc, url }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_server_feature_scenarios_through_the_gateway_with_a_reference_upstream() {
+    let upstream = start_upstream();
+    let extra = format!(
+        "[[resources]]\npath = \"/upstream\"\nupstream = \"{}\"\nscopes = [\"mcp\"]\n",
+        upstream.url
+    );
+    let server = start_server_with(&extra).await;
+    run_server_scenarios_on(&server, "/upstream", SERVER_FEATURE_SCENARIOS, None, true).await;
+    drop(upstream.proc);
 }
 
 /// Needs the stateless MCP transport (2026-07-28: SEP-2567 no sessions, SEP-2575 per-request
