@@ -116,6 +116,18 @@ const CLIENTS: &[Case] = &[
         needs: None,
     },
     Case {
+        name: "chatgpt-2026-09-08",
+        fixture: "chatgpt-2026-09-08",
+        document: fixture!("chatgpt-2026-09-08"),
+        content_type: CHATGPT_HEADERS.0,
+        cache_control: CHATGPT_HEADERS.1,
+        redirect: Redirect::AsRegistered("https://chatgpt.com/connector_platform_oauth_redirect"),
+        auth: Auth::PrivateKeyJwt,
+        scope: Some("mcp"),
+        refresh_resource: true,
+        needs: None,
+    },
+    Case {
         name: "chatgpt-mcp",
         fixture: "chatgpt-mcp",
         document: fixture!("chatgpt-mcp"),
@@ -488,6 +500,11 @@ async fn claude_code_portless_loopback_on_an_ephemeral_port_with_offline_access(
 #[tokio::test]
 async fn chatgpt_private_key_jwt_from_its_plural_auth_methods() {
     run(case("chatgpt")).await;
+}
+
+#[tokio::test]
+async fn chatgpt_later_document_with_the_singular_private_key_jwt_too() {
+    run(case("chatgpt-2026-09-08")).await;
 }
 
 #[tokio::test]
