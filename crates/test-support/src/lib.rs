@@ -175,9 +175,27 @@ pub struct HttpsHost {
 impl HttpsHost {
     /// Starts the server; returns once it is listening.
     pub async fn start(ca: &TestCa, names: &[&str], router: axum::Router) -> HttpsHost {
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        Self::start_on(ca, names, router, listener).await
+    }
+
+    /// Like [`HttpsHost::start`], on a listener the test bound itself: a real client's
+    /// document is served at its real `client_id` (`https://claude.ai/...`, port 443) by
+    /// binding `127.x.y.z:443` with [`bind_loopback_443`] and mapping the name to that address
+    /// with the fetcher's `resolve` hook. The certificate also names the listener's IP.
+    pub async fn start_on(
+        ca: &TestCa,
+        names: &[&str],
+        router: axum::Router,
+        listener: std::net::TcpListener,
+    ) -> HttpsHost {
+        let ip = listener.local_addr().expect("local addr").ip().to_string();
         let mut all: Vec<&str> = names.to_vec();
         if !all.contains(&"127.0.0.1") {
             all.push("127.0.0.1");
+        }
+        if !all.contains(&ip.as_str()) {
+            all.push(ip.as_str());
         }
         let (leaf, key) = ca.issue_der(&all);
         let ca_der = rustls::pki_types::pem::PemObject::from_pem_slice(ca.cert_pem().as_bytes())
@@ -200,7 +218,6 @@ impl HttpsHost {
             counters.clone(),
             count_requests,
         ));
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
         let handle = axum_server::Handle::new();
@@ -227,7 +244,7 @@ impl HttpsHost {
         self.addr.port()
     }
 
-    /// The listening address (always `127.0.0.1:<port>`).
+    /// The listening address (`127.0.0.1:<port>` unless started with [`HttpsHost::start_on`]).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -264,6 +281,38 @@ impl Drop for HttpsHost {
         self.handle.shutdown();
         self.task.abort();
     }
+}
+
+/// Binds port 443 on a fresh loopback address `127.x.y.z` (the whole `127.0.0.0/8` reaches
+/// the loopback interface on Linux), so a test can serve a document at a real client's
+/// portless `https://` URL without clashing with other tests or other runs: `x.y.z` is random
+/// and an address in use is skipped. Port 443 needs root or `CAP_NET_BIND_SERVICE` (or
+/// `sysctl net.ipv4.ip_unprivileged_port_start=443`); the panic message says so.
+pub fn bind_loopback_443() -> std::net::TcpListener {
+    use std::io::ErrorKind;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id().rotate_left(16);
+    for attempt in 0..64u32 {
+        let n = seed
+            .wrapping_mul(2_654_435_761)
+            .wrapping_add(attempt.wrapping_mul(40_503));
+        let [_, b, c, d] = n.to_be_bytes();
+        // Keep clear of 127.0.0.x (other fixtures) and of .0/.255.
+        let ip = Ipv4Addr::new(127, b.max(1), c, d.clamp(1, 254));
+        match std::net::TcpListener::bind((ip, 443)) {
+            Ok(l) => return l,
+            Err(e) if e.kind() == ErrorKind::AddrInUse => continue,
+            Err(e) => panic!(
+                "cannot bind {ip}:443 to serve a client document at its real https URL: {e} \
+                 (run as root, grant CAP_NET_BIND_SERVICE, or set \
+                 net.ipv4.ip_unprivileged_port_start=443)"
+            ),
+        }
+    }
+    panic!("no free 127.x.y.z:443 after 64 attempts");
 }
 
 /// A tiny authoritative UDP DNS server on `127.0.0.1:<random port>`.

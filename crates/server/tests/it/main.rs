@@ -38,6 +38,7 @@ mod interop_rmcp;
 mod interop_ts;
 mod mcp_2026;
 mod multi_instance;
+mod real_clients;
 mod trusted_issuers;
 // Operations: the admin listener, the admin console and the metrics.
 mod admin_console;
