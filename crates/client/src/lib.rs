@@ -37,13 +37,15 @@ pub mod form;
 pub mod login;
 pub mod mcp;
 pub mod pkce;
+pub mod scope;
 pub mod store;
 
 pub use callback::{CallbackParams, CallbackServer};
 pub use challenge::BearerChallenge;
 pub use discovery::{AuthorizationServerMetadata, Discovery, ProtectedResourceMetadata};
 pub use flow::{AuthorizationRequest, TokenSet};
-pub use login::{LoginOptions, login, valid_access_token};
+pub use login::{LoginOptions, login, step_up_scope, valid_access_token};
+pub use mcp::McpSession;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use store::{StoredLogin, TokenStore};
 
@@ -77,6 +79,16 @@ pub enum ClientError {
         error: String,
         /// `error_description`, if any.
         description: Option<String>,
+    },
+    /// The resource refused the token for lack of scope (403 with `Bearer
+    /// error="insufficient_scope"`, RFC 6750 §3.1; MCP "Scope Challenge Handling"). Log in
+    /// again asking for [`login::step_up_scope`] of the stored scope and the challenge's.
+    #[error("{step}: the server needs more scope{}", .challenge.scope.as_deref().map(|s| format!(" ({s:?}); log in again with --scope {s:?} (it is added to the scope you have)")).unwrap_or_default())]
+    InsufficientScope {
+        /// The step.
+        step: &'static str,
+        /// The 403's `Bearer` challenge.
+        challenge: BearerChallenge,
     },
     /// No login is stored for this MCP server (and none could be made).
     #[error("no stored login for {0}; run `cimdgate login {0} --client-id URL` first")]
