@@ -130,10 +130,13 @@ mod tests {
         }
     }
 
+    /// `(method, params, expected headers after MCP-Protocol-Version)`.
+    type HeaderCase = (&'static str, Value, &'static [(&'static str, &'static str)]);
+
     #[test]
     fn standard_headers_mirror_the_body_table() {
         let v = "2026-07-28";
-        let cases: &[(&str, Value, &[(&str, &str)])] = &[
+        let cases: &[HeaderCase] = &[
             (
                 "tools/call",
                 json!({"name": "echo", "arguments": {}}),

@@ -417,7 +417,7 @@ pub fn classify_discover(status: u16, body: &str, id: u64) -> Result<DiscoverOut
             "the server refused the token ({status}): {body:.300}"
         )),
         404 | 405 => legacy("server/discover is not served (404/405)"),
-        400..=499 => legacy("server/discover refused with an unrecognised 4xx"),
+        402 | 406..=499 => legacy("server/discover refused with an unrecognised 4xx"),
         _ => Err(format!("server/discover answered {status}: {body:.300}")),
     }
 }
