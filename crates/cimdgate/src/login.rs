@@ -21,7 +21,8 @@ use crate::{EXIT_INVALID, EXIT_USAGE_OR_FETCH, EXIT_VALID};
     after_help = "Discovery starts from the MCP server's 401 (RFC 9728), then the \
 authorization server's metadata (RFC 8414). With --client-id and a server that supports Client \
 ID Metadata Documents, the URL is the client_id; otherwise the client registers itself (RFC \
-7591). The document must list the redirect URI http://127.0.0.1/callback (any port matches).\n\n\
+7591). The document must list the redirect URI http://127.0.0.1/callback (any port matches). \
+offline_access is requested only when the authorization server lists it in scopes_supported.\n\n\
 Tokens are stored in $XDG_CONFIG_HOME/cimdgate/tokens.json (or ~/.config/cimdgate/tokens.json), \
 mode 0600.\n\nExamples:\n  cimdgate login http://127.0.0.1:8080/mcp --client-id \
 https://app.example.com/client.json\n  TOKEN=$(cimdgate login http://127.0.0.1:8080/mcp \
@@ -40,7 +41,9 @@ pub struct LoginArgs {
     /// Do not open a browser; only print the URL to open.
     #[arg(long)]
     no_browser: bool,
-    /// Scope to request (default: what the server's challenge or metadata asks for).
+    /// Scope to request (default: what the server's challenge or metadata asks for). With a
+    /// login already stored for the server, it is added to the stored scope (step-up after a
+    /// 403 insufficient_scope, SEP-2350).
     #[arg(long, value_name = "SCOPE")]
     scope: Option<String>,
     /// Token file (default: the user's config folder).

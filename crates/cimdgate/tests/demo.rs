@@ -1,5 +1,6 @@
 //! `cimdgate demo` (docs/architecture.md, *Command line*): the whole CIMD login and tool call in
-//! one process, run as the real binary. CI runs this: it must exit 0 and print every step.
+//! one process, run as the real binary. CI runs this: it must exit 0 and print every step,
+//! including which MCP protocol revision the dual-era client settled on.
 
 mod support;
 
@@ -18,7 +19,7 @@ const STEPS: &[&str] = &[
     "consent",
     "loopback callback",
     "token",
-    "mcp initialize",
+    "mcp connect (server/discover)",
     "tools/call echo",
     "tools/call whoami",
     "refresh",
@@ -49,6 +50,17 @@ fn demo_walks_every_step_and_exits_zero() {
     assert!(!out.contains('✗'), "{out}");
     assert!(out.contains("demo passed: 14 steps"), "{out}");
     assert!(out.contains(" ms "), "timings printed: {out}");
+    // The tool calls name the protocol the dual-era session chose: 2026-07-28 stateless
+    // against a modern demo server, else the 2025-11-25 initialize session (the fallback).
+    let protocol = ["2026-07-28 stateless", "2025-11-25 session"]
+        .into_iter()
+        .find(|p| out.contains(&format!("tools/call echo ({p})")))
+        .unwrap_or_else(|| panic!("no protocol named on the tools/call step:\n{out}"));
+    assert!(
+        out.contains(&format!("tools/call whoami ({protocol})")),
+        "{out}"
+    );
+    eprintln!("demo used {protocol}");
     assert!(
         out.contains("\"hello from cimdgate demo\" → \"hello from cimdgate demo\""),
         "{out}"

@@ -1,8 +1,9 @@
 //! `cimdgate login` end to end (docs/architecture.md, *Command line*): the binary discovers a
 //! running gateway, logs in as a CIMD client through a loopback callback (the test plays the
 //! browser with a cookie-keeping form driver and follows the final redirect), stores tokens in a
-//! 0600 file, prints a token that works at `/mcp`, and refreshes an expired one. A second test
-//! covers the DCR fallback.
+//! 0600 file, prints a token that works at `/mcp` (through the dual-era `McpSession`), and
+//! refreshes an expired one. A second test covers the DCR fallback, a third the SEP-2350 scope
+//! union when a login is stored for the same resource.
 
 mod support;
 
@@ -153,7 +154,7 @@ fn print_token(env: &Env, store: &std::path::Path) -> String {
 
 async fn token_works(env: &Env, token: &str) {
     let http = cimdgate_client::http_client().unwrap();
-    let mut s = McpSession::initialize(&http, &format!("{}/mcp", env.base), token)
+    let mut s = McpSession::connect(&http, &format!("{}/mcp", env.base), token)
         .await
         .unwrap();
     let r = s
@@ -225,5 +226,60 @@ async fn login_falls_back_to_dcr_when_cimd_is_not_supported() {
         "a registered client_id, not the URL"
     );
     token_works(&env, &print_token(&env, &store)).await;
+    env.server.shutdown().await;
+}
+
+/// The scope parameter of the authorization URL `cimdgate login` prints.
+fn requested_scope(out: &str) -> Option<String> {
+    let line = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("http") && l.contains("/authorize?"))?;
+    url::Url::parse(line)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == "scope")
+        .map(|(_, v)| v.into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_again_for_the_same_resource_requests_the_scope_union() {
+    let env = start(true).await;
+    let store = env.dir.path().join("tokens.json");
+    let mcp = format!("{}/mcp", env.base);
+    // A stored login for this resource, granted `mcp:old` (as after an earlier step-up).
+    let file = serde_json::json!({"version": 1, "logins": {&mcp: {
+        "mcp_url": &mcp, "resource": &mcp, "issuer": &env.base,
+        "token_endpoint": format!("{}/token", env.base), "client_id": &env.client_id,
+        "scope": "mcp:old", "access_token": "x", "expires_at": 1,
+    }}});
+    std::fs::write(&store, serde_json::to_vec(&file).unwrap()).unwrap();
+    // `--scope` carries the 403 challenge's scope: both are asked for, stored scope first.
+    let mut p = Proc::new(
+        login_cmd(
+            &env,
+            &store,
+            &[
+                "--no-browser",
+                "--client-id",
+                &env.client_id,
+                "--scope",
+                "mcp",
+            ],
+        )
+        .spawn()
+        .unwrap(),
+    );
+    let out = tokio::task::block_in_place(|| {
+        p.wait_for(60, "the authorization URL", |o| o.contains("/authorize?"))
+    });
+    assert_eq!(
+        requested_scope(&out).as_deref(),
+        Some("mcp:old mcp"),
+        "{out}"
+    );
+    p.terminate();
+    // The server does not list offline_access in scopes_supported, so it is never added.
+    assert!(!out.contains("offline_access"), "{out}");
     env.server.shutdown().await;
 }

@@ -7,8 +7,9 @@
 //! 2. Fetch the PRM; its `resource` must be the MCP URL (RFC 9728 §3.3) and it must name an
 //!    authorization server.
 //! 3. Fetch the authorization server's metadata from [`authorization_server_metadata_urls`]
-//!    (RFC 8414 §3.1 path insertion, then OpenID Connect Discovery); its `issuer` must equal
-//!    the identifier it was found under (RFC 8414 §3.3) and it must offer PKCE S256.
+//!    (RFC 8414 §3.1 path insertion, then OpenID Connect Discovery); its `issuer` must be
+//!    identical to the identifier it was found under (RFC 8414 §3.3, a plain string compare)
+//!    and it must offer PKCE S256.
 
 use serde::Deserialize;
 use url::Url;
@@ -239,31 +240,45 @@ pub async fn fetch_as_metadata(
     for url in authorization_server_metadata_urls(&issuer_url) {
         match get_json::<AuthorizationServerMetadata>(http, STEP, &url).await {
             Ok(m) => {
-                if !same_identifier(&m.issuer, issuer) {
-                    return Err(ClientError::protocol(
-                        STEP,
-                        format!(
-                            "{url} names issuer {:?}, not {issuer:?} (RFC 8414 §3.3)",
-                            m.issuer
-                        ),
-                    ));
-                }
-                if !m
-                    .code_challenge_methods_supported
-                    .iter()
-                    .any(|x| x == "S256")
-                {
-                    return Err(ClientError::protocol(
-                        STEP,
-                        "the server does not advertise PKCE S256 (code_challenge_methods_supported)",
-                    ));
-                }
+                check_as_metadata(&url, issuer, &m)?;
                 return Ok((url, m));
             }
             Err(e) => last = Some(e),
         }
     }
     Err(last.unwrap_or_else(|| ClientError::protocol(STEP, "no metadata URL to try")))
+}
+
+/// The checks on authorization server metadata fetched for `issuer` from `url`: `issuer`
+/// identical to the one the URL was built from (RFC 8414 §3.3; MCP "Authorization Server
+/// Metadata Discovery": a plain string compare — no trailing-slash, case, default-port or
+/// percent-encoding normalisation), and PKCE S256 offered.
+pub fn check_as_metadata(
+    url: &Url,
+    issuer: &str,
+    m: &AuthorizationServerMetadata,
+) -> Result<(), ClientError> {
+    const STEP: &str = "discovery (authorization server metadata)";
+    if m.issuer != issuer {
+        return Err(ClientError::protocol(
+            STEP,
+            format!(
+                "{url} names issuer {:?}, not {issuer:?} (RFC 8414 §3.3)",
+                m.issuer
+            ),
+        ));
+    }
+    if !m
+        .code_challenge_methods_supported
+        .iter()
+        .any(|x| x == "S256")
+    {
+        return Err(ClientError::protocol(
+            STEP,
+            "the server does not advertise PKCE S256 (code_challenge_methods_supported)",
+        ));
+    }
+    Ok(())
 }
 
 /// Steps 1–3.
@@ -373,6 +388,36 @@ mod tests {
         assert!(same_identifier("https://a.example", "https://a.example/"));
         assert!(same_identifier("http://h/mcp", "http://h/mcp"));
         assert!(!same_identifier("http://h/mcp", "http://h/mcp2"));
+    }
+
+    #[test]
+    fn as_metadata_issuer_must_be_identical_table() {
+        let url = Url::parse("https://as.example/.well-known/oauth-authorization-server").unwrap();
+        let cases: &[(&str, &str, bool)] = &[
+            ("https://as.example", "https://as.example", true),
+            (
+                "https://as.example/tenant",
+                "https://as.example/tenant",
+                true,
+            ),
+            // Normalisation traps: each is a different issuer.
+            ("https://as.example", "https://as.example/", false),
+            ("https://as.example/", "https://as.example", false),
+            ("https://as.example", "https://AS.example", false),
+            ("https://as.example", "HTTPS://as.example", false),
+            ("https://as.example", "https://as.example:443", false),
+            ("https://as.example/t%41", "https://as.example/tA", false),
+            ("https://as.example", "https://evil.example", false),
+        ];
+        for (issuer, advertised, ok) in cases {
+            let m: AuthorizationServerMetadata = serde_json::from_value(serde_json::json!({
+                "issuer": advertised, "authorization_endpoint": "a", "token_endpoint": "t",
+                "code_challenge_methods_supported": ["S256"],
+            }))
+            .unwrap();
+            let got = check_as_metadata(&url, issuer, &m);
+            assert_eq!(got.is_ok(), *ok, "{issuer} vs {advertised}: {got:?}");
+        }
     }
 
     #[test]

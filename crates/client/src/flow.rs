@@ -2,11 +2,25 @@
 //!
 //! - [`choose_client`]: which client_id to use — the Client ID Metadata Document URL when the
 //!   server says `client_id_metadata_document_supported: true`, else Dynamic Client
-//!   Registration ([`register`], RFC 7591 with `token_endpoint_auth_method: none`).
+//!   Registration ([`register`], RFC 7591 with `token_endpoint_auth_method: none`,
+//!   `grant_types` `authorization_code` + `refresh_token` (SEP-2207) and the
+//!   `application_type` MCP 2026-07-28 requires ([`application_type`], SEP-837)).
 //! - [`AuthorizationRequest`]: the `/authorize` URL with `state`, S256 `code_challenge` and
 //!   `resource` (RFC 8707 §2.1); [`AuthorizationRequest::check_callback`] checks `state` and
-//!   `iss` (RFC 9207 §2.4) before the code is used; [`AuthorizationRequest::exchange`]
-//!   redeems it.
+//!   `iss` before the code is used; [`AuthorizationRequest::exchange`] redeems it.
+//!
+//! The `iss` rule (RFC 9207 §2.4 as tabled by MCP 2026-07-28, SEP-2468), with the metadata's
+//! `authorization_response_iss_parameter_supported`:
+//!
+//! | advertised | `iss` in the response | action |
+//! |---|---|---|
+//! | true | present | compare with the issuer, exact string equality |
+//! | true | absent | reject |
+//! | false / absent | present | compare with the issuer, exact string equality |
+//! | false / absent | absent | proceed |
+//!
+//! No normalisation (case, default port, trailing slash, percent-encoding); on a mismatch the
+//! response's `error` fields are not acted on either.
 //! - [`refresh`]: the refresh-token grant (OAuth 2.1 §4.3), with the same `resource`.
 
 use secrecy::SecretString;
@@ -52,6 +66,26 @@ pub fn choose_client(
     }
 }
 
+/// SEP-837: `native` for a redirect to the loopback interface (`http://127.0.0.1`,
+/// `http://[::1]`, `http://localhost`) or to a private-use URI scheme (RFC 8252 §7), else
+/// `web`. Omitting it would mean `web` under OpenID Connect Registration, which forbids
+/// loopback redirects.
+pub fn application_type(redirect_uri: &str) -> &'static str {
+    let Ok(u) = Url::parse(redirect_uri) else {
+        return "web";
+    };
+    let loopback = matches!(
+        u.host(),
+        Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+    ) || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+        || u.host_str() == Some("localhost");
+    match u.scheme() {
+        "http" if loopback => "native",
+        "http" | "https" => "web",
+        _ => "native",
+    }
+}
+
 /// RFC 7591 registration of a public client; returns the issued `client_id`.
 pub async fn register(
     http: &reqwest::Client,
@@ -67,6 +101,7 @@ pub async fn register(
         "token_endpoint_auth_method": "none",
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
+        "application_type": application_type(redirect_uri),
     });
     if let Some(s) = scope {
         body["scope"] = json!(s);
@@ -412,6 +447,48 @@ mod tests {
                 Err("mix-up"),
             ),
             (
+                false,
+                params(Some("c"), Some("s1"), Some("http://i")),
+                Ok("c"),
+            ),
+            (
+                true,
+                params(Some("c"), Some("s1"), Some("http://evil")),
+                Err("mix-up"),
+            ),
+            // No normalisation: each of these is a different issuer (SEP-2468).
+            (
+                true,
+                params(Some("c"), Some("s1"), Some("http://i/")),
+                Err("mix-up"),
+            ),
+            (
+                true,
+                params(Some("c"), Some("s1"), Some("HTTP://I")),
+                Err("mix-up"),
+            ),
+            (
+                true,
+                params(Some("c"), Some("s1"), Some("http://I")),
+                Err("mix-up"),
+            ),
+            (
+                true,
+                params(Some("c"), Some("s1"), Some("http://i:80")),
+                Err("mix-up"),
+            ),
+            (
+                false,
+                params(Some("c"), Some("s1"), Some("http://%69")),
+                Err("mix-up"),
+            ),
+            (
+                true,
+                params(Some("c"), Some("s1"), Some(" http://i")),
+                Err("mix-up"),
+            ),
+            (true, params(Some("c"), Some("s1"), Some("")), Err("mix-up")),
+            (
                 true,
                 params(Some("c"), Some("s2"), Some("http://i")),
                 Err("state"),
@@ -435,6 +512,75 @@ mod tests {
                 (g, w) => panic!("{p:?}: got {g:?}, want {w:?}"),
             }
         }
+    }
+
+    #[test]
+    fn iss_mismatch_hides_the_error_response() {
+        let mut p = params(None, Some("s1"), Some("http://evil"));
+        p.error = Some("access_denied".into());
+        let e = request(false).check_callback(&p).unwrap_err();
+        assert!(e.to_string().contains("mix-up"), "{e}");
+        assert!(!e.to_string().contains("access_denied"), "{e}");
+        // Advertised but absent: rejected before the error is looked at.
+        let mut p = params(None, Some("s1"), None);
+        p.error = Some("access_denied".into());
+        let e = request(true).check_callback(&p).unwrap_err();
+        assert!(e.to_string().contains("iss is missing"), "{e}");
+    }
+
+    #[test]
+    fn dcr_application_type_follows_the_redirect_uri_table() {
+        let cases = [
+            ("http://127.0.0.1/callback", "native"),
+            ("http://127.0.0.1:53124/callback", "native"),
+            ("http://[::1]:8080/cb", "native"),
+            ("http://localhost/callback", "native"),
+            ("com.example.app:/oauth", "native"),
+            ("https://app.example/callback", "web"),
+            ("https://127.0.0.1/callback", "web"),
+            ("http://app.example/callback", "web"),
+            ("not a url", "web"),
+        ];
+        for (uri, want) in cases {
+            assert_eq!(application_type(uri), want, "{uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn dcr_sends_grant_types_and_application_type() {
+        use axum::{Json, Router, routing::post};
+        let (tx, rx) = tokio::sync::oneshot::channel::<serde_json::Value>();
+        let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+        let app = Router::new().route(
+            "/register",
+            post(move |Json(body): Json<serde_json::Value>| async move {
+                if let Some(tx) = tx.lock().unwrap().take() {
+                    let _ = tx.send(body);
+                }
+                Json(json!({"client_id": "dcr-1"}))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let id = register(
+            &reqwest::Client::new(),
+            &format!("http://{addr}/register"),
+            "t",
+            "http://127.0.0.1/callback",
+            Some("mcp"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(id, "dcr-1");
+        let body = rx.await.unwrap();
+        assert_eq!(
+            body["grant_types"],
+            json!(["authorization_code", "refresh_token"])
+        );
+        assert_eq!(body["application_type"], "native");
+        assert_eq!(body["token_endpoint_auth_method"], "none");
+        assert_eq!(body["scope"], "mcp");
     }
 
     #[test]

@@ -1,23 +1,30 @@
 //! # cimdgate-client — the client side of MCP authorization
 //!
 //! What an MCP client does before its first tool call against a protected server (MCP
-//! 2025-11-25 "Authorization"), as small pieces a CLI, a demo or a test can compose:
+//! 2026-07-28 "Authorization", still compatible with 2025-11-25 servers), as small pieces a
+//! CLI, a demo or a test can compose. It works against any compliant server: it depends on
+//! none of cimdgate's server crates.
 //!
 //! - [`challenge`]: parse the 401's `WWW-Authenticate: Bearer resource_metadata="…"` (RFC 6750
 //!   §3, RFC 9728 §5.1);
 //! - [`discovery`]: fetch the Protected Resource Metadata (RFC 9728 §3) and the authorization
-//!   server's metadata (RFC 8414 §3, path-aware, with the OpenID Connect Discovery fallback);
+//!   server's metadata (RFC 8414 §3, path-aware, with the OpenID Connect Discovery fallback;
+//!   its `issuer` must be identical to the one the URL was built from, §3.3);
 //! - [`flow`]: choose the client identity (a Client ID Metadata Document URL when the server
 //!   advertises `client_id_metadata_document_supported`, else Dynamic Client Registration,
-//!   RFC 7591), build the authorization request (PKCE S256 per RFC 7636, `state`, `resource`
-//!   per RFC 8707), check the callback (`state`, `iss` per RFC 9207), exchange the code and
-//!   refresh tokens;
+//!   RFC 7591, with `application_type` per SEP-837), build the authorization request (PKCE S256
+//!   per RFC 7636, `state`, `resource` per RFC 8707), check the callback (`state`, then `iss`
+//!   per RFC 9207 and the MCP 2026-07-28 table), exchange the code and refresh tokens;
+//! - [`scope`]: which scope to ask for — the challenge's, the union with the stored scope on
+//!   step-up (SEP-2350), `offline_access` only when the AS lists it (SEP-2207);
 //! - [`callback`]: the loopback redirect listener on an ephemeral port (RFC 8252 §7.3);
 //! - [`store`]: the token file (`tokens.json`, mode 0600);
 //! - [`mod@login`]: the whole interactive login, and "give me a valid token" for scripts;
 //! - [`form`]: a browser stand-in that fills cimdgate's login and consent forms (demos, tests);
-//! - [`mcp`]: the few MCP Streamable HTTP calls a smoke test needs (`initialize`,
-//!   `tools/call`).
+//! - [`mcp`]: the few MCP Streamable HTTP calls a smoke test needs, dual-era: a
+//!   `server/discover` probe, then 2026-07-28 stateless requests (per-request `_meta`,
+//!   `Mcp-Method`/`Mcp-Name` headers) or, with a legacy server, the 2025-11-25 `initialize`
+//!   session.
 //!
 //! Non-goals: a general MCP client (use rmcp), confidential clients (`private_key_jwt`), token
 //! storage in an OS keychain.
@@ -37,13 +44,15 @@ pub mod form;
 pub mod login;
 pub mod mcp;
 pub mod pkce;
+pub mod scope;
 pub mod store;
 
 pub use callback::{CallbackParams, CallbackServer};
 pub use challenge::BearerChallenge;
 pub use discovery::{AuthorizationServerMetadata, Discovery, ProtectedResourceMetadata};
 pub use flow::{AuthorizationRequest, TokenSet};
-pub use login::{LoginOptions, login, valid_access_token};
+pub use login::{LoginOptions, login, step_up_scope, valid_access_token};
+pub use mcp::McpSession;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use store::{StoredLogin, TokenStore};
 
@@ -77,6 +86,16 @@ pub enum ClientError {
         error: String,
         /// `error_description`, if any.
         description: Option<String>,
+    },
+    /// The resource refused the token for lack of scope (403 with `Bearer
+    /// error="insufficient_scope"`, RFC 6750 §3.1; MCP "Scope Challenge Handling"). Log in
+    /// again asking for [`login::step_up_scope`] of the stored scope and the challenge's.
+    #[error("{step}: the server needs more scope{}", .challenge.scope.as_deref().map(|s| format!(" ({s:?}); log in again with --scope {s:?} (it is added to the scope you have)")).unwrap_or_default())]
+    InsufficientScope {
+        /// The step.
+        step: &'static str,
+        /// The 403's `Bearer` challenge.
+        challenge: BearerChallenge,
     },
     /// No login is stored for this MCP server (and none could be made).
     #[error("no stored login for {0}; run `cimdgate login {0} --client-id URL` first")]

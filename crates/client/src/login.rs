@@ -1,5 +1,11 @@
 //! The whole interactive login ([`login`]) and "a valid token, refreshed if needed" for
 //! scripts ([`valid_access_token`]).
+//!
+//! A login for a server that already has one stored for the same resource is a step-up
+//! (MCP 2026-07-28 "Scope Challenge Handling", SEP-2350): the scope requested is the union of
+//! the stored scope and the new one ([`step_up_scope`]), so a 403 `insufficient_scope` for one
+//! tool never costs the scope another tool needed. `offline_access` is added only when the
+//! authorization server lists it ([`crate::scope::with_offline_access`]).
 
 use secrecy::ExposeSecret;
 use std::process::{Command, Stdio};
@@ -11,6 +17,8 @@ use crate::ClientError;
 use crate::callback::{CallbackServer, DOCUMENT_REDIRECT_URI};
 use crate::discovery::discover;
 use crate::flow::{AuthorizationRequest, ClientChoice, choose_client, refresh, register};
+use crate::scope::login_scope;
+pub use crate::scope::step_up_scope;
 use crate::store::{StoredLogin, TokenStore};
 
 /// How long a login waits for the browser to come back by default.
@@ -23,7 +31,8 @@ pub struct LoginOptions {
     pub mcp_url: Url,
     /// The client's metadata document URL (used when the server supports CIMD).
     pub client_id: Option<String>,
-    /// Scope to request (default: the challenge's, else the PRM's `scopes_supported`).
+    /// Scope to request (default: the challenge's, else the PRM's `scopes_supported`). After a
+    /// 403 `insufficient_scope`, the challenge's `scope`: it is added to the stored login's.
     pub scope: Option<String>,
     /// Try to open the system browser.
     pub open_browser: bool,
@@ -58,7 +67,12 @@ pub async fn login(
 ) -> Result<StoredLogin, ClientError> {
     let discovery = discover(http, &opts.mcp_url).await?;
     let callback = CallbackServer::bind().await?;
-    let scope = opts.scope.clone().or_else(|| discovery.default_scope());
+    // SEP-2350: a stored login for the same resource contributes its scope.
+    let previous = store
+        .load(opts.mcp_url.as_str())?
+        .filter(|l| l.resource == discovery.prm.resource)
+        .and_then(|l| l.scope);
+    let scope = login_scope(&discovery, opts.scope.as_deref(), previous.as_deref());
     let client_id = match choose_client(&discovery.metadata, opts.client_id.as_deref())? {
         ClientChoice::Cimd(url) => url,
         ClientChoice::Register(endpoint) => {

@@ -6,13 +6,17 @@
 //! freshly generated Client ID Metadata Document under a throw-away CA ([`https`]), and a
 //! scripted client built from `cimdgate-client`'s pieces — the same discovery, PKCE,
 //! loopback-callback and token code `cimdgate login` uses, with [`FormDriver`] filling the
-//! login and consent forms instead of a person in a browser.
+//! login and consent forms instead of a person in a browser. Its MCP calls go through the
+//! dual-era [`McpSession`]: a `server/discover` probe, then 2026-07-28 stateless requests
+//! when the server speaks that revision, else a 2025-11-25 `initialize` session; the tool-call
+//! steps name the one used.
 //!
 //! The fetch dev hooks (`dev_allow_loopback`, an extra CA, `resolve`) are switched on only in
 //! this demo's own configuration, so the server can fetch the document from 127.0.0.1.
 
 mod https;
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -22,7 +26,8 @@ use cimdgate_client::callback::{CallbackServer, DOCUMENT_REDIRECT_URI};
 use cimdgate_client::discovery::{fetch_as_metadata, fetch_prm, probe};
 use cimdgate_client::flow::{AuthorizationRequest, ClientChoice, choose_client, refresh};
 use cimdgate_client::form::{FormDriver, Step};
-use cimdgate_client::mcp::McpSession;
+use cimdgate_client::mcp::{Era, McpSession};
+use cimdgate_client::scope::login_scope;
 use cimdgate_client::{Discovery, ExposeSecret, TokenSet};
 use cimdgate_server::Config;
 use cimdgate_server::config::LocalUser;
@@ -48,25 +53,26 @@ struct Steps {
 }
 
 /// The step that failed (already printed).
-struct Failed(&'static str);
+struct Failed(Cow<'static, str>);
 
 impl Steps {
     async fn run<T>(
         &mut self,
-        name: &'static str,
+        name: impl Into<Cow<'static, str>>,
         step: impl Future<Output = Result<(T, String), String>>,
     ) -> Result<T, Failed> {
+        let name = name.into();
         self.n += 1;
         let t = Instant::now();
         let result = step.await;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok((value, detail)) => {
-                println!("  ✓ {:>2}. {name:<26} {ms:>8.1} ms   {detail}", self.n);
+                println!("  ✓ {:>2}. {name:<42} {ms:>8.1} ms   {detail}", self.n);
                 Ok(value)
             }
             Err(e) => {
-                println!("  ✗ {:>2}. {name:<26} {ms:>8.1} ms   {e}", self.n);
+                println!("  ✗ {:>2}. {name:<42} {ms:>8.1} ms   {e}", self.n);
                 Err(Failed(name))
             }
         }
@@ -112,7 +118,7 @@ struct Running {
 
 async fn walk(steps: &mut Steps) -> Result<(), Failed> {
     let env = steps.run("start", start()).await?;
-    let http = cimdgate_client::http_client().map_err(|_| Failed("http client"))?;
+    let http = cimdgate_client::http_client().map_err(|_| Failed("http client".into()))?;
     let mcp_url = env.mcp_url.clone();
 
     let challenge = steps
@@ -160,17 +166,19 @@ async fn walk(steps: &mut Steps) -> Result<(), Failed> {
         })
         .await?;
 
-    let driver = FormDriver::new().map_err(|_| Failed("form driver"))?;
+    let driver = FormDriver::new().map_err(|_| Failed("form driver".into()))?;
     let callback = CallbackServer::bind()
         .await
-        .map_err(|_| Failed("loopback callback"))?;
+        .map_err(|_| Failed("loopback callback".into()))?;
+    // The challenge's scope; offline_access only if the AS lists it (SEP-2207).
+    let scope = login_scope(&discovery, None, None);
     let request = AuthorizationRequest::new(
         &discovery,
         &env.client_id,
         &callback.redirect_uri(),
-        discovery.default_scope().as_deref(),
+        scope.as_deref(),
     )
-    .map_err(|_| Failed("authorization request"))?;
+    .map_err(|_| Failed("authorization request".into()))?;
     let login_form = steps
         .run("/authorize (CIMD fetch)", async {
             match driver
@@ -242,25 +250,29 @@ async fn walk(steps: &mut Steps) -> Result<(), Failed> {
         .await?;
 
     let mut session = steps
-        .run("mcp initialize", async {
-            let s = McpSession::initialize(
-                &http,
-                mcp_url.as_str(),
-                tokens.access_token.expose_secret(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+        .run("mcp connect (server/discover)", async {
+            let s =
+                McpSession::connect(&http, mcp_url.as_str(), tokens.access_token.expose_secret())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            let how = match s.era() {
+                Era::Modern => "lists 2026-07-28 → stateless requests",
+                Era::Legacy => "not a 2026-07-28 server → initialize",
+            };
             let d = format!(
-                "protocol {}, server {}",
-                s.server_info["protocolVersion"].as_str().unwrap_or("?"),
-                s.server_info["serverInfo"]["name"].as_str().unwrap_or("?")
+                "{how}: protocol {}, server {}",
+                s.describe(),
+                s.server_name().unwrap_or("?")
             );
             Ok((s, d))
         })
         .await?;
-    steps.run("tools/call echo", echo(&mut session)).await?;
+    let protocol = session.describe();
     steps
-        .run("tools/call whoami", async {
+        .run(format!("tools/call echo ({protocol})"), echo(&mut session))
+        .await?;
+    steps
+        .run(format!("tools/call whoami ({protocol})"), async {
             let r = session
                 .call_tool("whoami", json!({}))
                 .await
@@ -308,7 +320,7 @@ async fn walk(steps: &mut Steps) -> Result<(), Failed> {
         .await?;
     steps
         .run("echo with refreshed token", async {
-            let mut s = McpSession::initialize(
+            let mut s = McpSession::connect(
                 &http,
                 mcp_url.as_str(),
                 refreshed.access_token.expose_secret(),
@@ -473,7 +485,7 @@ mod tests {
         let failed = steps
             .run::<()>("second", async { Err("broken".into()) })
             .await;
-        assert!(matches!(failed, Err(Failed("second"))));
+        assert!(matches!(failed, Err(Failed(n)) if n == "second"));
         assert_eq!(steps.n, 2);
     }
 
