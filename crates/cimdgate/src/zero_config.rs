@@ -52,6 +52,7 @@ pub fn default_resource() -> ResourceConfig {
         forward_upstream_token: false,
         required_scopes: None,
         operation_scopes: Vec::new(),
+        allowed_origins: Vec::new(),
     }
 }
 

@@ -160,10 +160,8 @@ const SERVER_FEATURE_SCENARIOS: &[&str] = &[
     // SEP-1699: the upstream closes the SSE stream mid-call; the client resumes with GET and
     // Last-Event-ID through the gateway and must get the tool's result.
     "server-sse-polling",
-    // Not `dns-rebinding-protection`: with this upstream it fails (an `Origin:
-    // http://evil.example.com` request gets 200) because the gateway does not validate
-    // `Origin`/`Host` itself; the demo upstream's pass comes from rmcp's own Host check. The
-    // scenario is for unauthenticated localhost servers; see docs/interop.md.
+    // The gateway refuses a foreign `Origin` itself (403), whatever the upstream checks.
+    "dns-rebinding-protection",
     "tools-list",
     "json-schema-2020-12",
     "elicitation-sep1034-defaults",

@@ -91,6 +91,9 @@ pub struct ResourceSpec {
     /// Scopes particular MCP operations need on top of `required_scopes`
     /// (docs/architecture.md, *Gateway*, "Per-operation scopes").
     pub operations: crate::operations::OperationRules,
+    /// Browser origins allowed to call the resource besides the gateway's own (`Origin`
+    /// header; `*` = any). Requests without `Origin` (non-browser clients) are not affected.
+    pub allowed_origins: Vec<String>,
 }
 
 impl ResourceSpec {
@@ -104,6 +107,7 @@ impl ResourceSpec {
             scopes,
             forward_upstream_token: false,
             operations: Default::default(),
+            allowed_origins: Vec::new(),
         }
     }
 }

@@ -69,7 +69,14 @@ impl DemoServer {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for DemoServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        // Prompts are declared (there are none) because rmcp answers prompts/list anyway, and a
+        // 2026-07-28 server must declare in server/discover every method it serves.
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .build(),
+        )
     }
 }
 

@@ -67,6 +67,14 @@ pub struct ProtectedResource {
     pub required_scopes: Vec<String>,
     /// Scopes particular MCP operations need on top (`[[resources.operation_scopes]]`).
     pub operations: OperationRules,
+    /// Origins whose pages may call this resource besides the gateway's own
+    /// (`[[resources]] allowed_origins`; `*` allows any).
+    pub allowed_origins: Vec<String>,
+    /// The gateway's own origin (`public_url`'s), always allowed.
+    own_origin: String,
+    /// `public_url` is on loopback: then any loopback origin (`localhost`, `127.0.0.1`,
+    /// `[::1]`, any port) is the same machine's and allowed (MCP's localhost rule).
+    loopback: bool,
     /// Largest request body (a larger `Content-Length` is refused with 413 before the inner
     /// service runs; services that stream enforce the same bound while reading).
     pub max_body_bytes: usize,
@@ -107,6 +115,9 @@ pub enum Denial {
     },
     /// Body larger than allowed: 413.
     TooLarge,
+    /// An `Origin` header that is neither the gateway's own origin nor one the resource allows:
+    /// 403 (MCP "Transports": servers MUST refuse an invalid `Origin`, DNS-rebinding defence).
+    ForbiddenOrigin(String),
     /// Verification could not run (store down): 503.
     Unavailable(String),
 }
@@ -127,6 +138,9 @@ impl ProtectedResource {
             resource_id,
             required_scopes: spec.required_scopes.clone(),
             operations: spec.operations.clone(),
+            allowed_origins: spec.allowed_origins.clone(),
+            own_origin: config.public_url.origin().ascii_serialization(),
+            loopback: is_loopback_url(&config.public_url),
             max_body_bytes: config.max_body_bytes,
             metadata: Bytes::from(doc.to_string()),
             verifier,
@@ -145,8 +159,35 @@ impl ProtectedResource {
         }
     }
 
+    /// `Origin`, when present, must be the gateway's own or one the resource allows (exact,
+    /// ASCII case-insensitive; `null` and unparsable values are refused).
+    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), Denial> {
+        let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+            return Ok(());
+        };
+        let origin = origin.to_str().unwrap_or("");
+        let allowed = origin.eq_ignore_ascii_case(&self.own_origin)
+            || (self.loopback
+                && url::Url::parse(origin).is_ok_and(|u| {
+                    u.origin()
+                        .ascii_serialization()
+                        .eq_ignore_ascii_case(origin)
+                        && is_loopback_url(&u)
+                }))
+            || self
+                .allowed_origins
+                .iter()
+                .any(|o| o == "*" || o.eq_ignore_ascii_case(origin));
+        if allowed {
+            Ok(())
+        } else {
+            Err(Denial::ForbiddenOrigin(quotable(origin)))
+        }
+    }
+
     /// Decide on a request's headers: the verified identity, or why not.
     pub async fn check(&self, headers: &HeaderMap) -> Result<Arc<Verified>, Denial> {
+        self.check_origin(headers)?;
         let token = bearer_token(headers).ok_or(Denial::NoToken)?;
         let token = token.map_err(Denial::InvalidToken)?;
         let verified = self
@@ -280,6 +321,13 @@ impl ProtectedResource {
                     json!({"error": "insufficient_scope", "error_description": why}),
                 )
             }
+            Denial::ForbiddenOrigin(origin) => (
+                StatusCode::FORBIDDEN,
+                None,
+                json!({"error": "forbidden_origin",
+                       "error_description": format!(
+                           "requests from pages on {origin} are not allowed for this resource")}),
+            ),
             Denial::BadRequest { code, message, id } => (
                 StatusCode::BAD_REQUEST,
                 None,
@@ -321,6 +369,17 @@ impl ProtectedResource {
         h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
         resp
     }
+}
+
+/// `http(s)://localhost`, `127.0.0.1` or `[::1]`, any port.
+fn is_loopback_url(u: &url::Url) -> bool {
+    matches!(u.scheme(), "http" | "https")
+        && match u.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
+            Some(url::Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
+            None => false,
+        }
 }
 
 /// A JSON response.

@@ -282,6 +282,12 @@ pub fn decode_header_value(v: &str) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| "the Mcp-Name header's base64 value is not UTF-8".into())
 }
 
+/// Whether a 2026-07-28 request of `method` must carry `Mcp-Name` (the spec's table: only
+/// these three; for the others [`name_member`] lists, a header sent must still agree).
+pub fn name_required(method: &str) -> bool {
+    matches!(method, "tools/call" | "prompts/get" | "resources/read")
+}
+
 /// A header–body disagreement: the answer is 400 with JSON-RPC error `HeaderMismatch`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatch {
@@ -352,10 +358,15 @@ pub fn check_mirrored_headers(
             format!("Mcp-Name header value {h:?} but the body names no tool, prompt or resource"),
             id,
         )),
-        (None, Some(_)) if headers.is_mirroring_revision() => Err(mismatch(
-            "the Mcp-Name header is required for this method".into(),
-            id,
-        )),
+        (None, Some(_))
+            if headers.is_mirroring_revision()
+                && op.method.as_deref().is_some_and(name_required) =>
+        {
+            Err(mismatch(
+                "the Mcp-Name header is required for this method".into(),
+                id,
+            ))
+        }
         _ => match (&headers.protocol_version, &op.protocol_version) {
             (Some(h), Some(b)) if h != b => Err(mismatch(
                 format!("MCP-Protocol-Version header value {h:?} does not match body value {b:?}"),

@@ -145,6 +145,11 @@ fn build_gateway(
         let mut spec = ResourceSpec::new(&r.path, upstream, r.scopes.clone());
         spec.required_scopes = r.base_scopes();
         spec.operations = operation_rules(r).map_err(init)?;
+        spec.allowed_origins = r
+            .allowed_origins
+            .iter()
+            .map(|o| o.trim_end_matches('/').to_owned())
+            .collect();
         spec.forward_upstream_token = r.forward_upstream_token;
         config.resources.push(spec);
     }

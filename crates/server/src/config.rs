@@ -440,6 +440,12 @@ pub struct ResourceConfig {
     /// `required_scopes` (per-tool authorization with step-up).
     #[serde(default)]
     pub operation_scopes: Vec<OperationScopesConfig>,
+    /// Web origins (`https://inspector.example`) whose pages may call this resource from a
+    /// browser, besides this server's own; `"*"` allows any. A request with any other `Origin`
+    /// is refused with 403 (MCP "Transports", DNS-rebinding defence); requests without `Origin`
+    /// (desktop, CLI and server-side clients) are not affected.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
     /// Send the user's upstream-IdP access token to the upstream as `Authorization: Bearer`
     /// (renewed with the IdP's refresh token when it expires). Needs `identity.mode =
     /// "upstream"` and an HTTP upstream. Default off: the upstream sees only the identity headers.
@@ -970,6 +976,22 @@ fn check_resource_scopes(i: usize, r: &ResourceConfig) -> Result<(), ConfigError
     };
     if let Some(required) = &r.required_scopes {
         offered(&format!("resources[{i}].required_scopes"), required)?;
+    }
+    for (j, o) in r.allowed_origins.iter().enumerate() {
+        let ok = o == "*"
+            || Url::parse(o).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.origin().ascii_serialization() == o.trim_end_matches('/')
+            });
+        if !ok {
+            return Err(key_err(
+                &format!("resources[{i}].allowed_origins[{j}]"),
+                format!(
+                    "{o:?} must be an origin such as https://app.example (scheme, host, optional port; no path) or \"*\""
+                ),
+            ));
+        }
     }
     let base = r.base_scopes();
     for (j, rule) in r.operation_scopes.iter().enumerate() {

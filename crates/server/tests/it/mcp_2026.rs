@@ -14,7 +14,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::{Value, json};
 
 use cimdgate_server::config::OperationScopesConfig;
-use common::{TestEnv, pkce_pair, query_map};
+use common::TestEnv;
 use gateway_util::*;
 
 const MODERN: &str = "2026-07-28";
@@ -213,41 +213,9 @@ async fn step_up_env() -> TestEnv {
     .await
 }
 
-/// Authorize `client_id` for `scope` (log in, approve), exchange the code: the token response.
+/// Authorize `client_id` for `/mcp` and `scope`, exchange the code: the token response.
 async fn authorize_for(env: &TestEnv, client_id: &str, scope: &str) -> Value {
-    let redirect = TestEnv::default_redirect("cimd.test");
-    let (verifier, challenge) = pkce_pair();
-    let params: Vec<(String, String)> = env
-        .authorize_params(client_id, &redirect, &challenge)
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "scope" {
-                (k, scope.to_owned())
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
-    let location = env
-        .login_and_consent(&env.authorize_url(&params), true)
-        .await;
-    let code = query_map(&location)
-        .get("code")
-        .cloned()
-        .unwrap_or_else(|| panic!("no code in {location}"));
-    let resource = env.resource();
-    let (status, body) = env
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("code_verifier", &verifier),
-            ("redirect_uri", &redirect),
-            ("client_id", client_id),
-            ("resource", &resource),
-        ])
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body
+    authorize_and_redeem(env, client_id, "/mcp", scope).await
 }
 
 #[tokio::test]
@@ -394,4 +362,55 @@ async fn offline_access_is_advertised_by_the_authorization_server_only_and_yield
     );
     let (status, _, body) = post_modern_mirrored(&env, token, &echo).await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_browser_origin_other_than_the_gateways_or_an_allowed_one_is_refused_with_403() {
+    let env = TestEnv::start_with(|c| {
+        c.resources[0].allowed_origins = vec!["https://inspector.example".into()];
+    })
+    .await;
+    let t = login(&env, "origin-app", "/mcp").await;
+    let call = modern_msg(
+        1,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "o"}}),
+    );
+    let base = mirrored(&call);
+    let own = env.base.clone();
+    let cases: &[(Option<&str>, u16)] = &[
+        (None, 200),
+        (Some(own.as_str()), 200),
+        (Some("https://inspector.example"), 200),
+        (Some("HTTPS://INSPECTOR.EXAMPLE"), 200),
+        (Some("https://evil.example"), 403),
+        (Some("https://inspector.example.evil.example"), 403),
+        (Some("null"), 403),
+        // The gateway is on loopback: other loopback origins are the same machine.
+        (Some("http://localhost:1234"), 200),
+        (Some("http://[::1]"), 200),
+        (Some("http://127.0.0.2:1234"), 403),
+        (Some("http://localhost.evil.example"), 403),
+    ];
+    for (origin, want) in cases {
+        let mut h: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        if let Some(o) = origin {
+            h.push(("origin", o));
+        }
+        let (status, _, body) = post_modern(&env, &t.access, &call, &h).await;
+        assert_eq!(status, *want, "Origin {origin:?}: {body}");
+        if *want == 403 {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["error"], "forbidden_origin", "{v}");
+        }
+    }
+    // Refused before the token is looked at: no token, a foreign origin → 403, not 401.
+    let (status, _, _) = send(
+        Method::POST,
+        &env.resource(),
+        &[("origin", "https://evil.example")],
+        Some("{}".into()),
+    )
+    .await;
+    assert_eq!(status, 403);
 }

@@ -40,6 +40,7 @@ pub fn resource(path: &str, upstream: &str, scopes: &[&str]) -> ResourceConfig {
         forward_upstream_token: false,
         required_scopes: None,
         operation_scopes: Vec::new(),
+        allowed_origins: Vec::new(),
     }
 }
 
@@ -47,18 +48,32 @@ pub fn resource(path: &str, upstream: &str, scopes: &[&str]) -> ResourceConfig {
 /// and consent in a browser, exchange the code at /token).
 pub async fn login(env: &TestEnv, client_name: &str, resource_path: &str) -> Tokens {
     let client_id = env.publish_client(client_name, json!({}));
+    let body = authorize_and_redeem(env, &client_id, resource_path, "mcp").await;
+    Tokens {
+        access: body["access_token"].as_str().unwrap().to_owned(),
+        refresh: body["refresh_token"].as_str().unwrap().to_owned(),
+        client_id,
+    }
+}
+
+/// Authorize the published `client_id` for `resource_path` and `scope` (PKCE, log in and
+/// approve in a fresh browser), exchange the code: the token response (asserted 200).
+pub async fn authorize_and_redeem(
+    env: &TestEnv,
+    client_id: &str,
+    resource_path: &str,
+    scope: &str,
+) -> Value {
     let redirect = TestEnv::default_redirect("cimd.test");
     let (verifier, challenge) = pkce_pair();
     let resource = env.url(resource_path);
     let params: Vec<(String, String)> = env
-        .authorize_params(&client_id, &redirect, &challenge)
+        .authorize_params(client_id, &redirect, &challenge)
         .into_iter()
-        .map(|(k, v)| {
-            if k == "resource" {
-                (k, resource.clone())
-            } else {
-                (k, v)
-            }
+        .map(|(k, v)| match k.as_str() {
+            "resource" => (k, resource.clone()),
+            "scope" => (k, scope.to_owned()),
+            _ => (k, v),
         })
         .collect();
     let location = env
@@ -74,16 +89,12 @@ pub async fn login(env: &TestEnv, client_name: &str, resource_path: &str) -> Tok
             ("code", &code),
             ("code_verifier", &verifier),
             ("redirect_uri", &redirect),
-            ("client_id", &client_id),
+            ("client_id", client_id),
             ("resource", &resource),
         ])
         .await;
     assert_eq!(status, 200, "{body}");
-    Tokens {
-        access: body["access_token"].as_str().unwrap().to_owned(),
-        refresh: body["refresh_token"].as_str().unwrap().to_owned(),
-        client_id,
-    }
+    body
 }
 
 /// Claims of a token the server would issue for `/mcp`; tests tweak them before [`mint`].
