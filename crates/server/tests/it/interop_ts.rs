@@ -3,7 +3,9 @@
 //! logs in as a CIMD client (`clientMetadataUrl`; cimdgate fetches the document from the test's
 //! HTTPS CIMD host), and calls `echo` through the gateway against a separate upstream MCP
 //! server **process** (`interop_util::UpstreamProcess`). The SDK's redirect handler plays the
-//! user on cimdgate's login and consent forms over HTTP (`fixtures/ts-sdk/client.mjs`).
+//! user on cimdgate's login and consent forms over HTTP (`fixtures/ts-sdk/client.mjs`). This SDK
+//! speaks only the 2025 era (`initialize`, `Mcp-Session-Id`); the 2026-07-28 SDK clients, and
+//! this one on the same server as them, are in `interop_2026_sdks.rs`.
 
 use crate::{common, gateway_util, interop_util};
 
@@ -25,7 +27,12 @@ fn fixture_dir() -> PathBuf {
 
 /// Run `client.mjs` (blocking): killed by PID after [`NODE_TIMEOUT`]; panics with its output
 /// on failure; returns its JSON lines.
-fn run_client(mcp_url: &str, client_id: &str, redirect_uri: &str, text: &str) -> Vec<Value> {
+pub(crate) fn run_client(
+    mcp_url: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    text: &str,
+) -> Vec<Value> {
     let mut cmd = Command::new("node");
     cmd.arg(fixture_dir().join("client.mjs"))
         .env("MCP_URL", mcp_url)
@@ -96,6 +103,11 @@ async fn typescript_sdk_client_logs_in_with_cimd_and_calls_echo_on_a_separate_up
     let token = step(&lines, "token");
     assert_eq!(token["client_id"], json!(client_id));
     assert_eq!(token["has_refresh"], true);
+
+    // The 1.x SDK is 2025-era only: an initialize handshake and a session.
+    let connected = step(&lines, "connected");
+    assert_eq!(connected["protocol_version"], "2025-11-25", "{connected}");
+    assert_eq!(connected["has_session"], true, "{connected}");
 
     // echo went through the gateway to the upstream process and back.
     let echo = &step(&lines, "echo")["result"];

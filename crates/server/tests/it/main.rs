@@ -34,6 +34,7 @@ mod slow_clients;
 mod idp_sign_in;
 // The gateway, other issuers, several instances, real MCP clients.
 mod gateway;
+mod interop_2026_sdks;
 mod interop_rmcp;
 mod interop_ts;
 mod mcp_2026;
