@@ -258,6 +258,20 @@ const EXPECTED_SERVER_NON_SUCCESS: &[(&str, &str, &str, &str)] = &[
         "SKIPPED",
         "the demo upstream has no resources to read",
     ),
+    (
+        "caching",
+        "sep-2549-resources-list-caching-hints",
+        "FAILURE",
+        "the demo upstream (rmcp 3.11) declares no resources capability and answers \
+         resources/list with -32601, as a server without resources must; the check assumes \
+         resources (with rmcp 3.9 the demo answered an empty list)",
+    ),
+    (
+        "caching",
+        "sep-2549-resources-templates-list-caching-hints",
+        "FAILURE",
+        "as above, for resources/templates/list",
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
