@@ -1,0 +1,117 @@
+"""The browser stand-in that mints authorization codes through each server's real flow:
+GET /authorize → (login, once per browser) → consent page → Approve → (FastMCP: upstream IdP →
+/auth/callback) → 302 to the client's redirect_uri with `code`. Nothing is written into a store
+by hand.
+
+Each of `sessions` browsers keeps its own cookie jar and runs its flows one after another, so
+the login (cimdgate: local user; FastMCP: none — the IdP auto-approves) happens once per browser
+and every later flow reuses the session, as a user authorizing several clients would. The
+consent page is shown and approved every time (neither server remembers consent here).
+"""
+
+import asyncio
+import time
+from html.parser import HTMLParser
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import httpx2 as httpx
+
+MAX_STEPS = 10
+
+
+class FormParser(HTMLParser):
+    """The first <form>: action, method, and its named inputs/buttons (name, value, type)."""
+
+    def __init__(self):
+        super().__init__()
+        self.form = None
+        self.done = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form" and self.form is None:
+            self.form = {"action": a.get("action"), "method": (a.get("method") or "get").lower(),
+                         "controls": []}
+        elif tag in ("input", "button") and self.form is not None and not self.done:
+            if a.get("name"):
+                self.form["controls"].append(
+                    (a["name"], a.get("value") or "", (a.get("type") or "text").lower()))
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.done = True
+
+
+def parse_form(html):
+    p = FormParser()
+    p.feed(html)
+    return p.form
+
+
+class FlowError(Exception):
+    pass
+
+
+async def one_flow(client, authorize_url, redirect_prefix, user, password):
+    """Drive one authorization; returns the code."""
+    url = authorize_url
+    resp = await client.get(url, headers={"accept": "text/html"})
+    for _ in range(MAX_STEPS):
+        if resp.is_redirect:
+            loc = urljoin(url, resp.headers["location"])
+            if loc.startswith(redirect_prefix):
+                q = parse_qs(urlsplit(loc).query)
+                if "code" not in q:
+                    raise FlowError(f"redirect without code: {loc[:200]}")
+                return q["code"][0]
+            url = loc
+            resp = await client.get(url, headers={"accept": "text/html"})
+            continue
+        form = parse_form(resp.text) if resp.status_code == 200 else None
+        if form is None or form["method"] != "post":
+            raise FlowError(f"{resp.status_code} at {url[:120]}: {resp.text[:300]!r}")
+        names = {n for n, _, _ in form["controls"]}
+        fields = [(n, v) for n, v, t in form["controls"] if t == "hidden"]
+        if "username" in names and "password" in names:
+            fields += [("username", user), ("password", password)]
+        elif "decision" in names:  # cimdgate
+            fields.append(("decision", "approve"))
+        elif "action" in names:  # FastMCP
+            fields.append(("action", "approve"))
+        else:
+            raise FlowError(f"unknown form at {url[:120]}: {sorted(names)}")
+        action = urljoin(url, form["action"] or url)
+        parts = urlsplit(action)
+        resp = await client.post(action, data=dict(fields), headers={
+            "accept": "text/html", "origin": f"{parts.scheme}://{parts.netloc}"})
+        url = action
+    raise FlowError(f"no code after {MAX_STEPS} steps")
+
+
+async def mint_async(authorize_url, redirect_prefix, n, sessions, user, password, deadline_s):
+    codes, errors = [], []
+    remaining = [n]
+    stop_at = time.monotonic() + deadline_s
+
+    async def browser():
+        async with httpx.AsyncClient(follow_redirects=False, timeout=30.0) as client:
+            while remaining[0] > 0 and time.monotonic() < stop_at:
+                remaining[0] -= 1
+                try:
+                    codes.append(await one_flow(client, authorize_url, redirect_prefix,
+                                                user, password))
+                except (FlowError, httpx.HTTPError) as e:
+                    errors.append(str(e))
+                    if len(errors) > 20:
+                        return
+
+    start = time.monotonic()
+    await asyncio.gather(*(browser() for _ in range(sessions)))
+    return codes, errors, time.monotonic() - start
+
+
+def mint(authorize_url, redirect_prefix, n, sessions=8, user="bench", password="bench-password",
+         deadline_s=120.0):
+    """Mint up to `n` codes; returns (codes, errors, seconds)."""
+    return asyncio.run(mint_async(authorize_url, redirect_prefix, n, sessions, user, password,
+                                  deadline_s))
