@@ -115,3 +115,28 @@ def mint(authorize_url, redirect_prefix, n, sessions=8, user="bench", password="
     """Mint up to `n` codes; returns (codes, errors, seconds)."""
     return asyncio.run(mint_async(authorize_url, redirect_prefix, n, sessions, user, password,
                                   deadline_s))
+
+
+def main():
+    """`driver.py AUTHORIZE_URL REDIRECT_URI N OUT_FILE [BROWSERS]` (bench/run-as.sh,
+    bench/run-instances.sh): mint N codes, one per line into OUT_FILE. The user comes from
+    BENCH_USER / BENCH_PASSWORD. Exits 1 when fewer than N codes came back."""
+    import os
+    import sys
+
+    url, redirect, n, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    browsers = int(sys.argv[5]) if len(sys.argv) > 5 else 8
+    codes, errors, secs = mint(url, redirect, n, browsers, os.environ["BENCH_USER"],
+                               os.environ["BENCH_PASSWORD"], deadline_s=40.0)
+    with open(out, "w") as f:
+        f.write("".join(c + "\n" for c in codes))
+    print(f"minted {len(codes)} codes through real flows in {secs:.1f}s "
+          f"({len(codes) / secs:.0f} flows/s, {browsers} browsers)", file=sys.stderr)
+    if errors:
+        print(f"{len(errors)} flow errors, first: {errors[0][:300]}", file=sys.stderr)
+    if len(codes) < n:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
