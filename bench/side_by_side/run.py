@@ -54,8 +54,10 @@ def log(msg):
 
 def start(name, argv, workdir, env=None):
     out = open(workdir / f"{name}.log", "wb")
+    # CIMDGATE_* variables are config overrides for cimdgate: none leaks in from the shell.
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CIMDGATE_")}
     p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         env={**os.environ, **(env or {})}, cwd=workdir)
+                         env={**base, **(env or {})}, cwd=workdir)
     p.bench_name = name
     PROCS.append(p)
     return p
@@ -201,6 +203,7 @@ mode = "open"
 dev_allow_loopback = true
 extra_ca_file = "{ca_file}"
 resolve = {{ "cimd.test" = "127.0.0.1" }}
+per_host_per_minute = 0
 [limits]
 per_ip_per_second = 0
 per_client_host_per_second = 0
@@ -229,10 +232,10 @@ def main():
     conns = int(os.environ.get("CONNS", "16"))
     cold_conns = int(os.environ.get("COLD_CONNS", "4"))
     reps = int(os.environ.get("REPS", "1" if quick else "3"))
-    n_codes = {"fastmcp": int(os.environ.get("CODES_FASTMCP", "200" if quick else "2500")),
-               "cimdgate": int(os.environ.get("CODES_CIMDGATE", "300" if quick else "8000"))}
+    n_codes = {"fastmcp": int(os.environ.get("CODES_FASTMCP", "200" if quick else "1000")),
+               "cimdgate": int(os.environ.get("CODES_CIMDGATE", "300" if quick else "6000"))}
     sessions = int(os.environ.get("BROWSERS", "8"))
-    workdir = Path(a.workdir)
+    workdir = Path(a.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
 
     # TLS material, the ES256 client key, and FastMCP's trust bundle (system roots + test CA,
@@ -320,6 +323,9 @@ def main():
                                                 deadline_s=35 if t.kind == "cimdgate" else 200)
                 if errs:
                     log(f"  {t.name}: {len(errs)} flow errors, first: {errs[0][:200]}")
+                if not codes:
+                    log(f"  {t.name}: no codes, {scenario} skipped")
+                    continue
                 flows.setdefault(t.name, []).append(len(codes) / secs)
                 log(f"  minted {len(codes)} codes for {t.name} in {secs:.1f}s "
                     f"({len(codes) / secs:.0f} flows/s, {sessions} browsers)")
@@ -379,10 +385,11 @@ def fmt(rs):
             + (f" err {errors}" if errors else ""))
 
 
-def ratio(num, den, key="req_per_s"):
+def ratio(num, den, key="req_per_s", percent=False):
     if not num or not den or med(den, key) == 0:
         return "—"
-    return f"{med(num, key) / med(den, key):.1f}×"
+    r = med(num, key) / med(den, key)
+    return f"{100 * r:.1f}%" if percent else f"{r:.1f}×"
 
 
 def render(a, targets, results, flows, redeemed, direct_idle, direct_after, s):
@@ -404,18 +411,22 @@ def render(a, targets, results, flows, redeemed, direct_idle, direct_after, s):
                                                 if s["quick"] else ""),
          "", "## Ratios (cimdgate / FastMCP, req/s medians)", ""]
     L.append("| scenario | " + " | ".join(f"{n} / fastmcp" for n in cg)
-             + (" | " + f"{cg[0]} / {cg[1]}" if len(cg) > 1 else "") + " |")
+             + (" | " + f"{cg[0]} as % of {cg[1]}" if len(cg) > 1 else "") + " |")
     L.append("|---" * (1 + len(cg) + (1 if len(cg) > 1 else 0)) + "|")
     for key, label in SCENARIOS:
         fmr = results.get((key, "fastmcp"))
         row = [ratio(results.get((key, n)), fmr) for n in cg]
         if len(cg) > 1:
-            row.append(ratio(results.get((key, cg[0])), results.get((key, cg[1]))))
+            row.append(ratio(results.get((key, cg[0])), results.get((key, cg[1])),
+                             percent=True))
         L.append(f"| {key} {label} | " + " | ".join(row) + " |")
-    fl = [f"{statistics.median(flows[n]) / statistics.median(flows['fastmcp']):.1f}×"
-          if flows.get(n) and flows.get("fastmcp") else "—" for n in cg]
-    L.append("| full flows/s (reused browser session) | " + " | ".join(fl)
-             + (" | —" if len(cg) > 1 else "") + " |")
+    def fr(a, b, pct=False):
+        if not flows.get(a) or not flows.get(b):
+            return "—"
+        r = statistics.median(flows[a]) / statistics.median(flows[b])
+        return f"{100 * r:.1f}%" if pct else f"{r:.1f}×"
+    fl = [fr(n, "fastmcp") for n in cg] + ([fr(cg[0], cg[1], True)] if len(cg) > 1 else [])
+    L.append("| full flows/s (reused browser session) | " + " | ".join(fl) + " |")
     L += ["", "## Raw figures: req/s median (p50 / p99 ms medians), errors summed", "",
           "| scenario | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
     for key, label in SCENARIOS:
