@@ -352,6 +352,25 @@ def main():
             record("P5", t.name, wrk(HERE / "cold_authorize.lua", t.base, cold_conns, dur, env))
     for t in targets:
         t.rss["after"] = rss_kib(t.proc)
+    # Optional (RSS_CODES=100000): cimdgate's RSS after that many more codes, each minted by a
+    # real flow and redeemed, in batches that fit the 60 s code lifetime. Not in the default run:
+    # at the driver's few hundred flows/s it takes minutes per build.
+    extra = int(os.environ.get("RSS_CODES", "0"))
+    for t in (t for t in targets if t.kind == "cimdgate" and extra > 0):
+        done = 0
+        while done < extra:
+            codes, errs, _ = driver.mint(t.base + t.authorize_path(public_id), REDIRECT,
+                                         min(5000, extra - done), sessions, USER, PASSWORD,
+                                         deadline_s=35)
+            if not codes:
+                log(f"  {t.name}: RSS_CODES stopped: {errs[:1]}")
+                break
+            (t.dir / "codes_public.txt").write_text("\n".join(codes) + "\n")
+            wrk(BENCH / "token.lua", t.base, conns, "60s", t.env(cimd_origin))
+            done += len(codes)
+        redeemed[t.name] += done
+        t.rss[f"after {done:,} more codes"] = rss_kib(t.proc)
+        log(f"  {t.name}: RSS after {done} more codes: {t.rss[f'after {done:,} more codes']} KiB")
 
     report = render(a, targets, results, flows, redeemed, direct_rss_idle, rss_kib(plain),
                     dict(dur=dur, conns=conns, cold_conns=cold_conns, reps=reps,
@@ -453,6 +472,9 @@ def render(a, targets, results, flows, redeemed, direct_idle, direct_after, s):
               str(t.rss.get("idle")) for t in targets) + f" | {direct_idle} |",
           "| after the run | " + " | ".join(str(t.rss.get("after")) for t in targets)
           + f" | {direct_after} |",
+          *[f"| {k} | " + " | ".join(str(t.rss.get(k, "—")) for t in targets) + " | — |"
+            for k in dict.fromkeys(k for t in targets for k in t.rss
+                                   if k not in ("idle", "after"))],
           "| codes minted and redeemed through real flows | " + " | ".join(
               f"{redeemed[t.name]:,}" for t in targets) + " | — |",
           "", "## Every run", "", "```"]
