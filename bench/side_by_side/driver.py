@@ -110,11 +110,28 @@ async def mint_async(authorize_url, redirect_prefix, n, sessions, user, password
     return codes, errors, time.monotonic() - start
 
 
+def _mint_part(args):
+    return asyncio.run(mint_async(*args))
+
+
 def mint(authorize_url, redirect_prefix, n, sessions=8, user="bench", password="bench-password",
-         deadline_s=120.0):
-    """Mint up to `n` codes; returns (codes, errors, seconds)."""
-    return asyncio.run(mint_async(authorize_url, redirect_prefix, n, sessions, user, password,
-                                  deadline_s))
+         deadline_s=120.0, procs=1):
+    """Mint up to `n` codes; returns (codes, errors, seconds). With `procs` > 1 the browsers are
+    spread over that many processes (one Python process cannot drive cimdgate fast enough to
+    fill a 60 s code lifetime with a useful number of codes)."""
+    if procs <= 1 or n < 2 * procs:
+        return _mint_part((authorize_url, redirect_prefix, n, sessions, user, password,
+                           deadline_s))
+    from concurrent.futures import ProcessPoolExecutor
+
+    parts = [(authorize_url, redirect_prefix, n // procs + (i < n % procs),
+              max(1, sessions // procs), user, password, deadline_s) for i in range(procs)]
+    start = time.monotonic()
+    with ProcessPoolExecutor(max_workers=procs) as pool:
+        results = list(pool.map(_mint_part, parts))
+    codes = [c for r in results for c in r[0]]
+    errors = [e for r in results for e in r[1]]
+    return codes, errors, time.monotonic() - start
 
 
 def main():
@@ -127,11 +144,13 @@ def main():
     url, redirect, n, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     browsers = int(sys.argv[5]) if len(sys.argv) > 5 else 8
     codes, errors, secs = mint(url, redirect, n, browsers, os.environ["BENCH_USER"],
-                               os.environ["BENCH_PASSWORD"], deadline_s=40.0)
+                               os.environ["BENCH_PASSWORD"], deadline_s=40.0,
+                               procs=int(os.environ.get("MINT_PROCS", "2")))
     with open(out, "w") as f:
         f.write("".join(c + "\n" for c in codes))
     print(f"minted {len(codes)} codes through real flows in {secs:.1f}s "
-          f"({len(codes) / secs:.0f} flows/s, {browsers} browsers)", file=sys.stderr)
+          f"({len(codes) / secs:.0f} flows/s, {browsers} browsers, "
+          f"{os.environ.get('MINT_PROCS', '2')} processes)", file=sys.stderr)
     if errors:
         print(f"{len(errors)} flow errors, first: {errors[0][:300]}", file=sys.stderr)
     if len(codes) < n:

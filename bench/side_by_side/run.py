@@ -233,8 +233,9 @@ def main():
     cold_conns = int(os.environ.get("COLD_CONNS", "4"))
     reps = int(os.environ.get("REPS", "1" if quick else "3"))
     n_codes = {"fastmcp": int(os.environ.get("CODES_FASTMCP", "200" if quick else "1000")),
-               "cimdgate": int(os.environ.get("CODES_CIMDGATE", "300" if quick else "6000"))}
+               "cimdgate": int(os.environ.get("CODES_CIMDGATE", "300" if quick else "12000"))}
     sessions = int(os.environ.get("BROWSERS", "8"))
+    procs = int(os.environ.get("MINT_PROCS", "2"))
     workdir = Path(a.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
 
@@ -320,7 +321,8 @@ def main():
                 # minting early enough that the wrk run ends inside that window.
                 codes, errs, secs = driver.mint(t.base + t.authorize_path(client_id), REDIRECT,
                                                 n, sessions, USER, PASSWORD,
-                                                deadline_s=35 if t.kind == "cimdgate" else 200)
+                                                deadline_s=40 if t.kind == "cimdgate" else 200,
+                                                procs=procs)
                 if errs:
                     log(f"  {t.name}: {len(errs)} flow errors, first: {errs[0][:200]}")
                 if not codes:
@@ -360,8 +362,8 @@ def main():
         done = 0
         while done < extra:
             codes, errs, _ = driver.mint(t.base + t.authorize_path(public_id), REDIRECT,
-                                         min(5000, extra - done), sessions, USER, PASSWORD,
-                                         deadline_s=35)
+                                         min(10000, extra - done), sessions, USER,
+                                         PASSWORD, deadline_s=40, procs=procs)
             if not codes:
                 log(f"  {t.name}: RSS_CODES stopped: {errs[:1]}")
                 break
@@ -374,7 +376,7 @@ def main():
 
     report = render(a, targets, results, flows, redeemed, direct_rss_idle, rss_kib(plain),
                     dict(dur=dur, conns=conns, cold_conns=cold_conns, reps=reps,
-                         codes=n_codes, sessions=sessions, quick=quick))
+                         codes=n_codes, sessions=sessions, procs=procs, quick=quick))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(report)
     print(report)
@@ -424,9 +426,11 @@ def render(a, targets, results, flows, redeemed, direct_idle, direct_after, s):
          "", f"- `uname -a`: {' '.join(platform.uname())}", f"- CPU: {cpu} × {os.cpu_count()}",
          f"- load average at the end: {os.getloadavg()}", f"- load tool: {wrk_ver}",
          f"- command: `{a.command}`",
+         *[f"- {spec.split('=', 1)[0]}: `{spec.split('=', 1)[1]}` "
+           f"({Path(spec.split('=', 1)[1]).stat().st_size:,} bytes)" for spec in a.cimdgate],
          f"- settings: wrk -t1 -c{s['conns']} -d{s['dur']} (P5: -c{s['cold_conns']}), "
          f"{s['reps']} repetition(s), medians; codes per token run: {s['codes']}; "
-         f"{s['sessions']} browsers minting" + (" — QUICK SMOKE RUN, not a measurement"
+         f"{s['sessions']} browsers in {s['procs']} processes minting" + (" — QUICK SMOKE RUN, not a measurement"
                                                 if s["quick"] else ""),
          "", "## Ratios (cimdgate / FastMCP, req/s medians)", ""]
     L.append("| scenario | " + " | ".join(f"{n} / fastmcp" for n in cg)
