@@ -7,19 +7,26 @@
 #   - 2 instances, 2 wrk:   two wrk processes at once, -t1 -c8 each, one against A and one
 #     against B (no load balancer: each wrk is pinned to one instance).
 #   req/s of parallel wrk processes are summed.
-# Codes are minted into Redis by bench_server and are valid on both instances; each run uses
-# its own slice of them, so no code is presented twice. The embedded store (redb) is single
+# Codes are minted right before each token run through real authorize → login → consent flows
+# on instance A (bench/side_by_side/driver.py); they live in Redis, so B redeems them too. Each
+# wrk process gets its own slice, so no code is presented twice, and stops when its slice is
+# spent (STOP_WHEN_SPENT); parallel runs are summed as (requests A + B) / the longer run.
+# The embedded store (redb) is single
 # process: two instances cannot share it, so this script is Redis only (compare with
 # bench/run-as.sh for the embedded figures).
 # Starts its own redis-server (loopback, persistence off) on REDIS_PORT unless BENCH_STORE_URL
 # is set. Needs wrk and redis-server. Figures go to docs/benchmarks.md.
-# Knobs: DURATION (10s), CODES (300000), REDIS_PORT (6391), BENCH_STORE_URL.
+# Knobs: DURATION (10s; the cap of each token run), CODES (8000 per wrk -c16 run, half per
+# wrk -c8 run), REDIS_PORT (6391), BENCH_STORE_URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
-CODES=${CODES:-300000}
+CODES=${CODES:-8000}
 REDIS_PORT=${REDIS_PORT:-6391}
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wrk)" >&2; exit 2; }
+# shellcheck source=bench/side_by_side/setup.sh
+. bench/side_by_side/setup.sh
+ensure_venv
+ensure_wrk
 cargo build --release -q -p cimdgate-server --example bench_server
 OUT=$(mktemp -d)
 PIDS=()
@@ -59,16 +66,16 @@ wait_ready "$OUT/b.log" "$PID_B"
 . "$OUT/env.sh"
 PORT_A=$CIMDGATE_PORT
 PORT_B=$(awk '/^READY/ {print $2}' "$OUT/b.log")
-# Five disjoint slices of the public codes, one per wrk process below.
-SLICE=$((CODES / 5))
-split -l "$SLICE" -d -a 1 "$OUT/codes_public.txt" "$OUT/codes_part"
+ORIGIN_A=http://127.0.0.1:$PORT_A
+export STOP_WHEN_SPENT=1
 for s in authorize token; do cat "bench/$s.lua" bench/report.lua >"$OUT/$s.lua"; done
 one() { # name port conns [codes]
   CODES_FILE=${4:-} wrk -t1 -c"$3" -d"$DURATION" --latency -s "$OUT/$1.lua" "http://127.0.0.1:$2" \
     | grep '^RESULT'
 }
-sum() { awk '{for (i = 1; i <= NF; i++) if ($i ~ /^req_per_s=/) { split($i, a, "="); t += a[2] }}
-  END { printf "%.0f", t }' "$@"; }
+sum() { awk '{ for (i = 1; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] }
+    n += v["requests"]; d = v["requests"] / v["req_per_s"]; if (d > m) m = d }
+  END { printf "%.0f", n / m }' "$@"; }
 pair() { # label name port1 port2 codes1 codes2: two wrk processes at once, -c8 each
   one "$2" "$3" 8 "$5" >"$OUT/r_1" &
   local w1=$!
@@ -82,9 +89,16 @@ run() { # name
   local name=$1 p=("" "" "" "" "")
   if [ "$name" = token ]; then
     for i in 0 1 2 3 4; do p[i]=$OUT/codes_part$i; done
+    mint_codes "$ORIGIN_A" "$OUT/authorize.path" "$CODES" "${p[0]}"
   fi
   printf '%-10s %-28s ' "$name" "1 instance, 1 wrk -c16"; one "$name" "$PORT_A" 16 "${p[0]}"
+  if [ "$name" = token ]; then
+    for i in 1 2; do mint_codes "$ORIGIN_A" "$OUT/authorize.path" $((CODES / 2)) "${p[i]}"; done
+  fi
   pair "1 instance, 2 wrk -c8 each" "$name" "$PORT_A" "$PORT_A" "${p[1]}" "${p[2]}"
+  if [ "$name" = token ]; then
+    for i in 3 4; do mint_codes "$ORIGIN_A" "$OUT/authorize.path" $((CODES / 2)) "${p[i]}"; done
+  fi
   pair "2 instances, 2 wrk -c8 each" "$name" "$PORT_A" "$PORT_B" "${p[3]}" "${p[4]}"
 }
 run authorize

@@ -1,18 +1,23 @@
 //! Load-run fixture for `bench/*.sh`: starts, in this process, a real HTTPS host serving two
 //! CIMD documents (a public client and an ES256 `private_key_jwt` client) under a throwaway CA,
-//! and a cimdgate server with the durable embedded store and rate limits off. It then prepares
-//! single-use inputs for the load generator (which runs in a second process, `wrk`):
+//! and a cimdgate server with the durable embedded store, rate limits off and one local user
+//! (`bench` / `bench-password`). It then prepares inputs for the load generator (which runs in
+//! a second process, `wrk`):
 //!
-//! - `authorize.path` — a `/authorize` request for the cached public CIMD client;
-//! - `codes_public.txt` — authorization codes for the public client (one per line);
-//! - `codes_pkjwt.txt` + `assertions.txt` — codes and freshly signed client assertions (unique
-//!   `jti` each) for the `private_key_jwt` client;
-//! - `env.sh` — the values the Lua scripts need (port, client ids, verifier, redirect URI).
+//! - `authorize.path` / `authorize_pkjwt.path` — `/authorize` requests for the cached public
+//!   and `private_key_jwt` CIMD clients;
+//! - `assertions.txt` — freshly signed client assertions (unique `jti` each, 280 s lifetime)
+//!   for the `private_key_jwt` client;
+//! - `env.sh` — the values the Lua scripts and the code driver need (port, client ids,
+//!   verifier, redirect URI, the user).
 //!
-//! Codes are written straight into the store (the same record `/authorize` + consent would
-//! create): driving 300k interactive logins would measure argon2, not `/token`.
+//! It writes **no authorization codes**: `bench/run-as.sh` and `bench/run-instances.sh` mint
+//! them through real `/authorize` → login → consent flows (`bench/side_by_side/driver.py`, one
+//! login per browser, then consent each time) right before each `/token` run. (Until
+//! 2026-12 this fixture wrote code records straight into the store, which skipped the flow
+//! that creates them; `bench/side-by-side` replaced that.)
 //!
-//! Usage: `cargo run --release -p cimdgate-server --example bench_server -- OUT_DIR [CODES]`
+//! Usage: `cargo run --release -p cimdgate-server --example bench_server -- OUT_DIR [ASSERTIONS]`
 //!
 //! Second instance (`bench/run-instances.sh`): `bench_server --join OUT_DIR` starts one more
 //! cimdgate with the first one's configuration (`OUT_DIR/config.toml`: same Redis store, same
@@ -32,7 +37,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::http::header;
@@ -42,19 +47,21 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::Digest;
 
 use cimdgate_server::Config;
-use cimdgate_store::{ClientKind, CodeRecord, Grant, Scopes, TokenHash};
 use cimdgate_test_support::{HttpsHost, TestCa};
 use keys::TestKey;
 
 const VERIFIER: &str = "bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
+/// The local user the code driver signs in as.
+const USER: &str = "bench";
+const PASSWORD: &str = "bench-password";
 
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
     let first = args
         .next()
-        .expect("usage: bench_server OUT_DIR [CODES] | bench_server --join OUT_DIR");
+        .expect("usage: bench_server OUT_DIR [ASSERTIONS] | bench_server --join OUT_DIR");
     if first == "--join" {
         let out = PathBuf::from(args.next().expect("usage: bench_server --join OUT_DIR"));
         return join(&out).await;
@@ -62,7 +69,7 @@ async fn main() {
     let out = PathBuf::from(first);
     let n: usize = args
         .next()
-        .map_or(200_000, |s| s.parse().expect("CODES is a number"));
+        .map_or(20_000, |s| s.parse().expect("ASSERTIONS is a number"));
     std::fs::create_dir_all(&out).unwrap();
 
     // The CIMD host (documents are filled in once the port is known).
@@ -121,6 +128,7 @@ async fn main() {
     // BENCH_STORE_URL=redis://127.0.0.1:6379/0 benchmarks the Redis backend instead.
     let store_url =
         std::env::var("BENCH_STORE_URL").unwrap_or_else(|_| format!("embedded:{}", data.display()));
+    let password_hash = cimdgate_server::identity::local::hash_password(PASSWORD).unwrap();
     let config_toml = format!(
         r#"
 [server]
@@ -128,6 +136,11 @@ listen = "127.0.0.1:{port}"
 public_url = "http://127.0.0.1:{port}"
 [store]
 url = "{store_url}"
+[identity]
+mode = "local"
+[[identity.users]]
+username = "{USER}"
+password_hash = "{password_hash}"
 [fetch]
 dev_allow_loopback = true
 extra_ca_file = "{ca}"
@@ -159,8 +172,9 @@ scopes = ["mcp"]
         challenge,
         enc(&resource)
     );
+    let authorize_pkjwt = authorize.replace(&enc(&public_id), &enc(&pkjwt_id));
     let http = reqwest::Client::new();
-    for path in [&authorize] {
+    for path in [&authorize, &authorize_pkjwt] {
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
         assert!(
             r.status().is_success(),
@@ -169,63 +183,9 @@ scopes = ["mcp"]
         );
     }
     std::fs::write(out.join("authorize.path"), &authorize).unwrap();
+    std::fs::write(out.join("authorize_pkjwt.path"), &authorize_pkjwt).unwrap();
 
-    // Single-use inputs.
-    let store = server.state.services.store.clone();
-    let now = SystemTime::now();
-    let mint = |client_id: String| {
-        let store = store.clone();
-        let challenge = challenge.clone();
-        let resource = resource.clone();
-        async move {
-            let code = cimdgate_server::rand::ordered_token();
-            let record = CodeRecord {
-                grant: Grant {
-                    client_id,
-                    client_kind: ClientKind::Cimd,
-                    subject: "bench-user".into(),
-                    scope: Scopes::parse("mcp"),
-                    resource,
-                    family_id: URL_SAFE_NO_PAD.encode(rand_bytes()),
-                    document: None,
-                    idp_ref: None,
-                    created_at: None,
-                },
-                redirect_uri: REDIRECT.into(),
-                code_challenge: challenge,
-                auth_time: now,
-                // Long enough for the whole load run; `/token` checks expiry, not issue time.
-                expires_at: now + Duration::from_secs(3600),
-            };
-            store
-                .put_code(&TokenHash::of(&code), &record)
-                .await
-                .unwrap();
-            code
-        }
-    };
-    for (file, id) in [
-        ("codes_public.txt", &public_id),
-        ("codes_pkjwt.txt", &pkjwt_id),
-    ] {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(out.join(file)).unwrap());
-        let mut set = tokio::task::JoinSet::new();
-        let mut codes = Vec::with_capacity(n);
-        for _ in 0..n {
-            set.spawn(mint(id.clone()));
-            if set.len() >= 256
-                && let Some(code) = set.join_next().await
-            {
-                codes.push(code.unwrap());
-            }
-        }
-        while let Some(code) = set.join_next().await {
-            codes.push(code.unwrap());
-        }
-        for c in codes {
-            writeln!(f, "{c}").unwrap();
-        }
-    }
+    // Single-use inputs: client assertions (codes come from real flows, see the module doc).
     {
         let token_endpoint = format!("{base}/token");
         let mut f =
@@ -239,7 +199,7 @@ scopes = ["mcp"]
     std::fs::write(
         out.join("env.sh"),
         format!(
-            "export CIMDGATE_PORT={port}\nexport PUBLIC_CLIENT_ID='{}'\nexport PKJWT_CLIENT_ID='{}'\nexport REDIRECT_URI='{}'\nexport CODE_VERIFIER='{VERIFIER}'\nexport RESOURCE='{}'\nexport BENCH_DIR='{}'\n",
+            "export CIMDGATE_PORT={port}\nexport PUBLIC_CLIENT_ID='{}'\nexport PKJWT_CLIENT_ID='{}'\nexport REDIRECT_URI='{}'\nexport CODE_VERIFIER='{VERIFIER}'\nexport RESOURCE='{}'\nexport BENCH_DIR='{}'\nexport BENCH_USER='{USER}'\nexport BENCH_PASSWORD='{PASSWORD}'\n",
             enc(&public_id),
             enc(&pkjwt_id),
             enc(REDIRECT),
@@ -278,12 +238,6 @@ async fn join(out: &std::path::Path) {
     println!("READY {port}");
     let _ = tokio::signal::ctrl_c().await;
     server.shutdown().await;
-}
-
-fn rand_bytes() -> [u8; 32] {
-    let mut b = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut b).expect("system randomness");
-    b
 }
 
 /// Percent-encode a query value (RFC 3986 unreserved characters kept).
