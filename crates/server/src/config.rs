@@ -139,7 +139,9 @@ impl Default for ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// `embedded:PATH` (redb file in folder PATH), or `redis://HOST:PORT/DB` / `rediss://…`
-    /// (TLS) to share all state between several instances (docs/redis.md).
+    /// (TLS) to share all state between several instances; `redis+cluster://H1:P1,H2:P2,…`
+    /// for a Redis Cluster, `redis+sentinel://S1:P1,S2:P2,…/SERVICE[/DB]` for the master behind
+    /// Sentinel (docs/redis.md).
     #[serde(serialize_with = "redact_store_url")]
     pub url: String,
     /// Prefix of every Redis key (default `cg:`), so several deployments can share one Redis.
@@ -739,7 +741,8 @@ impl Config {
             return Err(key_err(
                 "store.url",
                 format!(
-                    "{:?}: expected embedded:PATH, redis://HOST:PORT/DB or rediss://HOST:PORT/DB",
+                    "{:?}: expected embedded:PATH, redis://HOST:PORT/DB, rediss://HOST:PORT/DB, \
+                     redis+cluster://H1:P1,H2:P2,… or redis+sentinel://S1:P1,S2:P2,…/SERVICE",
                     self.store.url
                 ),
             ));

@@ -149,7 +149,8 @@ impl Services {
 pub struct OpenedStore {
     /// The store.
     pub store: Arc<dyn Store>,
-    /// The same store as [`RedisStore`] when `store.url` is `redis://` / `rediss://`.
+    /// The same store as [`RedisStore`] when `store.url` is a Redis URL (one server, a
+    /// cluster or Sentinel).
     pub redis: Option<Arc<RedisStore>>,
 }
 
@@ -192,7 +193,9 @@ pub async fn open_store_with(
         });
     }
     Err(err(
-        "unsupported store URL (expected embedded:PATH, redis://HOST:PORT/DB or rediss://…)".into(),
+        "unsupported store URL (expected embedded:PATH, redis://HOST:PORT/DB, rediss://…, \
+         redis+cluster://H1:P1,H2:P2,… or redis+sentinel://S1:P1,S2:P2,…/SERVICE)"
+            .into(),
     ))
 }
 

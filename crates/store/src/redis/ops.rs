@@ -150,6 +150,18 @@ impl RedisStore {
         .await
     }
 
+    async fn hash_all(
+        &self,
+        key: String,
+        what: &str,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let mut c = self.conn();
+        self.run(what, async move {
+            ::redis::cmd("HGETALL").arg(&key).query_async(&mut c).await
+        })
+        .await
+    }
+
     fn revocation_key(&self, family: &str) -> String {
         self.family_key(family, "revoked", "")
     }
@@ -634,22 +646,10 @@ impl Store for RedisStore {
 
     async fn list_client_records(&self) -> Result<Vec<ClientRecord>, StoreError> {
         let (rec_key, legacy_key) = (self.key(&["{inv}:rec"]), self.key(&["{seen}:first"]));
-        type Maps = (
-            std::collections::HashMap<String, String>,
-            std::collections::HashMap<String, String>,
-        );
-        let mut c = self.conn();
-        let (records, legacy): Maps = self
-            .run("inventory read", async move {
-                ::redis::pipe()
-                    .cmd("HGETALL")
-                    .arg(&rec_key)
-                    .cmd("HGETALL")
-                    .arg(&legacy_key)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
+        // Two reads, not one pipeline: the keys live in different cluster slots (`{inv}`,
+        // `{seen}`), and the legacy hash is read-only, so nothing is lost between them.
+        let records = self.hash_all(rec_key, "inventory read").await?;
+        let legacy = self.hash_all(legacy_key, "inventory read").await?;
         let mut out = Vec::with_capacity(records.len());
         for json in records.values() {
             out.push(decode::<ClientRecord>("client record", json)?);
