@@ -135,6 +135,17 @@ impl RedisCluster {
         self.masters[i].port
     }
 
+    /// How many of the initial replicas now report themselves master (failovers so far).
+    pub fn replica_count_promoted(&self) -> usize {
+        self.replicas
+            .iter()
+            .filter(|n| {
+                cli(n.port, &["role"], Duration::from_secs(2))
+                    .is_some_and(|s| s.starts_with("master"))
+            })
+            .count()
+    }
+
     /// Whether every live node reports `cluster_state:ok`.
     pub fn is_ok(&self) -> bool {
         self.ports().iter().filter(|p| crate::redis_node::ping(**p)).all(|p| {

@@ -37,6 +37,7 @@ mod gateway;
 mod interop_rmcp;
 mod interop_ts;
 mod mcp_2026;
+mod failover;
 mod multi_instance;
 mod trusted_issuers;
 // Operations: the admin listener, the admin console and the metrics.
