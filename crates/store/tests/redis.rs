@@ -182,7 +182,9 @@ async fn on_a_cluster_every_operation_runs_and_keys_spread_over_the_masters() {
         key_prefix: "spread:".into(),
         ..RedisOptions::default()
     };
-    let s = RedisStore::open_with(&cluster.url(), options).await.unwrap();
+    let s = RedisStore::open_with(&cluster.url(), options)
+        .await
+        .unwrap();
     // Every script and multi-key read ran without CROSSSLOT (the cluster refuses those).
     write_everything(&s).await;
     assert_eq!(s.list_client_records().await.unwrap().len(), 1);
@@ -201,7 +203,10 @@ async fn on_a_cluster_every_operation_runs_and_keys_spread_over_the_masters() {
 async fn cluster_and_sentinel_urls_name_their_problem() {
     for (url, problem) in [
         ("redis://127.0.0.1:1,127.0.0.1:2/0", "redis+cluster://"),
-        ("redis+cluster://127.0.0.1:1,127.0.0.1:2/1", "only database 0"),
+        (
+            "redis+cluster://127.0.0.1:1,127.0.0.1:2/1",
+            "only database 0",
+        ),
         ("redis+sentinel://127.0.0.1:1,127.0.0.1:2", "service name"),
         ("redis+sentinel://:hunter2@127.0.0.1:1/cg/x", "not a number"),
     ] {

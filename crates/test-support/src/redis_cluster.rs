@@ -79,8 +79,7 @@ impl RedisCluster {
             .unwrap_or_else(|| panic!("redis-cli --cluster create {addrs:?} failed"));
         // Sort the nodes by the role `--cluster create` gave them.
         let (masters, replicas): (Vec<Node>, Vec<Node>) = nodes.drain(..).partition(|n| {
-            cli(n.port, &["role"], Duration::from_secs(2))
-                .is_some_and(|s| s.starts_with("master"))
+            cli(n.port, &["role"], Duration::from_secs(2)).is_some_and(|s| s.starts_with("master"))
         });
         assert_eq!(masters.len(), 3, "three masters");
         let cluster = RedisCluster { masters, replicas };
@@ -148,9 +147,12 @@ impl RedisCluster {
 
     /// Whether every live node reports `cluster_state:ok`.
     pub fn is_ok(&self) -> bool {
-        self.ports().iter().filter(|p| crate::redis_node::ping(**p)).all(|p| {
-            cli(*p, &["cluster", "info"], Duration::from_secs(2))
-                .is_some_and(|s| s.contains("cluster_state:ok"))
-        })
+        self.ports()
+            .iter()
+            .filter(|p| crate::redis_node::ping(**p))
+            .all(|p| {
+                cli(*p, &["cluster", "info"], Duration::from_secs(2))
+                    .is_some_and(|s| s.contains("cluster_state:ok"))
+            })
     }
 }

@@ -159,9 +159,11 @@ impl Node {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        wait_until("killed redis-server stops answering", Duration::from_secs(5), || {
-            !ping(self.port)
-        });
+        wait_until(
+            "killed redis-server stops answering",
+            Duration::from_secs(5),
+            || !ping(self.port),
+        );
     }
 }
 

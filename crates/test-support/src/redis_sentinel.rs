@@ -45,8 +45,12 @@ impl RedisSentinel {
             "the replica is in sync with the master",
             Duration::from_secs(30),
             || {
-                cli(replica.port, &["info", "replication"], Duration::from_secs(2))
-                    .is_some_and(|s| s.contains("master_link_status:up"))
+                cli(
+                    replica.port,
+                    &["info", "replication"],
+                    Duration::from_secs(2),
+                )
+                .is_some_and(|s| s.contains("master_link_status:up"))
             },
         );
         for s in &sentinels {

@@ -54,7 +54,10 @@ impl Tally {
             503 => assert_eq!(o.error, "temporarily_unavailable", "a 503 says why"),
             400 => assert_eq!(o.error, "invalid_grant", "a spent code"),
             401 => assert_eq!(o.error, "invalid_client", "a replayed assertion"),
-            s => panic!("status {s} ({}) during failover: fail closed with 503", o.error),
+            s => panic!(
+                "status {s} ({}) during failover: fail closed with 503",
+                o.error
+            ),
         }
     }
 }
@@ -149,7 +152,10 @@ async fn kill_a_master_mid_load(
                 break;
             }
         } else {
-            assert!(succeeded && !failed, "healthy before the kill (iteration {i})");
+            assert!(
+                succeeded && !failed,
+                "healthy before the kill (iteration {i})"
+            );
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -33,11 +33,11 @@ mod slow_clients;
 // Signing in at an identity provider.
 mod idp_sign_in;
 // The gateway, other issuers, several instances, real MCP clients.
+mod failover;
 mod gateway;
 mod interop_rmcp;
 mod interop_ts;
 mod mcp_2026;
-mod failover;
 mod multi_instance;
 mod trusted_issuers;
 // Operations: the admin listener, the admin console and the metrics.

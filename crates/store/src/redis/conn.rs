@@ -261,10 +261,8 @@ impl ConnectionLike for SentinelConn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            self.with_master(
-                |mut c| async move { c.req_packed_commands(cmd, offset, count).await },
-            )
-            .await
+            self.with_master(|mut c| async move { c.req_packed_commands(cmd, offset, count).await })
+                .await
         })
     }
 

@@ -125,15 +125,22 @@ fn host_port(display: &str, s: &str, default_port: u16) -> Result<(String, u16),
         return Err(open_err(display, format!("empty host in {s:?}")));
     }
     let port = match port {
-        Some(p) => p
-            .parse::<u16>()
-            .map_err(|_| open_err(display, format!("port {p:?} of host {host:?} is not a port")))?,
+        Some(p) => p.parse::<u16>().map_err(|_| {
+            open_err(
+                display,
+                format!("port {p:?} of host {host:?} is not a port"),
+            )
+        })?,
         None => default_port,
     };
     Ok((host.to_owned(), port))
 }
 
-fn hosts(display: &str, p: &Parts<'_>, default_port: u16) -> Result<Vec<(String, u16)>, StoreError> {
+fn hosts(
+    display: &str,
+    p: &Parts<'_>,
+    default_port: u16,
+) -> Result<Vec<(String, u16)>, StoreError> {
     let list = p
         .hosts
         .split(',')

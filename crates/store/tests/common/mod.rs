@@ -160,7 +160,11 @@ pub async fn open_redis_shared(url: &str) -> std::sync::Arc<dyn cimdgate_store::
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let options = cimdgate_store::redis::RedisOptions {
-        key_prefix: format!("t{}-{}:", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)),
+        key_prefix: format!(
+            "t{}-{}:",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ),
         ..Default::default()
     };
     let store = cimdgate_store::redis::RedisStore::open_with(url, options)
