@@ -106,7 +106,18 @@ pub struct RedisOptions {
     pub response_timeout: Duration,
     /// Upper bound on one store call (including reconnect attempts).
     pub op_timeout: Duration,
+    /// Replicas that must acknowledge every single-use write (a code spent, a refresh token
+    /// rotated or spent, a `jti` recorded, a family revoked) before the store reports it done
+    /// (`WAIT`); 0, the default, does not wait. See docs/redis.md, *Durability*.
+    pub wait_replicas: u32,
+    /// How long `WAIT` may take; fewer acknowledgements by then fail the call with
+    /// [`StoreError::Unavailable`] (the write stays done: failing closed). Keep it below
+    /// [`RedisOptions::response_timeout`].
+    pub wait_timeout: Duration,
 }
+
+/// Default [`RedisOptions::wait_timeout`].
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl Default for RedisOptions {
     fn default() -> Self {
@@ -115,6 +126,8 @@ impl Default for RedisOptions {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
             op_timeout: Duration::from_secs(2),
+            wait_replicas: 0,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
         }
     }
 }
@@ -125,6 +138,8 @@ pub struct RedisStore {
     conn: Conn,
     prefix: String,
     op_timeout: Duration,
+    wait_replicas: u32,
+    wait_timeout: Duration,
     display_url: String,
 }
 
@@ -193,6 +208,8 @@ impl RedisStore {
             conn,
             prefix: options.key_prefix,
             op_timeout: options.op_timeout,
+            wait_replicas: options.wait_replicas,
+            wait_timeout: options.wait_timeout,
             display_url,
         })
     }
@@ -234,6 +251,35 @@ impl RedisStore {
                 self.op_timeout, self.display_url
             ))),
         }
+    }
+
+    /// With [`RedisOptions::wait_replicas`], wait until that many replicas hold every write
+    /// sent so far on this connection (`WAIT`; on a cluster every master is asked and the
+    /// smallest count counts).
+    async fn confirm_replicated(&self) -> Result<(), StoreError> {
+        if self.wait_replicas == 0 {
+            return Ok(());
+        }
+        let (n, ms) = (
+            self.wait_replicas,
+            u64::try_from(self.wait_timeout.as_millis()).unwrap_or(u64::MAX),
+        );
+        let mut c = self.conn();
+        let acked: i64 = self
+            .run("replication wait", async move {
+                ::redis::cmd("WAIT")
+                    .arg(n)
+                    .arg(ms)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if acked < i64::from(n) {
+            return Err(StoreError::Unavailable(format!(
+                "redis: {acked} of {n} replicas acknowledged the write within {ms} ms"
+            )));
+        }
+        Ok(())
     }
 
     fn conn(&self) -> Conn {

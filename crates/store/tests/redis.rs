@@ -224,3 +224,61 @@ async fn sentinel_with_an_unknown_service_is_unavailable_not_a_panic() {
     let err = s.health().await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
 }
+
+/// A store on `url` with `wait_replicas` and a prefix of its own.
+async fn waiting_store(url: &str, wait_replicas: u32, prefix: &str) -> RedisStore {
+    let options = RedisOptions {
+        key_prefix: prefix.into(),
+        wait_replicas,
+        wait_timeout: Duration::from_millis(200),
+        ..RedisOptions::default()
+    };
+    RedisStore::open_with(url, options).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_replicas_confirms_spends_and_fails_closed_when_replicas_are_missing() {
+    // Behind Sentinel: one replica.
+    let url = cimdgate_test_support::RedisSentinel::shared().url();
+    let s = waiting_store(&url, 1, "wait1:").await;
+    s.put_code(&hash("c"), &code("fam", future()))
+        .await
+        .unwrap();
+    let redeem = |c: &str, j: &str| CodeRedeem {
+        code: hash(c),
+        jti: Some(JtiRecord {
+            client_id: "https://client.example/cimd.json".into(),
+            jti: j.into(),
+            expires_at: future(),
+        }),
+        refresh: Some((hash(&format!("rt-{c}")), refresh("fam", future()))),
+        family_revoke_until: future() + HOUR,
+    };
+    let out = s.redeem_code(&redeem("c", "j1"), now()).await.unwrap();
+    assert!(matches!(out, CodeRedeemOutcome::Redeemed(_)), "{out:?}");
+    assert!(s.record_jti("c", "j2", future()).await.unwrap());
+
+    // Two replicas required, one exists: the spend happens but is reported unavailable
+    // (503), and the code stays spent — failing closed.
+    let s = waiting_store(&url, 2, "wait2:").await;
+    s.put_code(&hash("d"), &code("fam", future()))
+        .await
+        .unwrap();
+    let err = s.redeem_code(&redeem("d", "j3"), now()).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Unavailable(m) if m.contains("1 of 2 replicas")),
+        "{err:?}"
+    );
+    let again = waiting_store(&url, 0, "wait2:").await;
+    let out = again.redeem_code(&redeem("d", "j4"), now()).await.unwrap();
+    assert!(matches!(out, CodeRedeemOutcome::AlreadyUsed(_)), "{out:?}");
+
+    // A cluster without replicas cannot confirm anything.
+    let url = cimdgate_test_support::RedisCluster::shared().url();
+    let s = waiting_store(&url, 1, "wait3:").await;
+    let err = s.record_jti("c", "j5", future()).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Unavailable(m) if m.contains("0 of 1 replicas")),
+        "{err:?}"
+    );
+}

@@ -213,6 +213,7 @@ impl Store for RedisStore {
                     .await
             })
             .await?;
+        self.confirm_replicated().await?;
         let record = |rec: Option<String>| -> Result<CodeRecord, StoreError> {
             decode("code", rec.as_deref().unwrap_or_default())
         };
@@ -259,6 +260,8 @@ impl Store for RedisStore {
         // 3: the code, its family revocation and the first refresh token in one script.
         let code = req.code.as_str();
         let Some(family) = self.family_of("code:", code).await? else {
+            // The jti was recorded: it must be as durable as a spend.
+            self.confirm_replicated().await?;
             return Ok(CodeRedeemOutcome::NotFound);
         };
         let mut keys = vec![
@@ -293,6 +296,7 @@ impl Store for RedisStore {
                 inv.invoke_async(&mut c).await
             })
             .await?;
+        self.confirm_replicated().await?;
         let record = |rec: Option<String>| -> Result<CodeRecord, StoreError> {
             decode("code", rec.as_deref().unwrap_or_default())
         };
@@ -360,6 +364,7 @@ impl Store for RedisStore {
                     .await
             })
             .await?;
+        self.confirm_replicated().await?;
         match status {
             0 => Ok(RefreshRotation::NotFound),
             1 => Ok(RefreshRotation::Rotated(decode(
@@ -399,6 +404,7 @@ impl Store for RedisStore {
                     .await
             })
             .await?;
+        self.confirm_replicated().await?;
         match status {
             0 => Ok(SpentRefresh::Unknown),
             1 => Ok(SpentRefresh::Active),
@@ -442,8 +448,8 @@ impl Store for RedisStore {
                 .invoke_async::<i64>(&mut c)
                 .await
         })
-        .await
-        .map(drop)
+        .await?;
+        self.confirm_replicated().await
     }
 
     async fn is_family_revoked(
@@ -556,8 +562,11 @@ impl Store for RedisStore {
         jti: &str,
         expires_at: SystemTime,
     ) -> Result<bool, StoreError> {
-        self.jti_script(client_id, jti, expires_at, SystemTime::now())
-            .await
+        let recorded = self
+            .jti_script(client_id, jti, expires_at, SystemTime::now())
+            .await?;
+        self.confirm_replicated().await?;
+        Ok(recorded)
     }
 
     async fn put_idp_tokens(
