@@ -139,13 +139,26 @@ impl Default for ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// `embedded:PATH` (redb file in folder PATH), or `redis://HOST:PORT/DB` / `rediss://…`
-    /// (TLS) to share all state between several instances (docs/redis.md).
+    /// (TLS) to share all state between several instances; `redis+cluster://H1:P1,H2:P2,…`
+    /// for a Redis Cluster, `redis+sentinel://S1:P1,S2:P2,…/SERVICE[/DB]` for the master behind
+    /// Sentinel (docs/redis.md).
     #[serde(serialize_with = "redact_store_url")]
     pub url: String,
     /// Prefix of every Redis key (default `cg:`), so several deployments can share one Redis.
     /// Ignored by the embedded store.
     pub key_prefix: Option<String>,
+    /// Redis replicas that must acknowledge each single-use write (code, refresh token,
+    /// `jti`, revocation) before it counts (`WAIT`), so a failover cannot promote a replica
+    /// that lacks it (docs/redis.md, *Durability*). 0 (default): no wait. Ignored by the
+    /// embedded store.
+    pub wait_replicas: u32,
+    /// How long to wait for those acknowledgements, in milliseconds (default 500, at most
+    /// 900); fewer by then answer the request with 503.
+    pub wait_timeout_ms: u64,
 }
+
+/// Largest `store.wait_timeout_ms`: below the Redis connection's 1 s response timeout.
+pub const MAX_WAIT_TIMEOUT_MS: u64 = 900;
 
 /// Written by hand so a Redis password in `url` never reaches a log line (`{:?}` of the
 /// configuration shows `redis://:***@host`); the URL stays a plain string because the Redis
@@ -156,6 +169,8 @@ impl std::fmt::Debug for StoreConfig {
         f.debug_struct("StoreConfig")
             .field("url", &self.redacted_url())
             .field("key_prefix", &self.key_prefix)
+            .field("wait_replicas", &self.wait_replicas)
+            .field("wait_timeout_ms", &self.wait_timeout_ms)
             .finish()
     }
 }
@@ -172,6 +187,9 @@ impl Default for StoreConfig {
         StoreConfig {
             url: "embedded:./cimdgate-data".into(),
             key_prefix: None,
+            wait_replicas: 0,
+            wait_timeout_ms: u64::try_from(cimdgate_store::redis::DEFAULT_WAIT_TIMEOUT.as_millis())
+                .unwrap_or(500),
         }
     }
 }
@@ -739,13 +757,20 @@ impl Config {
                 "must not have a query or fragment (it is the issuer identifier)",
             ));
         }
+        if self.store.wait_timeout_ms == 0 || self.store.wait_timeout_ms > MAX_WAIT_TIMEOUT_MS {
+            return Err(key_err(
+                "store.wait_timeout_ms",
+                format!("must be 1–{MAX_WAIT_TIMEOUT_MS} ms"),
+            ));
+        }
         if !(self.store.url.starts_with("embedded:")
             || cimdgate_store::redis::is_redis_url(&self.store.url))
         {
             return Err(key_err(
                 "store.url",
                 format!(
-                    "{:?}: expected embedded:PATH, redis://HOST:PORT/DB or rediss://HOST:PORT/DB",
+                    "{:?}: expected embedded:PATH, redis://HOST:PORT/DB, rediss://HOST:PORT/DB, \
+                     redis+cluster://H1:P1,H2:P2,… or redis+sentinel://S1:P1,S2:P2,…/SERVICE",
                     self.store.url
                 ),
             ));

@@ -149,20 +149,26 @@ impl Services {
 pub struct OpenedStore {
     /// The store.
     pub store: Arc<dyn Store>,
-    /// The same store as [`RedisStore`] when `store.url` is `redis://` / `rediss://`.
+    /// The same store as [`RedisStore`] when `store.url` is a Redis URL (one server, a
+    /// cluster or Sentinel).
     pub redis: Option<Arc<RedisStore>>,
 }
 
-/// Open the configured store.
+/// Open the store at `url` with the default settings.
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StartError> {
-    Ok(open_store_with(url, None).await?.store)
+    let config = crate::config::StoreConfig {
+        url: url.to_owned(),
+        ..Default::default()
+    };
+    Ok(open_store_with(&config).await?.store)
 }
 
-/// Open the configured store with an optional Redis key prefix (`store.key_prefix`).
+/// Open the configured store (`[store]`: the URL, and for Redis the key prefix and the
+/// replication wait).
 pub async fn open_store_with(
-    url: &str,
-    key_prefix: Option<&str>,
+    config: &crate::config::StoreConfig,
 ) -> Result<OpenedStore, StartError> {
+    let url = config.url.as_str();
     let err = |reason: String| StartError::Store {
         url: cimdgate_store::redis::redacted_url(url),
         reason,
@@ -176,9 +182,11 @@ pub async fn open_store_with(
     }
     if is_redis_url(url) {
         let mut options = RedisOptions::default();
-        if let Some(p) = key_prefix {
-            options.key_prefix = p.to_owned();
+        if let Some(p) = &config.key_prefix {
+            options.key_prefix = p.clone();
         }
+        options.wait_replicas = config.wait_replicas;
+        options.wait_timeout = std::time::Duration::from_millis(config.wait_timeout_ms);
         let redis = RedisStore::open_with(url, options)
             .await
             .map_err(|e| StartError::Store {
@@ -192,7 +200,9 @@ pub async fn open_store_with(
         });
     }
     Err(err(
-        "unsupported store URL (expected embedded:PATH, redis://HOST:PORT/DB or rediss://…)".into(),
+        "unsupported store URL (expected embedded:PATH, redis://HOST:PORT/DB, rediss://…, \
+         redis+cluster://H1:P1,H2:P2,… or redis+sentinel://S1:P1,S2:P2,…/SERVICE)"
+            .into(),
     ))
 }
 
@@ -221,7 +231,7 @@ impl Services {
                  cimdgate behind TLS and set an https public_url"
             );
         }
-        let opened = open_store_with(&config.store.url, config.store.key_prefix.as_deref()).await?;
+        let opened = open_store_with(&config.store).await?;
         // Every store call is timed (`cimdgate_store_operation_duration_seconds`).
         let store = crate::store_metrics::MeteredStore::wrap(opened.store);
         let fetcher =

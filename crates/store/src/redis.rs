@@ -1,7 +1,11 @@
 //! # Redis backend — state shared by several instances (docs/architecture.md, *Storage and scale*)
 //!
 //! `store.url = "redis://HOST:PORT/DB"` (or `rediss://` for TLS, verified with the system
-//! roots; `redis://:PASSWORD@HOST…` / `redis://USER:PASSWORD@HOST…` for AUTH). Any number of
+//! roots; `redis://:PASSWORD@HOST…` / `redis://USER:PASSWORD@HOST…` for AUTH);
+//! `redis+cluster://H1:P1,H2:P2,…` for a Redis Cluster and
+//! `redis+sentinel://S1:P1,S2:P2,…/SERVICE[/DB]` for the master behind Sentinel (both with a
+//! `rediss+…` TLS form; see `topology.rs` for the grammar and `conn.rs` for how each
+//! deployment is connected and followed across failovers). Any number of
 //! instances with the same config and the same Redis behave as one server: codes, refresh
 //! families, revocations, consent, DCR clients, signing keys, secrets, `jti` replay records,
 //! IdP tokens, the inventory — and, through [`RedisStore::cache_get`] and friends, the
@@ -28,7 +32,9 @@
 //! | `<ns>:<sha256(id)>` | shared caches ([`RedisStore::cache_put`]) | entry's keep-until |
 //! | `rl:<ns>:<window>:<sha256(id)>` | fixed-window counter | window length |
 //!
-//! **Redis Cluster.** Multi-key scripts only touch keys under one hash tag. A code exchange and
+//! **Redis Cluster.** Every script and every multi-key command only touches keys under one
+//! hash tag (the cluster would refuse it with `CROSSSLOT`; the contract tests run on a real
+//! cluster); reads of two unrelated keys are two commands (`list_client_records`). A code exchange and
 //! a refresh rotation must change a code or token *and* its family's revocation (and store the
 //! next token) atomically, so all mutable per-family state lives under `{f:<family>}`. Clients
 //! present only a code or token, never its family, so an immutable untagged *pointer*
@@ -52,27 +58,40 @@
 //!
 //! **Failures.** Connection and response timeouts are short ([`RedisOptions`]); every call is
 //! bounded by [`RedisOptions::op_timeout`] and fails with [`StoreError::Unavailable`], which
-//! the server turns into 503. `ConnectionManager` reconnects on its own when Redis comes back.
+//! the server turns into 503. `ConnectionManager` reconnects on its own when Redis comes back;
+//! the cluster connection refreshes its slot map after a failover (`MOVED`, dropped nodes);
+//! the Sentinel connection asks the Sentinels for the master again when its master stops
+//! answering or answers `READONLY`. Nothing is retried after a request may have run, so a
+//! failover costs 503s, never a second spend.
 
 mod codec;
+mod conn;
 mod ops;
 mod scripts;
+mod topology;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
 use crate::{StoreError, TokenHash};
+use conn::{Conn, Timeouts};
 
-/// URL schemes of the Redis backend in `store.url`.
-pub const URL_SCHEMES: [&str; 2] = ["redis://", "rediss://"];
+/// URL schemes of the Redis backend in `store.url`: one server, a Redis Cluster, a master
+/// behind Sentinel (each with its TLS form). See the module docs for the full forms.
+pub const URL_SCHEMES: [&str; 6] = [
+    "redis://",
+    "rediss://",
+    "redis+cluster://",
+    "rediss+cluster://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+];
 
 /// Default key prefix.
 pub const DEFAULT_KEY_PREFIX: &str = "cg:";
 
-/// Whether `url` names a Redis store.
+/// Whether `url` names a Redis store (any of [`URL_SCHEMES`]).
 pub fn is_redis_url(url: &str) -> bool {
-    URL_SCHEMES.iter().any(|s| url.starts_with(s))
+    topology::is_redis_scheme(url)
 }
 
 /// Connection settings for [`RedisStore::open_with`].
@@ -87,7 +106,18 @@ pub struct RedisOptions {
     pub response_timeout: Duration,
     /// Upper bound on one store call (including reconnect attempts).
     pub op_timeout: Duration,
+    /// Replicas that must acknowledge every single-use write (a code spent, a refresh token
+    /// rotated or spent, a `jti` recorded, a family revoked) before the store reports it done
+    /// (`WAIT`); 0, the default, does not wait. See docs/redis.md, *Durability*.
+    pub wait_replicas: u32,
+    /// How long `WAIT` may take; fewer acknowledgements by then fail the call with
+    /// [`StoreError::Unavailable`] (the write stays done: failing closed). Keep it below
+    /// [`RedisOptions::response_timeout`].
+    pub wait_timeout: Duration,
 }
+
+/// Default [`RedisOptions::wait_timeout`].
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl Default for RedisOptions {
     fn default() -> Self {
@@ -96,15 +126,20 @@ impl Default for RedisOptions {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
             op_timeout: Duration::from_secs(2),
+            wait_replicas: 0,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
         }
     }
 }
 
-/// The Redis [`crate::Store`]. Cheap to share; one multiplexed, self-reconnecting connection.
+/// The Redis [`crate::Store`]. Cheap to share; one multiplexed, self-reconnecting connection
+/// (to one server, to every node of a cluster, or to the master Sentinel names).
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
     op_timeout: Duration,
+    wait_replicas: u32,
+    wait_timeout: Duration,
     display_url: String,
 }
 
@@ -129,6 +164,9 @@ pub fn redacted_url(url: &str) -> String {
 
 /// `url` with any password replaced by `***`.
 fn redact(url: &str) -> String {
+    if !topology::SINGLE_SCHEMES.iter().any(|s| url.starts_with(s)) {
+        return topology::redact(url);
+    }
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));
@@ -152,18 +190,16 @@ impl RedisStore {
         let display_url = redact(url);
         if !is_redis_url(url) {
             return Err(StoreError::Open(format!(
-                "store url {display_url:?} is not a Redis url; expected redis://HOST:PORT/DB or rediss://…"
+                "store url {display_url:?} is not a Redis url; expected redis://HOST:PORT/DB, \
+                 rediss://…, redis+cluster://H1:P1,H2:P2,… or redis+sentinel://S1:P1,S2:P2,…/SERVICE"
             )));
         }
-        let client = ::redis::Client::open(url)
-            .map_err(|e| StoreError::Open(format!("bad Redis url {display_url}: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.connect_timeout))
-            .set_response_timeout(Some(options.response_timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+        let topology = topology::parse(url)?;
+        let timeouts = Timeouts {
+            connect: options.connect_timeout,
+            response: options.response_timeout,
+        };
+        let conn = Conn::open(topology, &timeouts).map_err(|e| {
             StoreError::Open(format!(
                 "cannot set up the Redis connection {display_url}: {e}"
             ))
@@ -172,6 +208,8 @@ impl RedisStore {
             conn,
             prefix: options.key_prefix,
             op_timeout: options.op_timeout,
+            wait_replicas: options.wait_replicas,
+            wait_timeout: options.wait_timeout,
             display_url,
         })
     }
@@ -215,7 +253,36 @@ impl RedisStore {
         }
     }
 
-    fn conn(&self) -> ConnectionManager {
+    /// With [`RedisOptions::wait_replicas`], wait until that many replicas hold every write
+    /// sent so far on this connection (`WAIT`; on a cluster every master is asked and the
+    /// smallest count counts).
+    async fn confirm_replicated(&self) -> Result<(), StoreError> {
+        if self.wait_replicas == 0 {
+            return Ok(());
+        }
+        let (n, ms) = (
+            self.wait_replicas,
+            u64::try_from(self.wait_timeout.as_millis()).unwrap_or(u64::MAX),
+        );
+        let mut c = self.conn();
+        let acked: i64 = self
+            .run("replication wait", async move {
+                ::redis::cmd("WAIT")
+                    .arg(n)
+                    .arg(ms)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if acked < i64::from(n) {
+            return Err(StoreError::Unavailable(format!(
+                "redis: {acked} of {n} replicas acknowledged the write within {ms} ms"
+            )));
+        }
+        Ok(())
+    }
+
+    fn conn(&self) -> Conn {
         self.conn.clone()
     }
 

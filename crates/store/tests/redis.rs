@@ -160,3 +160,125 @@ async fn password_is_redacted_from_the_url() {
     assert!(!s.url().contains("hunter2"), "{}", s.url());
     assert!(!format!("{s:?}").contains("hunter2"));
 }
+
+/// `KEYS prefix*` on one node.
+async fn keys_on(port: u16, prefix: &str) -> Vec<String> {
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut c)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_every_operation_runs_and_keys_spread_over_the_masters() {
+    let cluster = cimdgate_test_support::RedisCluster::shared();
+    let options = RedisOptions {
+        key_prefix: "spread:".into(),
+        ..RedisOptions::default()
+    };
+    let s = RedisStore::open_with(&cluster.url(), options)
+        .await
+        .unwrap();
+    // Every script and multi-key read ran without CROSSSLOT (the cluster refuses those).
+    write_everything(&s).await;
+    assert_eq!(s.list_client_records().await.unwrap().len(), 1);
+    let mut per_master = Vec::new();
+    for port in cluster.ports() {
+        per_master.push(keys_on(port, "spread:").await.len());
+    }
+    assert!(
+        per_master.iter().filter(|n| **n > 0).count() >= 2,
+        "keys shard over several masters: {per_master:?}"
+    );
+    assert!(per_master.iter().sum::<usize>() >= 15, "{per_master:?}");
+}
+
+#[tokio::test]
+async fn cluster_and_sentinel_urls_name_their_problem() {
+    for (url, problem) in [
+        ("redis://127.0.0.1:1,127.0.0.1:2/0", "redis+cluster://"),
+        (
+            "redis+cluster://127.0.0.1:1,127.0.0.1:2/1",
+            "only database 0",
+        ),
+        ("redis+sentinel://127.0.0.1:1,127.0.0.1:2", "service name"),
+        ("redis+sentinel://:hunter2@127.0.0.1:1/cg/x", "not a number"),
+    ] {
+        let err = RedisStore::open(url).await.unwrap_err().to_string();
+        assert!(err.contains(problem), "{url}: {err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_with_an_unknown_service_is_unavailable_not_a_panic() {
+    let sentinel = cimdgate_test_support::RedisSentinel::shared();
+    let url = sentinel.url().replace("/cg", "/no-such-master");
+    let s = RedisStore::open(&url).await.unwrap();
+    let err = s.health().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+/// A store on `url` with `wait_replicas` and a prefix of its own.
+async fn waiting_store(url: &str, wait_replicas: u32, prefix: &str) -> RedisStore {
+    let options = RedisOptions {
+        key_prefix: prefix.into(),
+        wait_replicas,
+        wait_timeout: Duration::from_millis(200),
+        ..RedisOptions::default()
+    };
+    RedisStore::open_with(url, options).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_replicas_confirms_spends_and_fails_closed_when_replicas_are_missing() {
+    // Behind Sentinel: one replica.
+    let url = cimdgate_test_support::RedisSentinel::shared().url();
+    let s = waiting_store(&url, 1, "wait1:").await;
+    s.put_code(&hash("c"), &code("fam", future()))
+        .await
+        .unwrap();
+    let redeem = |c: &str, j: &str| CodeRedeem {
+        code: hash(c),
+        jti: Some(JtiRecord {
+            client_id: "https://client.example/cimd.json".into(),
+            jti: j.into(),
+            expires_at: future(),
+        }),
+        refresh: Some((hash(&format!("rt-{c}")), refresh("fam", future()))),
+        family_revoke_until: future() + HOUR,
+    };
+    let out = s.redeem_code(&redeem("c", "j1"), now()).await.unwrap();
+    assert!(matches!(out, CodeRedeemOutcome::Redeemed(_)), "{out:?}");
+    assert!(s.record_jti("c", "j2", future()).await.unwrap());
+
+    // Two replicas required, one exists: the spend happens but is reported unavailable
+    // (503), and the code stays spent — failing closed.
+    let s = waiting_store(&url, 2, "wait2:").await;
+    s.put_code(&hash("d"), &code("fam", future()))
+        .await
+        .unwrap();
+    let err = s.redeem_code(&redeem("d", "j3"), now()).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Unavailable(m) if m.contains("1 of 2 replicas")),
+        "{err:?}"
+    );
+    let again = waiting_store(&url, 0, "wait2:").await;
+    let out = again.redeem_code(&redeem("d", "j4"), now()).await.unwrap();
+    assert!(matches!(out, CodeRedeemOutcome::AlreadyUsed(_)), "{out:?}");
+
+    // A cluster without replicas cannot confirm anything.
+    let url = cimdgate_test_support::RedisCluster::shared().url();
+    let s = waiting_store(&url, 1, "wait3:").await;
+    let err = s.record_jti("c", "j5", future()).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Unavailable(m) if m.contains("0 of 1 replicas")),
+        "{err:?}"
+    );
+}

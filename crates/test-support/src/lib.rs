@@ -10,6 +10,8 @@
 //! | [`DnsServer`] | a tiny UDP DNS server answering `A`/`AAAA` from a fixed table, counting queries |
 //! | [`TcpProbe`] | a plain TCP listener that only counts connection attempts (e.g. a fake proxy) |
 //! | [`RedisServer`] | a private `redis-server` on a free loopback port |
+//! | [`RedisCluster`] | a real local Redis Cluster: three masters (plus three replicas for failover tests) |
+//! | [`RedisSentinel`] | a real local Sentinel setup: master, replica, three Sentinels (quorum 2) |
 //! | [`config`] | the TOML of a test installation, and a cheap argon2id password hash |
 //! | [`node`] | `npm ci` once per fixture and a deadline-bounded runner for node scripts |
 //! | [`keys`] | signing keys (ES256/RS256/EdDSA…) with their public JWKs, and client-assertion claims |
@@ -22,7 +24,12 @@
 pub mod config;
 pub mod keys;
 pub mod node;
+mod redis_cluster;
+mod redis_node;
+mod redis_sentinel;
 mod redis_server;
+pub use redis_cluster::{CLUSTER_NODE_TIMEOUT_MS, RedisCluster};
+pub use redis_sentinel::{RedisSentinel, SENTINEL_DOWN_AFTER_MS, SENTINEL_SERVICE};
 pub use redis_server::RedisServer;
 
 use std::collections::HashMap;

@@ -273,3 +273,19 @@ fn audit_sink_parses_log_stdout_and_file() {
         assert!(err.to_string().contains("audit.sink"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn store_wait_timeout_is_bounded_and_cluster_and_sentinel_urls_are_accepted() {
+    for bad in ["0", "901"] {
+        let err = Config::from_toml(&format!("[store]\nwait_timeout_ms = {bad}\n")).unwrap_err();
+        assert!(err.to_string().contains("store.wait_timeout_ms"), "{err}");
+    }
+    let c = Config::from_toml(
+        "[store]\nurl = \"redis+sentinel://:pw@127.0.0.1:26379/cg\"\nwait_replicas = 1\n",
+    )
+    .unwrap();
+    assert_eq!((c.store.wait_replicas, c.store.wait_timeout_ms), (1, 500));
+    assert!(!format!("{c:?}").contains(":pw@"));
+    Config::from_toml("[store]\nurl = \"redis+cluster://127.0.0.1:7000,127.0.0.1:7001\"\n")
+        .unwrap();
+}

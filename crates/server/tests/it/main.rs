@@ -33,6 +33,7 @@ mod slow_clients;
 // Signing in at an identity provider.
 mod idp_sign_in;
 // The gateway, other issuers, several instances, real MCP clients.
+mod failover;
 mod gateway;
 mod interop_2026_sdks;
 mod interop_rmcp;

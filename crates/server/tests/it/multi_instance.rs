@@ -1,7 +1,9 @@
 //! Several cimdgate instances, one Redis (docs/architecture.md, *Storage and scale*): they behave as one server.
-//! Each test starts its own `redis-server` (killed on drop) and three instances sharing the
-//! same configuration; `public_url` is instance A's URL for all of them (one logical server
-//! behind a load balancer), and B and C are called directly.
+//! Each test starts three instances sharing the same configuration; `public_url` is instance
+//! A's URL for all of them (one logical server behind a load balancer), and B and C are called
+//! directly. The shared-state suite runs on each Redis deployment (macro `on_every_redis!`):
+//! its own `redis-server` (killed on drop), the process's shared Redis Cluster, and the
+//! process's shared Sentinel setup — each test under a key prefix of its own.
 
 use crate::{back_util, common};
 
@@ -15,26 +17,65 @@ use tokio::task::JoinSet;
 
 use back_util::mint_code;
 use cimdgate_server::app::RunningServer;
-use cimdgate_test_support::RedisServer;
+use cimdgate_test_support::{RedisCluster, RedisSentinel, RedisServer};
 use common::{TestEnv, encode_form, http_client};
 use test_keys::{TestKey, claims, jwks_json};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Instance A (the harness server) plus B and C on other ports, all on one Redis.
-struct Cluster {
-    env: TestEnv,
-    others: Vec<(String, RunningServer)>,
-    redis: RedisServer,
+pub(crate) struct Instances {
+    pub(crate) env: TestEnv,
+    pub(crate) others: Vec<(String, RunningServer)>,
+    /// The private `redis-server`, when the deployment is one (shared deployments are statics).
+    redis: Option<RedisServer>,
 }
 
-impl Cluster {
-    async fn start() -> Cluster {
-        let redis = RedisServer::start();
-        let url = redis.url();
+/// A key prefix no other test in this process uses (shared deployments).
+pub(crate) fn fresh_prefix(what: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("{what}-{}:", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Which Redis deployment a test runs on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Deployment {
+    /// A private `redis-server`.
+    Single,
+    /// The process's shared three-master Redis Instances.
+    Cluster,
+    /// The process's shared Sentinel setup.
+    Sentinel,
+}
+
+impl Instances {
+    async fn start() -> Instances {
+        Self::start_on(Deployment::Single).await
+    }
+
+    async fn start_on(deployment: Deployment) -> Instances {
+        let (redis, url) = match deployment {
+            Deployment::Single => {
+                let r = RedisServer::start();
+                let url = r.url();
+                (Some(r), url)
+            }
+            Deployment::Cluster => (None, RedisCluster::shared().url()),
+            Deployment::Sentinel => (None, RedisSentinel::shared().url()),
+        };
+        Self::start_with_url(&url, &fresh_prefix("multi"), redis).await
+    }
+
+    /// Three instances on the Redis at `url`, under `prefix`.
+    pub(crate) async fn start_with_url(
+        url: &str,
+        prefix: &str,
+        redis: Option<RedisServer>,
+    ) -> Instances {
         let env = TestEnv::start_with(|c| {
-            c.store.url = url.clone();
-            c.store.key_prefix = Some("multi:".into());
+            c.store.url = url.to_owned();
+            c.store.key_prefix = Some(prefix.to_owned());
         })
         .await;
         let mut others = Vec::new();
@@ -46,18 +87,18 @@ impl Cluster {
                 .expect("instance starts");
             others.push((base, server));
         }
-        Cluster { env, others, redis }
+        Instances { env, others, redis }
     }
 
     /// Base URLs of A, B, C.
-    fn bases(&self) -> Vec<String> {
+    pub(crate) fn bases(&self) -> Vec<String> {
         let mut v = vec![self.env.base.clone()];
         v.extend(self.others.iter().map(|(b, _)| b.clone()));
         v
     }
 }
 
-async fn post(base: &str, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn post(base: &str, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
     let resp = http_client()
         .post(format!("{base}{path}"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -79,9 +120,8 @@ async fn get_status(url: &str) -> u16 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn authorize_on_a_token_on_b_refresh_on_c_and_one_fetch_for_all() {
-    let cl = Cluster::start().await;
+async fn authorize_on_a_token_on_b_refresh_on_c_and_one_fetch_for_all(on: Deployment) {
+    let cl = Instances::start_on(on).await;
     let env = &cl.env;
     let [a, b, c] = <[String; 3]>::try_from(cl.bases()).unwrap();
     let redirect = TestEnv::default_redirect("cimd.test");
@@ -152,9 +192,8 @@ fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn private_key_jwt_assertion_used_at_a_is_rejected_at_b() {
-    let cl = Cluster::start().await;
+async fn private_key_jwt_assertion_used_at_a_is_rejected_at_b(on: Deployment) {
+    let cl = Instances::start_on(on).await;
     let env = &cl.env;
     let [a, b, _c] = <[String; 3]>::try_from(cl.bases()).unwrap();
     let key = TestKey::es256("k");
@@ -196,9 +235,8 @@ async fn private_key_jwt_assertion_used_at_a_is_rejected_at_b() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn hundred_concurrent_redemptions_over_three_instances_succeed_once() {
-    let cl = Cluster::start().await;
+async fn hundred_concurrent_redemptions_over_three_instances_succeed_once(on: Deployment) {
+    let cl = Instances::start_on(on).await;
     let env = &cl.env;
     let bases = cl.bases();
     let redirect = TestEnv::default_redirect("cimd.test");
@@ -238,7 +276,7 @@ async fn hundred_concurrent_redemptions_over_three_instances_succeed_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_outage_gives_503s_and_traffic_recovers_without_restart() {
-    let mut cl = Cluster::start().await;
+    let mut cl = Instances::start().await;
     let bases = cl.bases();
     let redirect = TestEnv::default_redirect("cimd.test");
     let id = cl.env.publish_client("outage", json!({}));
@@ -264,7 +302,8 @@ async fn redis_outage_gives_503s_and_traffic_recovers_without_restart() {
     assert_eq!(status, 200, "{body}");
     let rt = body["refresh_token"].as_str().unwrap().to_owned();
 
-    cl.redis.stop();
+    let redis = cl.redis.as_mut().expect("a private redis-server");
+    redis.stop();
     // A bounded load run (2 s) against all three instances while Redis is down.
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut set = JoinSet::new();
@@ -315,7 +354,8 @@ async fn redis_outage_gives_503s_and_traffic_recovers_without_restart() {
     assert!(page == 200 || page == 503, "front channel status {page}");
 
     // Redis comes back on the same port (empty: persistence is off). No instance restarts.
-    cl.redis.restart();
+    let redis = cl.redis.as_mut().expect("a private redis-server");
+    redis.restart();
     let deadline = Instant::now() + Duration::from_secs(20);
     for base in &bases {
         while get_status(&format!("{base}/readyz")).await != 200 {
@@ -335,3 +375,39 @@ async fn redis_outage_gives_503s_and_traffic_recovers_without_restart() {
         assert_eq!(status, 200, "{base}: {body}");
     }
 }
+
+/// One `#[tokio::test]` per Redis deployment for each `async fn name(on: Deployment)`.
+macro_rules! on_every_redis {
+    ($($name:ident),* $(,)?) => {
+        mod on_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Deployment::Single).await;
+                }
+            )*
+        }
+        mod on_redis_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Deployment::Cluster).await;
+                }
+            )*
+        }
+        mod on_redis_sentinel {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Deployment::Sentinel).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_redis!(
+    authorize_on_a_token_on_b_refresh_on_c_and_one_fetch_for_all,
+    private_key_jwt_assertion_used_at_a_is_rejected_at_b,
+    hundred_concurrent_redemptions_over_three_instances_succeed_once,
+);

@@ -150,6 +150,18 @@ impl RedisStore {
         .await
     }
 
+    async fn hash_all(
+        &self,
+        key: String,
+        what: &str,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let mut c = self.conn();
+        self.run(what, async move {
+            ::redis::cmd("HGETALL").arg(&key).query_async(&mut c).await
+        })
+        .await
+    }
+
     fn revocation_key(&self, family: &str) -> String {
         self.family_key(family, "revoked", "")
     }
@@ -201,6 +213,7 @@ impl Store for RedisStore {
                     .await
             })
             .await?;
+        self.confirm_replicated().await?;
         let record = |rec: Option<String>| -> Result<CodeRecord, StoreError> {
             decode("code", rec.as_deref().unwrap_or_default())
         };
@@ -247,6 +260,8 @@ impl Store for RedisStore {
         // 3: the code, its family revocation and the first refresh token in one script.
         let code = req.code.as_str();
         let Some(family) = self.family_of("code:", code).await? else {
+            // The jti was recorded: it must be as durable as a spend.
+            self.confirm_replicated().await?;
             return Ok(CodeRedeemOutcome::NotFound);
         };
         let mut keys = vec![
@@ -281,6 +296,7 @@ impl Store for RedisStore {
                 inv.invoke_async(&mut c).await
             })
             .await?;
+        self.confirm_replicated().await?;
         let record = |rec: Option<String>| -> Result<CodeRecord, StoreError> {
             decode("code", rec.as_deref().unwrap_or_default())
         };
@@ -348,6 +364,7 @@ impl Store for RedisStore {
                     .await
             })
             .await?;
+        self.confirm_replicated().await?;
         match status {
             0 => Ok(RefreshRotation::NotFound),
             1 => Ok(RefreshRotation::Rotated(decode(
@@ -387,6 +404,7 @@ impl Store for RedisStore {
                     .await
             })
             .await?;
+        self.confirm_replicated().await?;
         match status {
             0 => Ok(SpentRefresh::Unknown),
             1 => Ok(SpentRefresh::Active),
@@ -430,8 +448,8 @@ impl Store for RedisStore {
                 .invoke_async::<i64>(&mut c)
                 .await
         })
-        .await
-        .map(drop)
+        .await?;
+        self.confirm_replicated().await
     }
 
     async fn is_family_revoked(
@@ -544,8 +562,11 @@ impl Store for RedisStore {
         jti: &str,
         expires_at: SystemTime,
     ) -> Result<bool, StoreError> {
-        self.jti_script(client_id, jti, expires_at, SystemTime::now())
-            .await
+        let recorded = self
+            .jti_script(client_id, jti, expires_at, SystemTime::now())
+            .await?;
+        self.confirm_replicated().await?;
+        Ok(recorded)
     }
 
     async fn put_idp_tokens(
@@ -634,22 +655,10 @@ impl Store for RedisStore {
 
     async fn list_client_records(&self) -> Result<Vec<ClientRecord>, StoreError> {
         let (rec_key, legacy_key) = (self.key(&["{inv}:rec"]), self.key(&["{seen}:first"]));
-        type Maps = (
-            std::collections::HashMap<String, String>,
-            std::collections::HashMap<String, String>,
-        );
-        let mut c = self.conn();
-        let (records, legacy): Maps = self
-            .run("inventory read", async move {
-                ::redis::pipe()
-                    .cmd("HGETALL")
-                    .arg(&rec_key)
-                    .cmd("HGETALL")
-                    .arg(&legacy_key)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
+        // Two reads, not one pipeline: the keys live in different cluster slots (`{inv}`,
+        // `{seen}`), and the legacy hash is read-only, so nothing is lost between them.
+        let records = self.hash_all(rec_key, "inventory read").await?;
+        let legacy = self.hash_all(legacy_key, "inventory read").await?;
         let mut out = Vec::with_capacity(records.len());
         for json in records.values() {
             out.push(decode::<ClientRecord>("client record", json)?);

@@ -153,6 +153,26 @@ pub async fn open_redis() -> (
     (server, store)
 }
 
+/// A Redis store on `url` (a shared cluster or Sentinel setup) under a key prefix of its own,
+/// so tests sharing the deployment never see each other's keys. The prefix has no `{…}`:
+/// keys spread over the cluster's slots as in production.
+pub async fn open_redis_shared(url: &str) -> std::sync::Arc<dyn cimdgate_store::Store> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let options = cimdgate_store::redis::RedisOptions {
+        key_prefix: format!(
+            "t{}-{}:",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ),
+        ..Default::default()
+    };
+    let store = cimdgate_store::redis::RedisStore::open_with(url, options)
+        .await
+        .unwrap();
+    std::sync::Arc::new(store)
+}
+
 /// Generate one test per backend for each shared test `async fn name(s: Arc<dyn Store>)`.
 #[allow(unused_macros)]
 macro_rules! both_backends {
@@ -172,6 +192,24 @@ macro_rules! both_backends {
                 async fn $name() {
                     let (_redis, s) = super::common::open_redis_dyn().await;
                     super::$name(s).await;
+                }
+            )*
+        }
+        mod on_redis_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let url = cimdgate_test_support::RedisCluster::shared().url();
+                    super::$name(super::common::open_redis_shared(&url).await).await;
+                }
+            )*
+        }
+        mod on_redis_sentinel {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let url = cimdgate_test_support::RedisSentinel::shared().url();
+                    super::$name(super::common::open_redis_shared(&url).await).await;
                 }
             )*
         }
