@@ -13,6 +13,7 @@
 
 use cimdgate_server::back::client_auth::presented_credentials;
 use cimdgate_server::back::form::parse_form;
+use cimdgate_server::back::grant_types::OptionalGrants;
 use cimdgate_server::back::token::{check_code_params, check_grant_type, check_redirect_uri};
 use cimdgate_server::grant::pkce::{CodeChallenge, s256};
 use cimdgate_server::grant::{resource, scopes};
@@ -61,7 +62,12 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(params.get("grant_type"), None);
     }
 
-    let _ = check_grant_type(&params);
+    // Every grant type on offer, so the optional ones are parsed too.
+    let all = OptionalGrants {
+        jwt_bearer: true,
+        client_credentials: true,
+    };
+    let _ = check_grant_type(&params, all);
     if let Ok(creds) = presented_credentials(&headers, &params) {
         if let (Some(id), Some(sent)) = (&creds.client_id, params.get("client_id")) {
             assert_eq!(id, sent);
