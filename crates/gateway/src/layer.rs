@@ -33,7 +33,8 @@ use tower::{Layer, Service};
 
 use crate::config::{GatewayConfig, ResourceSpec, metadata_path};
 use crate::operations::{
-    HEADER_MISMATCH, MirroredHeaders, OperationRules, check_mirrored_headers, parse_body,
+    HEADER_MISMATCH, MirroredHeaders, OperationRules, PARSE_ERROR, check_mirrored_headers,
+    parse_body,
 };
 use crate::verify::{Verified, Verifier, VerifyError};
 
@@ -241,14 +242,14 @@ impl ProtectedResource {
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(Denial::TooLarge),
             Err(e) => {
                 return Err(bad(
-                    -32700,
+                    PARSE_ERROR,
                     format!("cannot read the request body: {e}"),
                     None,
                 ));
             }
         };
-        let operations = match parse_body(&bytes) {
-            Ok(ops) => ops,
+        let messages = match parse_body(&bytes) {
+            Ok(m) => m,
             // Without rules an unreadable body is the MCP server's to answer — unless headers
             // claim an operation the body cannot be checked against.
             Err(_)
@@ -258,11 +259,11 @@ impl ProtectedResource {
             {
                 return Ok(Request::from_parts(parts, Body::from(bytes)));
             }
-            Err(why) => return Err(bad(-32700, why, None)),
+            Err(why) => return Err(bad(PARSE_ERROR, why, None)),
         };
-        check_mirrored_headers(&mirrored, &operations)
+        check_mirrored_headers(&mirrored, &messages)
             .map_err(|m| bad(HEADER_MISMATCH, m.message, m.id))?;
-        let needed = self.operations.required(&operations);
+        let needed = self.operations.required(&messages);
         if needed.iter().any(|s| !who.scopes.contains(s)) {
             let mut all: Vec<String> = self.required_scopes.clone();
             all.extend(

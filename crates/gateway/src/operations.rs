@@ -37,6 +37,8 @@ pub const MCP_PROTOCOL_VERSION: &str = "mcp-protocol-version";
 pub const FIRST_HEADER_MIRRORING_REVISION: &str = "2026-07-28";
 /// JSON-RPC error code `HeaderMismatch` (MCP 2026-07-28).
 pub const HEADER_MISMATCH: i64 = -32020;
+/// JSON-RPC error code `Parse error` (JSON-RPC 2.0 §5.1).
+pub const PARSE_ERROR: i64 = -32700;
 
 /// One `[[resources.operation_scopes]]` rule: calls of `method` (and, if given, whose name
 /// matches `name`) need all of `scopes`.
