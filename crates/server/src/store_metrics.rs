@@ -212,6 +212,18 @@ impl Store for MeteredStore {
     ) -> Result<Vec<GrantEntry>, StoreError> {
         timed("list_grants", self.inner.list_grants(client_id, now)).await
     }
+    async fn list_subject_grants(
+        &self,
+        client_id: &str,
+        subject: &str,
+        now: SystemTime,
+    ) -> Result<Vec<GrantEntry>, StoreError> {
+        timed(
+            "list_subject_grants",
+            self.inner.list_subject_grants(client_id, subject, now),
+        )
+        .await
+    }
     async fn remove_grants(
         &self,
         client_id: &str,

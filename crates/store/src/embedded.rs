@@ -48,8 +48,8 @@ use crate::{
 };
 use codec::{
     CLIENTS, CODES, CONSENTS, FAMILIES, GRANTS, IDP_TOKENS, INVENTORY, IdpTokensRecord, REFRESH,
-    SIGNING_KEYS, StoredCode, StoredRefresh, StrTable, decode, from_hex, is_expired, pair_key,
-    unavailable,
+    SIGNING_KEYS, SUBJECT_GRANTS, StoredCode, StoredRefresh, StrTable, decode, from_hex,
+    is_expired, pair_key, subject_grant_key, unavailable,
 };
 use writer::{ClosureJob, Counters, Job, Tables};
 
@@ -328,9 +328,41 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
     let txn = db
         .begin_write()
         .map_err(|e| unavailable("beginning the setup transaction", e))?;
-    drop(Tables::open(&txn)?);
+    let mut tables = Tables::open(&txn)?;
+    index_grants_by_subject(&mut tables)?;
+    drop(tables);
     txn.commit()
         .map_err(|e| unavailable("committing the setup transaction", e))
+}
+
+/// Databases written before the per-user grant index: build it once from the client index,
+/// so [`Store::list_subject_grants`] sees the grants made before the upgrade.
+fn index_grants_by_subject(t: &mut Tables<'_>) -> Result<(), StoreError> {
+    let what = "indexing grants by user";
+    if !t
+        .subject_grants
+        .is_empty()
+        .map_err(|e| unavailable(what, e))?
+        || t.grants.is_empty().map_err(|e| unavailable(what, e))?
+    {
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for row in t.grants.iter().map_err(|e| unavailable(what, e))? {
+        let (k, v) = row.map_err(|e| unavailable(what, e))?;
+        let entry: GrantEntry = decode("grant", k.value(), v.value())?;
+        let g = &entry.grant;
+        rows.push((
+            subject_grant_key(&g.client_id, &g.subject, &g.family_id),
+            v.value().to_vec(),
+        ));
+    }
+    for (key, bytes) in rows {
+        t.subject_grants
+            .insert(key.as_str(), bytes.as_slice())
+            .map_err(|e| unavailable(what, e))?;
+    }
+    Ok(())
 }
 
 fn open_table(
@@ -623,6 +655,34 @@ impl Store for EmbeddedStore {
                 }
                 let entry: GrantEntry = decode("grant", k.value(), v.value())?;
                 if !is_expired(entry.expires_at, now) {
+                    out.push(entry);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn list_subject_grants(
+        &self,
+        client_id: &str,
+        subject: &str,
+        now: SystemTime,
+    ) -> Result<Vec<GrantEntry>, StoreError> {
+        let prefix = subject_grant_key(client_id, subject, "");
+        self.read("listing a user's grants", |txn| {
+            let table = open_table(txn, SUBJECT_GRANTS)?;
+            let rows = table
+                .range(prefix.as_str()..)
+                .map_err(|e| unavailable("listing a user's grants", e))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (k, v) = row.map_err(|e| unavailable("listing a user's grants", e))?;
+                if !k.value().starts_with(prefix.as_str()) {
+                    break;
+                }
+                let entry: GrantEntry = decode("grant", k.value(), v.value())?;
+                // The prefix cannot tell `alice` from `alice\0x`: compare the subject itself.
+                if entry.grant.subject == subject && !is_expired(entry.expires_at, now) {
                     out.push(entry);
                 }
             }

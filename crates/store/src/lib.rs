@@ -95,6 +95,11 @@ pub struct CodeRedeem {
     /// When the code was already used, its family is revoked until this time: the longest
     /// lifetime of anything the first redemption issued (normally `now` + refresh-token TTL).
     pub family_revoke_until: SystemTime,
+    /// The grant's index entry ([`Store::put_grant`]), written when the code is redeemed (and
+    /// only then): in the redemption's transaction in the embedded store, right after the
+    /// redemption script in Redis. A grant that issued tokens is thus always in the index an
+    /// administrator's revocation walks.
+    pub grant: Option<GrantEntry>,
 }
 
 /// Result of [`Store::redeem_code`].
@@ -185,7 +190,7 @@ pub trait Store: Send + Sync + 'static {
     /// 3. the code: unknown or expired → [`CodeRedeemOutcome::NotFound`]; already redeemed →
     ///    its family is revoked until `req.family_revoke_until` and
     ///    [`CodeRedeemOutcome::AlreadyUsed`]; unused → marked redeemed, `req.refresh` stored,
-    ///    [`CodeRedeemOutcome::Redeemed`].
+    ///    `req.grant` indexed, [`CodeRedeemOutcome::Redeemed`].
     ///
     /// Concurrent calls for one code: exactly one gets `Redeemed`.
     async fn redeem_code(
@@ -321,6 +326,15 @@ pub trait Store: Send + Sync + 'static {
     async fn list_grants(
         &self,
         client_id: &str,
+        now: SystemTime,
+    ) -> Result<Vec<GrantEntry>, StoreError>;
+    /// The grants of one user to a client that have not ended at `now` (revoked families
+    /// included, as in [`Store::list_grants`]). Indexed: the cost follows this user's grants,
+    /// not the client's — a consent for a client with a million users reads one user's rows.
+    async fn list_subject_grants(
+        &self,
+        client_id: &str,
+        subject: &str,
         now: SystemTime,
     ) -> Result<Vec<GrantEntry>, StoreError>;
     /// Drop grants from a client's index (after revoking them, or once ended).

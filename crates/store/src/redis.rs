@@ -233,6 +233,11 @@ impl RedisStore {
         k
     }
 
+    /// Key of one user's grants to a client: `prefix grants:<client hash>:<subject hash>`.
+    fn subject_grants_key(&self, client_hash: &str, subject: &str) -> String {
+        self.key(&["grants:", client_hash, ":", TokenHash::of(subject).as_str()])
+    }
+
     /// Key of per-family state: `prefix{f:<family>}:<kind><hash>`.
     fn family_key(&self, family: &str, kind: &str, hash: &str) -> String {
         self.key(&["{f:", family, "}:", kind, hash])

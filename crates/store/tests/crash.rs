@@ -105,6 +105,7 @@ fn crash_child_writer() {
                             }),
                             refresh: Some((code_rt_hash(&key), refresh("cf", future()))),
                             family_revoke_until: future(),
+                            grant: None,
                         };
                         let r = store.redeem_code(&req, now()).await.unwrap();
                         assert!(matches!(r, CodeRedeemOutcome::Redeemed(_)));

@@ -386,6 +386,86 @@ async fn grants_are_listed_per_client_until_they_end_or_are_removed(s: Arc<dyn S
     assert_eq!(s.list_grants("https://a/c2", now()).await.unwrap().len(), 1);
 }
 
+async fn grants_are_listed_per_user_without_the_other_users(s: Arc<dyn Store>) {
+    let entry = |client: &str, subject: &str, family: &str, expires_at| {
+        let mut grant = grant(family, None, None);
+        grant.client_id = client.into();
+        grant.subject = subject.into();
+        GrantEntry { grant, expires_at }
+    };
+    for e in [
+        entry("https://a/c", "alice", "a1", future()),
+        entry("https://a/c", "alice", "a2", future()),
+        entry("https://a/c", "alice", "a-ended", past()),
+        entry("https://a/c", "bob", "b1", future()),
+        // A subject that starts with alice's and the separator: not alice's grant.
+        entry("https://a/c", "alice\0x", "trap", future()),
+        entry("https://a/c2", "alice", "other-client", future()),
+    ] {
+        s.put_grant(&e).await.unwrap();
+    }
+    let fids = |v: Vec<GrantEntry>| {
+        let mut f: Vec<String> = v.into_iter().map(|g| g.grant.family_id).collect();
+        f.sort();
+        f
+    };
+    let alice = s.list_subject_grants("https://a/c", "alice", now()).await;
+    assert_eq!(fids(alice.unwrap()), ["a1", "a2"]);
+    let bob = s.list_subject_grants("https://a/c", "bob", now()).await;
+    assert_eq!(fids(bob.unwrap()), ["b1"]);
+    assert!(
+        s.list_subject_grants("https://a/c", "carol", now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Removing through the client index removes the per-user row too.
+    s.remove_grants("https://a/c", &["a1".to_owned(), "b1".to_owned()])
+        .await
+        .unwrap();
+    let alice = s.list_subject_grants("https://a/c", "alice", now()).await;
+    assert_eq!(fids(alice.unwrap()), ["a2"]);
+    let bob = s.list_subject_grants("https://a/c", "bob", now()).await;
+    assert!(bob.unwrap().is_empty());
+    let other = s.list_subject_grants("https://a/c2", "alice", now()).await;
+    assert_eq!(fids(other.unwrap()), ["other-client"]);
+}
+
+#[tokio::test]
+async fn a_database_from_before_the_per_user_grant_index_is_indexed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    let mut old = GrantEntry {
+        grant: grant("before-upgrade", None, None),
+        expires_at: future(),
+    };
+    old.grant.subject = "alice".into();
+    s.put_grant(&old).await.unwrap();
+    drop(s);
+    // The file as an older version left it: the client index only.
+    let db = redb::Database::create(dir.path().join(DB_FILE_NAME)).unwrap();
+    let txn = db.begin_write().unwrap();
+    let def: redb::TableDefinition<&str, &[u8]> =
+        redb::TableDefinition::new("client_subject_grants");
+    assert!(txn.delete_table(def).unwrap(), "the index table existed");
+    txn.commit().unwrap();
+    drop(db);
+
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    let listed = s
+        .list_subject_grants(&old.grant.client_id, "alice", now())
+        .await
+        .unwrap();
+    assert_eq!(listed, [old.clone()]);
+    // Not indexed twice, nor rebuilt over a live index, on the next open.
+    drop(s);
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    let listed = s
+        .list_subject_grants(&old.grant.client_id, "alice", now())
+        .await;
+    assert_eq!(listed.unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn sweep_deletes_only_expired_rows() {
     let (_dir, s) = open_temp();
@@ -624,6 +704,7 @@ both_backends!(
     idp_tokens_round_trip_and_expire,
     client_records_are_written_by_compare_and_set,
     grants_are_listed_per_client_until_they_end_or_are_removed,
+    grants_are_listed_per_user_without_the_other_users,
     an_unused_registration_reads_as_absent_once_it_expires,
     health_is_ok_when_open,
 );

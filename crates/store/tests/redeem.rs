@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cimdgate_store::{
-    CodeRedeem, CodeRedeemOutcome, CodeRedemption, JtiRecord, RefreshRotation, Store,
+    CodeRedeem, CodeRedeemOutcome, CodeRedemption, GrantEntry, JtiRecord, RefreshRotation, Store,
 };
 use common::*;
 use tokio::task::JoinSet;
@@ -30,6 +30,7 @@ fn redeem(code: &str, jti_id: Option<&str>, rt: Option<&str>) -> CodeRedeem {
         jti: jti_id.map(jti),
         refresh: rt.map(|t| (hash(t), refresh("fam", future()))),
         family_revoke_until: future() + HOUR,
+        grant: None,
     }
 }
 
@@ -310,8 +311,55 @@ async fn hundred_concurrent_redeem_code_with_one_jti_accept_once(s: Arc<dyn Stor
     assert_eq!((redeemed, replayed), (1, 99));
 }
 
+async fn the_grant_is_indexed_by_a_successful_redemption_only(s: Arc<dyn Store>) {
+    let with_grant = |c: &str, family: &str, jti_id: Option<&str>| {
+        let mut req = redeem(c, jti_id, None);
+        req.grant = Some(GrantEntry {
+            grant: grant(family, None, None),
+            expires_at: future(),
+        });
+        req
+    };
+    let families = |s: Arc<dyn Store>| async move {
+        let mut f: Vec<String> = s
+            .list_grants(CLIENT, now())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| g.grant.family_id)
+            .collect();
+        f.sort();
+        f
+    };
+    s.put_code(&hash("c"), &code("fam", future()))
+        .await
+        .unwrap();
+    // Unknown code, replayed jti: nothing indexed.
+    let out = s
+        .redeem_code(&with_grant("nope", "fam-x", None), now())
+        .await;
+    assert_eq!(out.unwrap(), CodeRedeemOutcome::NotFound);
+    assert!(s.record_jti(CLIENT, "used", future()).await.unwrap());
+    let out = s
+        .redeem_code(&with_grant("c", "fam-y", Some("used")), now())
+        .await;
+    assert_eq!(out.unwrap(), CodeRedeemOutcome::JtiReplayed);
+    assert!(families(s.clone()).await.is_empty());
+    // The redemption indexes its grant, under the client and under the user.
+    let out = s.redeem_code(&with_grant("c", "fam", None), now()).await;
+    assert!(matches!(out.unwrap(), CodeRedeemOutcome::Redeemed(_)));
+    assert_eq!(families(s.clone()).await, ["fam"]);
+    let mine = s.list_subject_grants(CLIENT, "alice", now()).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    // A reuse indexes nothing more.
+    let out = s.redeem_code(&with_grant("c", "fam-z", None), now()).await;
+    assert!(matches!(out.unwrap(), CodeRedeemOutcome::AlreadyUsed(_)));
+    assert_eq!(families(s).await, ["fam"]);
+}
+
 both_backends!(
     get_code_reads_without_redeeming,
+    the_grant_is_indexed_by_a_successful_redemption_only,
     redeemed_marks_the_code_records_the_jti_and_stores_the_refresh_token,
     redeemed_without_jti_or_refresh_token,
     replayed_jti_changes_nothing_and_leaves_the_code_unused,

@@ -38,6 +38,7 @@ async fn write_everything(s: &RedisStore) {
                 }),
                 refresh: Some((hash("rt1"), refresh("fam", future()))),
                 family_revoke_until: future() + HOUR,
+                grant: None,
             },
             now(),
         )
@@ -253,6 +254,7 @@ async fn wait_replicas_confirms_spends_and_fails_closed_when_replicas_are_missin
         }),
         refresh: Some((hash(&format!("rt-{c}")), refresh("fam", future()))),
         family_revoke_until: future() + HOUR,
+        grant: None,
     };
     let out = s.redeem_code(&redeem("c", "j1"), now()).await.unwrap();
     assert!(matches!(out, CodeRedeemOutcome::Redeemed(_)), "{out:?}");

@@ -184,6 +184,7 @@ async fn exchange_code(
                 jti: pending_jti.take(),
                 refresh: None,
                 family_revoke_until,
+                grant: None,
             };
             let outcome = store.redeem_code(&req, now).await?;
             return Err(refused(req, outcome, &record));
@@ -213,13 +214,13 @@ async fn exchange_code(
         jti: pending_jti.take(),
         refresh: prepared.new_refresh.take(),
         family_revoke_until,
+        grant: Some(grant_entry(ctx, grant, now)),
     };
     match store.redeem_code(&req, now).await? {
         // The redeemed record is the one checked above: a code's record never changes after
         // `put_code` (only its redeemed flag), and code values are 192-bit random.
         CodeRedeemOutcome::Redeemed(_) => {
             keep_registration(ctx, client).await;
-            index_grant(ctx, grant, now).await;
             ctx.services.governance.token_issued(client.client_id());
             crate::telemetry::token_issued("authorization_code");
             Ok(prepared.respond())
@@ -247,18 +248,12 @@ async fn keep_registration(ctx: &BackCtx, client: &Client) {
     }
 }
 
-/// Index the new grant under its client (inventory: live grants, revocation by client or
-/// user). It ends when the grant's absolute lifetime does. A failure cannot take back tokens
-/// already committed: it is logged as an error (the client's block still applies to them).
-async fn index_grant(ctx: &BackCtx, grant: &cimdgate_store::Grant, now: SystemTime) {
+/// The new grant's index entry, written by the redemption itself ([`CodeRedeem::grant`]).
+fn grant_entry(ctx: &BackCtx, grant: &cimdgate_store::Grant, now: SystemTime) -> GrantEntry {
     let lifetime = ctx.services.config.tokens.grant_lifetime_secs;
-    let entry = GrantEntry {
+    GrantEntry {
         grant: grant.clone(),
         expires_at: crate::time::after(grant.created_at.unwrap_or(now), lifetime),
-    };
-    if let Err(e) = ctx.services.governance.grant_started(&entry).await {
-        tracing::error!(client_id = %grant.client_id, family_id = %grant.family_id, error = %e,
-            "cannot index a new grant: revoking this client's grants will miss it");
     }
 }
 

@@ -60,28 +60,42 @@ fn remembered_applies(rec: &ConsentRecord, pending: &PendingAuth, digest: Option
 /// SEP-2350: the request's scopes plus those of the user's live grants to this client for
 /// this resource that the client may still hold ([`scopes::accumulate`]). The consent page and
 /// a remembered decision then judge the whole set.
+///
+/// Cost: nothing is read when the request already holds every scope the client may keep
+/// (the usual case); otherwise one indexed listing of this user's grants to the client, and a
+/// revocation check only for a grant that would add a scope — at most one per scope in
+/// `may_keep`, however many grants the user has piled up.
 async fn with_earlier_scopes(
     ctx: &FrontCtx,
     session: &Session,
     pending: &PendingAuth,
 ) -> Result<PendingAuth, cimdgate_store::StoreError> {
-    if pending.may_keep.is_empty() {
+    if pending.may_keep.is_subset_of(&pending.scope) {
         return Ok(pending.clone());
     }
     let store = &ctx.services.store;
     let now = SystemTime::now();
-    let mut prior = Vec::new();
-    for entry in store.list_grants(&pending.client_id, now).await? {
+    let mut out = pending.clone();
+    for entry in store
+        .list_subject_grants(&pending.client_id, &session.sub, now)
+        .await?
+    {
         let g = &entry.grant;
+        let widens = g
+            .scope
+            .iter()
+            .any(|s| pending.may_keep.contains(s) && !out.scope.contains(s));
         if g.subject == session.sub
             && g.resource == pending.resource
+            && widens
             && !store.is_family_revoked(&g.family_id, now).await?
         {
-            prior.push(g.scope.clone());
+            out.scope = scopes::accumulate(&out.scope, [&g.scope], &pending.may_keep);
+            if pending.may_keep.is_subset_of(&out.scope) {
+                break;
+            }
         }
     }
-    let mut out = pending.clone();
-    out.scope = scopes::accumulate(&pending.scope, prior.iter(), &pending.may_keep);
     Ok(out)
 }
 

@@ -300,6 +300,55 @@ async fn a_tool_that_needs_more_scope_steps_up_and_re_authorization_keeps_earlie
     assert_eq!(status, 200, "{body}");
 }
 
+#[tokio::test]
+async fn accumulation_keeps_only_live_grants_however_many_the_user_has() {
+    let env = step_up_env().await;
+    let client_id = env.publish_client("piled-up", json!({}));
+    let first = authorize_for(&env, &client_id, "mcp").await;
+    assert_eq!(first["scope"], "mcp");
+    let store = env.store();
+    let now = std::time::SystemTime::now();
+    let template = store.list_grants(&client_id, now).await.unwrap().remove(0);
+    // Many earlier grants that add nothing, and one that would add mcp:admin but was revoked.
+    for i in 0..300 {
+        let mut g = template.clone();
+        g.grant.family_id = format!("piled-{i}");
+        store.put_grant(&g).await.unwrap();
+    }
+    let mut revoked = template.clone();
+    revoked.grant.family_id = "revoked-admin".into();
+    revoked.grant.scope = cimdgate_store::Scopes::parse("mcp mcp:admin");
+    store.put_grant(&revoked).await.unwrap();
+    store
+        .revoke_family("revoked-admin", revoked.expires_at)
+        .await
+        .unwrap();
+    // Another user's grant with mcp:admin is not this user's.
+    let mut other = revoked.clone();
+    other.grant.family_id = "someone-else".into();
+    other.grant.subject = format!("{}-other", template.grant.subject);
+    store.put_grant(&other).await.unwrap();
+
+    let again = authorize_for(&env, &client_id, "mcp").await;
+    assert_eq!(
+        again["scope"], "mcp",
+        "revoked or foreign grants widen nothing"
+    );
+
+    // A live grant with mcp:admin is kept by the next re-authorization for mcp alone.
+    let admin = authorize_for(&env, &client_id, "mcp:admin").await;
+    assert!(
+        admin["scope"].as_str().unwrap().contains("mcp:admin"),
+        "{admin}"
+    );
+    let kept = authorize_for(&env, &client_id, "mcp").await;
+    let scopes: Vec<&str> = kept["scope"].as_str().unwrap().split(' ').collect();
+    assert!(
+        scopes.contains(&"mcp") && scopes.contains(&"mcp:admin"),
+        "{kept}"
+    );
+}
+
 async fn get_json(url: &str) -> Value {
     let (status, _, body) = send(Method::GET, url, &[], None).await;
     assert_eq!(status, 200, "{url}: {body}");

@@ -44,9 +44,21 @@ pub(crate) const INVENTORY: StrTable = TableDefinition::new("seen_clients");
 /// Grants by `client_id\0family_id` → [`crate::GrantEntry`].
 pub(crate) const GRANTS: StrTable = TableDefinition::new("client_grants");
 
+/// The same grants by `client_id\0subject\0family_id` → [`crate::GrantEntry`]: one user's
+/// grants to a client without reading the others' ([`crate::Store::list_subject_grants`]).
+pub(crate) const SUBJECT_GRANTS: StrTable = TableDefinition::new("client_subject_grants");
+
 /// The tables whose rows carry `expires_at` and are swept.
-pub(crate) const EXPIRING: [StrTable; 8] = [
-    CODES, REFRESH, FAMILIES, CONSENTS, JTIS, IDP_TOKENS, GRANTS, CLIENTS,
+pub(crate) const EXPIRING: [StrTable; 9] = [
+    CODES,
+    REFRESH,
+    FAMILIES,
+    CONSENTS,
+    JTIS,
+    IDP_TOKENS,
+    GRANTS,
+    CLIENTS,
+    SUBJECT_GRANTS,
 ];
 
 /// A code plus whether it has been redeemed.
@@ -153,6 +165,12 @@ pub(crate) fn decode<T: DeserializeOwned>(
 
 /// A key joined from two parts with a NUL separator (neither part may contain NUL in practice:
 /// client ids are URLs, subjects and jtis are printable).
+/// `client_id\0subject\0family_id`: the key of [`SUBJECT_GRANTS`]; with an empty family, the
+/// prefix of one user's rows.
+pub(crate) fn subject_grant_key(client_id: &str, subject: &str, family_id: &str) -> String {
+    pair_key(&pair_key(client_id, subject), family_id)
+}
+
 pub(crate) fn pair_key(a: &str, b: &str) -> String {
     let mut k = String::with_capacity(a.len() + b.len() + 1);
     k.push_str(a);

@@ -8,7 +8,7 @@ use redb::{ReadableTable, ReadableTableMetadata, Table};
 
 use super::codec::{
     FamilyRevocation, IdpTokensRecord, StoredCode, StoredJti, StoredRefresh, decode, encode,
-    is_expired, later, pair_key, to_hex, unavailable,
+    is_expired, later, pair_key, subject_grant_key, to_hex, unavailable,
 };
 use super::writer::Tables;
 use crate::{
@@ -119,6 +119,7 @@ pub(crate) fn redeem_code(
         None => None,
     };
     let code = req.code.as_str();
+    let grant_entry = req.grant;
     let stored: Option<StoredCode> = get_json(&t.codes, "code", code)?;
     let stored = stored.filter(|s| !is_expired(s.record.expires_at, now));
     // What the code needs written, encoded before anything is written.
@@ -180,6 +181,9 @@ pub(crate) fn redeem_code(
                 t.refresh
                     .insert(token.as_str(), bytes.as_slice())
                     .map_err(write)?;
+            }
+            if let Some(entry) = grant_entry {
+                put_grant(t, entry)?;
             }
             Ok(CodeRedeemOutcome::Redeemed(record))
         }
@@ -398,19 +402,32 @@ pub(crate) fn cas_client_record(
     Ok(true)
 }
 
+/// Index a grant under its client and under its client and user, in one transaction.
 pub(crate) fn put_grant(t: &mut Tables<'_>, entry: GrantEntry) -> Result<(), StoreError> {
-    let key = pair_key(&entry.grant.client_id, &entry.grant.family_id);
-    put_json(&mut t.grants, "grant", &key, &entry)
+    let g = &entry.grant;
+    let key = pair_key(&g.client_id, &g.family_id);
+    put_json(&mut t.grants, "grant", &key, &entry)?;
+    let by_subject = subject_grant_key(&g.client_id, &g.subject, &g.family_id);
+    put_json(&mut t.subject_grants, "grant", &by_subject, &entry)
 }
 
+/// Drop grants from both indexes (the per-user row is found through the stored entry).
 pub(crate) fn remove_grants(
     t: &mut Tables<'_>,
     client_id: &str,
     family_ids: &[String],
 ) -> Result<(), StoreError> {
     for fid in family_ids {
-        t.grants
-            .remove(pair_key(client_id, fid).as_str())
+        let key = pair_key(client_id, fid);
+        let removed = t
+            .grants
+            .remove(key.as_str())
+            .map_err(|e| unavailable("removing a grant", e))?;
+        let Some(row) = removed else { continue };
+        let entry: GrantEntry = decode("grant", &key, row.value())?;
+        let by_subject = subject_grant_key(client_id, &entry.grant.subject, fid);
+        t.subject_grants
+            .remove(by_subject.as_str())
             .map_err(|e| unavailable("removing a grant", e))?;
     }
     Ok(())
@@ -430,6 +447,7 @@ pub(crate) fn expiring_mut<'a, 'txn>(
         5 => Some(&mut t.idp_tokens),
         6 => Some(&mut t.grants),
         7 => Some(&mut t.clients),
+        8 => Some(&mut t.subject_grants),
         _ => None,
     }
 }

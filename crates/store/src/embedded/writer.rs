@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 use super::codec::{
     CLIENTS, CODES, CONSENTS, FAMILIES, GRANTS, IDP_TOKENS, INVENTORY, JTIS, REFRESH, SECRETS,
-    SIGNING_KEYS, unavailable,
+    SIGNING_KEYS, SUBJECT_GRANTS, unavailable,
 };
 use crate::StoreError;
 
@@ -44,6 +44,7 @@ pub(crate) struct Tables<'txn> {
     pub idp_tokens: Table<'txn, &'static str, &'static [u8]>,
     pub inventory: Table<'txn, &'static str, &'static [u8]>,
     pub grants: Table<'txn, &'static str, &'static [u8]>,
+    pub subject_grants: Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -62,6 +63,7 @@ impl<'txn> Tables<'txn> {
             idp_tokens: txn.open_table(IDP_TOKENS).map_err(open)?,
             inventory: txn.open_table(INVENTORY).map_err(open)?,
             grants: txn.open_table(GRANTS).map_err(open)?,
+            subject_grants: txn.open_table(SUBJECT_GRANTS).map_err(open)?,
         })
     }
 }

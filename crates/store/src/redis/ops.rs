@@ -302,7 +302,18 @@ impl Store for RedisStore {
         };
         match status {
             0 => Ok(CodeRedeemOutcome::NotFound),
-            1 => Ok(CodeRedeemOutcome::Redeemed(record(rec)?)),
+            1 => {
+                // The index lives in other slots than the code: written after the script. The
+                // code is spent either way; a failure here is reported, not a failed exchange.
+                if let Some(entry) = &req.grant
+                    && let Err(e) = self.put_grant(entry).await
+                {
+                    tracing::error!(client_id = %entry.grant.client_id,
+                        family_id = %entry.grant.family_id, error = %e,
+                        "cannot index a new grant: revoking this client's grants will miss it");
+                }
+                Ok(CodeRedeemOutcome::Redeemed(record(rec)?))
+            }
             2 => Ok(CodeRedeemOutcome::AlreadyUsed(record(rec)?)),
             s => Err(corrupt_status("code", s)),
         }
@@ -684,22 +695,32 @@ impl Store for RedisStore {
     }
 
     async fn put_grant(&self, entry: &GrantEntry) -> Result<(), StoreError> {
-        let key = self.key(&["grants:", TokenHash::of(&entry.grant.client_id).as_str()]);
+        let g = &entry.grant;
+        let client = TokenHash::of(&g.client_id);
+        let by_client = self.key(&["grants:", client.as_str()]);
+        let by_subject = self.subject_grants_key(client.as_str(), &g.subject);
         let json = encode("grant", entry)?;
-        let fid = entry.grant.family_id.clone();
+        let fid = g.family_id.clone();
         let until = unix_ms(entry.expires_at);
-        let mut c = self.conn();
-        self.run("grant write", async move {
-            scripts::PUT_GRANT
-                .key(&key)
-                .arg(fid)
-                .arg(json)
-                .arg(until)
-                .invoke_async::<i64>(&mut c)
-                .await
-        })
-        .await
-        .map(drop)
+        // Two hashes, possibly in two cluster slots: two script calls, the per-user index
+        // first. A failure between them leaves a per-user row whose client row is missing;
+        // the caller gets the error, and the row only widens a later consent's *listing*
+        // of that user's own grants, which are then checked for revocation one by one.
+        for key in [by_subject, by_client] {
+            let (fid, json) = (fid.clone(), json.clone());
+            let mut c = self.conn();
+            self.run("grant write", async move {
+                scripts::PUT_GRANT
+                    .key(&key)
+                    .arg(fid)
+                    .arg(json)
+                    .arg(until)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     async fn list_grants(
@@ -724,6 +745,29 @@ impl Store for RedisStore {
         Ok(out)
     }
 
+    async fn list_subject_grants(
+        &self,
+        client_id: &str,
+        subject: &str,
+        now: SystemTime,
+    ) -> Result<Vec<GrantEntry>, StoreError> {
+        let key = self.subject_grants_key(TokenHash::of(client_id).as_str(), subject);
+        let mut c = self.conn();
+        let all: std::collections::HashMap<String, String> = self
+            .run("grants read", async move {
+                ::redis::cmd("HGETALL").arg(&key).query_async(&mut c).await
+            })
+            .await?;
+        let mut out = Vec::with_capacity(all.len());
+        for json in all.values() {
+            let entry: GrantEntry = decode("grant", json)?;
+            if entry.grant.subject == subject && !is_expired(entry.expires_at, now) {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
     async fn remove_grants(
         &self,
         client_id: &str,
@@ -732,17 +776,39 @@ impl Store for RedisStore {
         if family_ids.is_empty() {
             return Ok(());
         }
-        let key = self.key(&["grants:", TokenHash::of(client_id).as_str()]);
-        let fids = family_ids.to_vec();
+        let client = TokenHash::of(client_id);
+        let key = self.key(&["grants:", client.as_str()]);
+        // The per-user rows first: their keys come from the stored entries.
+        let (k, fids) = (key.clone(), family_ids.to_vec());
         let mut c = self.conn();
-        self.run("grants write", async move {
-            ::redis::cmd("HDEL")
-                .arg(&key)
-                .arg(fids)
-                .query_async::<i64>(&mut c)
-                .await
-        })
-        .await
-        .map(drop)
+        let stored: Vec<Option<String>> = self
+            .run("grants read", async move {
+                ::redis::cmd("HMGET")
+                    .arg(&k)
+                    .arg(fids)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let mut by_subject: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for json in stored.iter().flatten() {
+            let entry: GrantEntry = decode("grant", json)?;
+            by_subject
+                .entry(self.subject_grants_key(client.as_str(), &entry.grant.subject))
+                .or_default()
+                .push(entry.grant.family_id);
+        }
+        for (subject_key, fids) in by_subject.into_iter().chain([(key, family_ids.to_vec())]) {
+            let mut c = self.conn();
+            self.run("grants write", async move {
+                ::redis::cmd("HDEL")
+                    .arg(&subject_key)
+                    .arg(fids)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await?;
+        }
+        Ok(())
     }
 }
