@@ -24,6 +24,26 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 /// Most clients whose touches are held between two flushes; beyond it new clients' touches
 /// wait for the next request after the flush (the inventory is never a memory sink).
 const MAX_PENDING_TOUCHES: usize = 50_000;
+/// Byte budget of each of the four in-memory caches below (decisions, recorded digests,
+/// consenting users, recorded failures): bounded in bytes, so long client_ids or subjects
+/// cannot make them a memory sink. Entries are weighed by the strings they hold plus
+/// [`ENTRY_OVERHEAD`], and never lighter than `CACHE_BYTES / CACHE_MAX_ENTRIES`, so none
+/// holds more than [`CACHE_MAX_ENTRIES`] entries either.
+const CACHE_BYTES: u64 = 4 * 1024 * 1024;
+/// The most entries each of those caches holds.
+const CACHE_MAX_ENTRIES: u64 = 100_000;
+/// moka's per-entry bookkeeping plus the key's and value's fixed parts, roughly.
+const ENTRY_OVERHEAD: u64 = 96;
+
+/// The weight of a cache entry holding `bytes` bytes of strings.
+fn weight(bytes: usize) -> u32 {
+    let bytes = u64::try_from(bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(ENTRY_OVERHEAD)
+        .max(CACHE_BYTES.div_ceil(CACHE_MAX_ENTRIES));
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
 /// Compare-and-set attempts before an inventory update gives up (and is logged).
 const CAS_ATTEMPTS: usize = 8;
 
@@ -77,19 +97,29 @@ impl Governance {
             count: AtomicU64::new(u64::MAX),
             full_logged: AtomicU64::new(0),
             decisions: moka::future::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(CACHE_BYTES)
+                .weigher(|k: &String, v: &Option<AdminDecision>| {
+                    let text = v.as_ref().map_or(0, |d| {
+                        d.reason.as_ref().map_or(0, String::len)
+                            + d.scope_ceiling.as_ref().map_or(0, String::len)
+                    });
+                    weight(k.len() + text)
+                })
                 .time_to_live(DECISION_TTL)
                 .build(),
             recorded: moka::sync::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(CACHE_BYTES)
+                .weigher(|k: &String, v: &Arc<str>| weight(k.len() + v.len()))
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
             users: moka::sync::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(CACHE_BYTES)
+                .weigher(|k: &(String, String), _: &()| weight(k.0.len() + k.1.len()))
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
             failures: moka::sync::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(CACHE_BYTES)
+                .weigher(|k: &String, _: &()| weight(k.len()))
                 .time_to_live(FLUSH_INTERVAL)
                 .build(),
             touches: Mutex::new(HashMap::new()),
@@ -474,5 +504,60 @@ impl Observed {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn governance() -> (tempfile::TempDir, Governance) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = cimdgate_store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+        (dir, Governance::new(Arc::new(store), false, 1_000_000))
+    }
+
+    #[test]
+    fn the_caches_hold_bytes_not_just_entries() {
+        let (_dir, g) = governance();
+        // 10,000 clients with 2 KiB client_ids: 20 MiB of keys offered to a 4 MiB cache.
+        let long = "x".repeat(2048);
+        for i in 0..10_000 {
+            g.recorded
+                .insert(format!("https://{i}.example/{long}"), Arc::from("d"));
+            g.failures.insert(format!("https://{i}.example/{long}"), ());
+            g.users
+                .insert((format!("https://c.example/{i}"), long.clone()), ());
+        }
+        for cache_bytes in [
+            {
+                g.recorded.run_pending_tasks();
+                g.recorded.entry_count() * 2048
+            },
+            {
+                g.failures.run_pending_tasks();
+                g.failures.entry_count() * 2048
+            },
+            {
+                g.users.run_pending_tasks();
+                g.users.entry_count() * 2048
+            },
+        ] {
+            assert!(
+                cache_bytes <= CACHE_BYTES,
+                "{cache_bytes} bytes of keys held"
+            );
+        }
+    }
+
+    #[test]
+    fn small_entries_are_bounded_in_count() {
+        let (_dir, g) = governance();
+        for i in 0..(CACHE_MAX_ENTRIES + 20_000) {
+            g.failures.insert(i.to_string(), ());
+        }
+        g.failures.run_pending_tasks();
+        assert!(g.failures.entry_count() <= CACHE_MAX_ENTRIES);
+        assert!(weight(0) >= u32::try_from(CACHE_BYTES / CACHE_MAX_ENTRIES).unwrap());
     }
 }
