@@ -174,7 +174,13 @@ pub async fn open_store_with(
         reason,
     };
     if url.starts_with("embedded:") {
-        let store = EmbeddedStore::open_url(url).map_err(|e| err(e.to_string()))?;
+        let options = cimdgate_store::embedded::EmbeddedOptions {
+            cache_size: usize::try_from(config.cache_mib)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1024 * 1024),
+            ..Default::default()
+        };
+        let store = EmbeddedStore::open_url_with(url, options).map_err(|e| err(e.to_string()))?;
         return Ok(OpenedStore {
             store: Arc::new(store),
             redis: None,

@@ -65,7 +65,7 @@ pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// Default size of redb's page cache (read cache plus write buffer). redb's own default is
 /// 1 GiB, which a busy server fills (the cache is never shrunk); the OS page cache keeps
 /// recently read pages anyway, so a small cache costs a `pread` on a miss, not a disk read.
-pub const DEFAULT_CACHE_SIZE: usize = 32 * 1024 * 1024;
+pub const DEFAULT_CACHE_SIZE: usize = 16 * 1024 * 1024;
 
 /// Tuning for [`EmbeddedStore::open_with`].
 #[derive(Debug, Clone)]
@@ -128,8 +128,13 @@ impl EmbeddedStore {
 
     /// Open from a `store.url` of the form `embedded:PATH`.
     pub fn open_url(url: &str) -> Result<EmbeddedStore, StoreError> {
+        Self::open_url_with(url, EmbeddedOptions::default())
+    }
+
+    /// [`Self::open_url`] with `options`.
+    pub fn open_url_with(url: &str, options: EmbeddedOptions) -> Result<EmbeddedStore, StoreError> {
         match url.strip_prefix(URL_PREFIX) {
-            Some(path) if !path.is_empty() => Self::open(Path::new(path)),
+            Some(path) if !path.is_empty() => Self::open_with(Path::new(path), options),
             _ => Err(StoreError::Open(format!(
                 "store url {url:?} is not an embedded store url; expected {URL_PREFIX}PATH"
             ))),

@@ -280,6 +280,13 @@ fn store_wait_timeout_is_bounded_and_cluster_and_sentinel_urls_are_accepted() {
         let err = Config::from_toml(&format!("[store]\nwait_timeout_ms = {bad}\n")).unwrap_err();
         assert!(err.to_string().contains("store.wait_timeout_ms"), "{err}");
     }
+    for bad in ["0", "4097"] {
+        let err = Config::from_toml(&format!("[store]\ncache_mib = {bad}\n")).unwrap_err();
+        assert!(err.to_string().contains("store.cache_mib"), "{err}");
+    }
+    let c = Config::from_toml("[store]\ncache_mib = 64\n").unwrap();
+    assert_eq!(c.store.cache_mib, 64);
+    assert_eq!(Config::default().store.cache_mib, 16);
     let c = Config::from_toml(
         "[store]\nurl = \"redis+sentinel://:pw@127.0.0.1:26379/cg\"\nwait_replicas = 1\n",
     )
