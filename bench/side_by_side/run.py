@@ -99,6 +99,24 @@ def wait_http(url, proc, workdir, timeout=60.0, context=None):
     raise SystemExit(f"{proc.bench_name} did not answer {url} within {timeout}s")
 
 
+def cpu_secs(proc):
+    """User + system CPU seconds `proc` has used so far (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_cpu(procs, *args):
+    """`wrk(*args)` plus the CPU seconds each of `procs` spent during the run, per request
+    (`cpu_us_per_req[name]`): what a request costs the server, whatever else shares the
+    machine — a steadier measure than req/s when the gap is a fraction of a millisecond."""
+    before = {p.bench_name: cpu_secs(p) for p in procs}
+    res = wrk(*args)
+    n = max(res["requests"], 1)
+    res["cpu_us"] = {p.bench_name: 1e6 * (cpu_secs(p) - before[p.bench_name]) / n
+                     for p in procs}
+    return res
+
+
 def rss_kib(proc):
     try:
         for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
@@ -301,6 +319,8 @@ def main():
 
     results: dict[tuple[str, str], list[dict]] = {}
     flows: dict[str, list[float]] = {}
+    # CPU µs the server process spent per minted flow (FastMCP's upstream IdP not counted).
+    flow_cpu: dict[str, list[float]] = {}
     redeemed = {t.name: 0 for t in targets}
 
     def record(scenario, name, res):
@@ -312,11 +332,12 @@ def main():
     for rep in range(1, reps + 1):
         log(f"repetition {rep}/{reps}")
         for t in targets:
-            record("P1", t.name, wrk(BENCH / "authorize.lua", t.base, conns, dur,
-                                     t.env(cimd_origin)))
+            record("P1", t.name, wrk_cpu([t.proc], BENCH / "authorize.lua", t.base, conns,
+                                         dur, t.env(cimd_origin)))
         for scenario, client_id in (("P2", public_id), ("P3", pkjwt_id)):
             for t in targets:
                 n = n_codes[t.kind]
+                cpu_before = cpu_secs(t.proc)
                 # cimdgate codes live 60 s (tokens.code_ttl_secs ≤ 60), FastMCP's 300 s: stop
                 # minting early enough that the wrk run ends inside that window.
                 codes, errs, secs = driver.mint(t.base + t.authorize_path(client_id), REDIRECT,
@@ -329,6 +350,8 @@ def main():
                     log(f"  {t.name}: no codes, {scenario} skipped")
                     continue
                 flows.setdefault(t.name, []).append(len(codes) / secs)
+                flow_cpu.setdefault(t.name, []).append(
+                    1e6 * (cpu_secs(t.proc) - cpu_before) / len(codes))
                 log(f"  minted {len(codes)} codes for {t.name} in {secs:.1f}s "
                     f"({len(codes) / secs:.0f} flows/s, {sessions} browsers)")
                 env = t.env(cimd_origin)
@@ -341,17 +364,18 @@ def main():
                         es256.assertion(pkjwt_id, t.token_endpoint) for _ in codes) + "\n")
                     script = BENCH / "token_pkjwt.lua"
                 # The run ends when the codes are spent (STOP_WHEN_SPENT) or at the duration.
-                record(scenario, t.name, wrk(script, t.base, conns, dur, env))
+                record(scenario, t.name, wrk_cpu([t.proc], script, t.base, conns, dur, env))
                 redeemed[t.name] += len(codes)
         direct_env = {"BENCH_DIR": str(workdir), "TOKEN": "unused"}
-        record("P4", "direct", wrk(BENCH / "gateway_echo.lua", f"http://127.0.0.1:{p_plain}",
-                                   conns, dur, direct_env))
+        record("P4", "direct", wrk_cpu([plain], BENCH / "gateway_echo.lua",
+                                       f"http://127.0.0.1:{p_plain}", conns, dur, direct_env))
         for t in targets:
-            record("P4", t.name, wrk(BENCH / "gateway_echo.lua", t.base, conns, dur,
-                                     {"BENCH_DIR": str(t.dir), "TOKEN": t.token}))
+            record("P4", t.name, wrk_cpu([t.proc, plain], BENCH / "gateway_echo.lua", t.base,
+                                         conns, dur, {"BENCH_DIR": str(t.dir), "TOKEN": t.token}))
         for t in targets:
             env = t.env(cimd_origin) | {"COLD_PREFIX": f"{t.name}-{rep}-{time.time_ns()}"}
-            record("P5", t.name, wrk(HERE / "cold_authorize.lua", t.base, cold_conns, dur, env))
+            record("P5", t.name, wrk_cpu([t.proc], HERE / "cold_authorize.lua", t.base,
+                                         cold_conns, dur, env))
     for t in targets:
         t.rss["after"] = rss_kib(t.proc)
     # Optional (RSS_CODES=100000): cimdgate's RSS after that many more codes, each minted by a
@@ -374,7 +398,7 @@ def main():
         t.rss[f"after {done:,} more codes"] = rss_kib(t.proc)
         log(f"  {t.name}: RSS after {done} more codes: {t.rss[f'after {done:,} more codes']} KiB")
 
-    report = render(a, targets, results, flows, redeemed, direct_rss_idle, rss_kib(plain),
+    report = render(a, targets, results, flows, flow_cpu, redeemed, direct_rss_idle, rss_kib(plain),
                     dict(dur=dur, conns=conns, cold_conns=cold_conns, reps=reps,
                          codes=n_codes, sessions=sessions, procs=procs, quick=quick))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -413,7 +437,7 @@ def ratio(num, den, key="req_per_s", percent=False):
     return f"{100 * r:.1f}%" if percent else f"{r:.1f}×"
 
 
-def render(a, targets, results, flows, redeemed, direct_idle, direct_after, s):
+def render(a, targets, results, flows, flow_cpu, redeemed, direct_idle, direct_after, s):
     names = [t.name for t in targets]
     cg = [n for n in names if n != "fastmcp"]
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text()
@@ -443,6 +467,21 @@ def render(a, targets, results, flows, redeemed, direct_idle, direct_after, s):
             row.append(ratio(results.get((key, cg[0])), results.get((key, cg[1])),
                              percent=True))
         L.append(f"| {key} {label} | " + " | ".join(row) + " |")
+    def own_cpu(key, n):
+        rs = results.get((key, n)) or []
+        vals = [r["cpu_us"][n] for r in rs if n in r.get("cpu_us", {})]
+        return statistics.median(vals) if vals else None
+    for key, label in SCENARIOS:
+        if key == "P4":
+            continue  # FastMCP's auth and MCP share a process: see the P4 table
+        fm = own_cpu(key, "fastmcp")
+        row = [f"{fm / c:.1f}×" if fm and c else "—"
+               for c in (own_cpu(key, n) for n in cg)]
+        if len(cg) > 1:
+            a_, b_ = own_cpu(key, cg[0]), own_cpu(key, cg[1])
+            row.append(f"{100 * b_ / a_:.1f}%" if a_ and b_ else "—")
+        L.append(f"| {key} server CPU per request (FastMCP's ÷ cimdgate's) | "
+                 + " | ".join(row) + " |")
     def fr(a, b, pct=False):
         if not flows.get(a) or not flows.get(b):
             return "—"
@@ -450,15 +489,34 @@ def render(a, targets, results, flows, redeemed, direct_idle, direct_after, s):
         return f"{100 * r:.1f}%" if pct else f"{r:.1f}×"
     fl = [fr(n, "fastmcp") for n in cg] + ([fr(cg[0], cg[1], True)] if len(cg) > 1 else [])
     L.append("| full flows/s (reused browser session) | " + " | ".join(fl) + " |")
+    def fc(a, b, pct=False):
+        if not flow_cpu.get(a) or not flow_cpu.get(b):
+            return "—"
+        r = statistics.median(flow_cpu[b]) / statistics.median(flow_cpu[a])
+        return f"{100 * r:.1f}%" if pct else f"{r:.1f}×"
+    L.append("| server CPU per full flow (FastMCP's ÷ cimdgate's) | " + " | ".join(
+        [fc(n, "fastmcp") for n in cg] + ([fc(cg[0], cg[1], True)] if len(cg) > 1 else []))
+        + " |")
     L += ["", "## Raw figures: req/s median (p50 / p99 ms medians), errors summed", "",
           "| scenario | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
     for key, label in SCENARIOS:
         L.append(f"| {key} {label} | " + " | ".join(fmt(results.get((key, n))) for n in names)
                  + " |")
+    for key, label in SCENARIOS:
+        if key == "P4":
+            continue
+        L.append(f"| {key} server CPU per request (median) | " + " | ".join(
+            f"{own_cpu(key, n):,.0f} µs" if own_cpu(key, n) is not None else "—"
+            for n in names) + " |")
     L.append("| full flows/s (minting, median) | " + " | ".join(
         f"{statistics.median(flows[n]):,.0f}" if flows.get(n) else "—" for n in names) + " |")
+    L.append("| server CPU per full flow (median) | " + " | ".join(
+        f"{statistics.median(flow_cpu[n]):,.0f} µs" if flow_cpu.get(n) else "—" for n in names)
+        + " |")
     d = results.get(("P4", "direct"))
-    L += ["", f"P4 direct (FastMCP without auth, the upstream both gateways front): {fmt(d)}", ""]
+    L += ["", f"P4 direct (FastMCP without auth, the upstream both gateways front): {fmt(d)}"
+          + (f", {statistics.median(r['cpu_us']['fastmcp-noauth'] for r in d):.0f} µs CPU per "
+             "request" if d and all("cpu_us" in r for r in d) else ""), ""]
     L.append("| P4 | " + " | ".join(names) + " |")
     L.append("|---" * (1 + len(names)) + "|")
     L.append("| % of direct throughput | " + " | ".join(
@@ -467,6 +525,27 @@ def render(a, targets, results, flows, redeemed, direct_idle, direct_after, s):
     L.append("| overhead per request (1/rate − 1/direct rate) | " + " | ".join(
         f"{1000 / med(results[('P4', n)], 'req_per_s') - 1000 / med(d, 'req_per_s'):.3f} ms"
         if d and results.get(("P4", n)) else "—" for n in names) + " |")
+    # CPU per request: cimdgate's whole process is the auth layer (the MCP server is the
+    # upstream); FastMCP's auth is in-process, so its cost is its CPU per request minus the
+    # same server's without auth (the direct run).
+    def cpu_med(rs, name):
+        vals = [r["cpu_us"][name] for r in rs if name in r.get("cpu_us", {})]
+        return statistics.median(vals) if vals else None
+    direct_cpu = cpu_med(d, "fastmcp-noauth") if d else None
+    def auth_cpu(n):
+        rs = results.get(("P4", n))
+        if not rs:
+            return None
+        own = cpu_med(rs, n)
+        if own is None:
+            return None
+        if n == "fastmcp":
+            return own - direct_cpu if direct_cpu is not None else None
+        return own
+    L.append("| CPU µs per request spent on auth (cimdgate: its process; FastMCP: with − "
+             "without auth) | " + " | ".join(
+                 f"{auth_cpu(n):.0f} µs" if auth_cpu(n) is not None else "—" for n in names)
+             + " |")
     L.append("| added p50 latency | " + " | ".join(
         f"{med(results[('P4', n)], 'p50_ms') - med(d, 'p50_ms'):+.2f} ms"
         if d and results.get(("P4", n)) else "—" for n in names) + " |")
@@ -485,9 +564,13 @@ def render(a, targets, results, flows, redeemed, direct_idle, direct_after, s):
     for (key, name), rs in sorted(results.items()):
         for i, r in enumerate(rs, 1):
             L.append(f"{key} {name:<16} #{i} " + " ".join(
-                f"{k}={v:g}" for k, v in r.items()))
+                f"{k}={v:g}" if not isinstance(v, dict) else
+                f"{k}=" + ",".join(f"{pn}:{pv:.0f}" for pn, pv in v.items())
+                for k, v in r.items()))
     for n, fs in flows.items():
         L.append(f"flows/s {n:<16} " + " ".join(f"{f:.0f}" for f in fs))
+    for n, fs in flow_cpu.items():
+        L.append(f"cpu_us/flow {n:<12} " + " ".join(f"{f:.0f}" for f in fs))
     L += ["```", ""]
     return "\n".join(L)
 
