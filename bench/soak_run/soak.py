@@ -282,7 +282,7 @@ def main():
     a = ap.parse_args()
 
     secs = env_num("SOAK_SECS", 600.0)
-    rate = env_num("SOAK_RATE", 1000.0)
+    rate = env_num("SOAK_RATE", 300.0)
     window_s = env_num("SOAK_WINDOW_SECS", 10.0)
     procs = env_num("SOAK_PROCS", 2, int)
     browsers = env_num("SOAK_BROWSERS", 8, int)

@@ -11,17 +11,18 @@
 //! - `env.sh` — the values the Lua scripts and the code driver need (port, client ids,
 //!   verifier, redirect URI, the user).
 //!
-//! It writes **no authorization codes**: `bench/run-as.sh` and `bench/run-instances.sh` mint
-//! them through real `/authorize` → login → consent flows (`bench/side_by_side/driver.py`, one
-//! login per browser, then consent each time) right before each `/token` run. (Until
+//! It writes **no authorization codes**: `bench/run-as.sh` mints them through real
+//! `/authorize` → login → consent flows (`bench/side_by_side/driver.py`, one login per
+//! browser, then consent each time) right before each `/token` run. (Until
 //! 2026-12 this fixture wrote code records straight into the store, which skipped the flow
 //! that creates them; `bench/side-by-side` replaced that.)
 //!
 //! Usage: `cargo run --release -p cimdgate-server --example bench_server -- OUT_DIR [ASSERTIONS]`
 //!
-//! Second instance (`bench/run-instances.sh`): `bench_server --join OUT_DIR` starts one more
-//! cimdgate with the first one's configuration (`OUT_DIR/config.toml`: same Redis store, same
-//! public URL, same CIMD host) on its own loopback port, checks that the cached `/authorize`
+//! Second instance (`bench_server --join OUT_DIR`; `bench/run-instances.sh` now runs the
+//! shipped binary through `bench/fixture.py` instead): starts one more cimdgate with the first
+//! one's configuration (`OUT_DIR/config.toml`: same Redis store, same public URL, same CIMD
+//! host) on its own loopback port, checks that the cached `/authorize`
 //! answers there, prints `READY <port>` and serves until Ctrl-C. Only meaningful with
 //! `BENCH_STORE_URL=redis://…` on the first instance: an embedded store (redb) cannot be opened
 //! by two processes.
