@@ -370,6 +370,31 @@ fn index_grants_by_subject(t: &mut Tables<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The live grant rows of `table` whose key starts with `prefix` and that `keep`.
+fn scan_grants(
+    txn: &ReadTransaction,
+    table: StrTable,
+    prefix: &str,
+    now: SystemTime,
+    keep: impl Fn(&GrantEntry) -> bool,
+) -> Result<Vec<GrantEntry>, StoreError> {
+    let what = "listing grants";
+    let table = open_table(txn, table)?;
+    let rows = table.range(prefix..).map_err(|e| unavailable(what, e))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (k, v) = row.map_err(|e| unavailable(what, e))?;
+        if !k.value().starts_with(prefix) {
+            break;
+        }
+        let entry: GrantEntry = decode("grant", k.value(), v.value())?;
+        if keep(&entry) && !is_expired(entry.expires_at, now) {
+            out.push(entry);
+        }
+    }
+    Ok(out)
+}
+
 fn open_table(
     txn: &ReadTransaction,
     def: StrTable,
@@ -648,22 +673,7 @@ impl Store for EmbeddedStore {
     ) -> Result<Vec<GrantEntry>, StoreError> {
         let prefix = pair_key(client_id, "");
         self.read("listing grants", |txn| {
-            let table = open_table(txn, GRANTS)?;
-            let rows = table
-                .range(prefix.as_str()..)
-                .map_err(|e| unavailable("listing grants", e))?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (k, v) = row.map_err(|e| unavailable("listing grants", e))?;
-                if !k.value().starts_with(prefix.as_str()) {
-                    break;
-                }
-                let entry: GrantEntry = decode("grant", k.value(), v.value())?;
-                if !is_expired(entry.expires_at, now) {
-                    out.push(entry);
-                }
-            }
-            Ok(out)
+            scan_grants(txn, GRANTS, &prefix, now, |_| true)
         })
     }
 
@@ -675,23 +685,10 @@ impl Store for EmbeddedStore {
     ) -> Result<Vec<GrantEntry>, StoreError> {
         let prefix = subject_grant_key(client_id, subject, "");
         self.read("listing a user's grants", |txn| {
-            let table = open_table(txn, SUBJECT_GRANTS)?;
-            let rows = table
-                .range(prefix.as_str()..)
-                .map_err(|e| unavailable("listing a user's grants", e))?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (k, v) = row.map_err(|e| unavailable("listing a user's grants", e))?;
-                if !k.value().starts_with(prefix.as_str()) {
-                    break;
-                }
-                let entry: GrantEntry = decode("grant", k.value(), v.value())?;
-                // The prefix cannot tell `alice` from `alice\0x`: compare the subject itself.
-                if entry.grant.subject == subject && !is_expired(entry.expires_at, now) {
-                    out.push(entry);
-                }
-            }
-            Ok(out)
+            // The prefix cannot tell `alice` from `alice\0x`: compare the subject itself.
+            scan_grants(txn, SUBJECT_GRANTS, &prefix, now, |e| {
+                e.grant.subject == subject
+            })
         })
     }
 

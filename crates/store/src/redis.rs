@@ -238,6 +238,29 @@ impl RedisStore {
         self.key(&["grants:", client_hash, ":", TokenHash::of(subject).as_str()])
     }
 
+    /// The live entries of one grant hash (`grants:<client>` or a per-user one) that `keep`.
+    async fn read_grants(
+        &self,
+        key: String,
+        now: SystemTime,
+        keep: impl Fn(&crate::GrantEntry) -> bool,
+    ) -> Result<Vec<crate::GrantEntry>, StoreError> {
+        let mut c = self.conn();
+        let all: std::collections::HashMap<String, String> = self
+            .run("grants read", async move {
+                ::redis::cmd("HGETALL").arg(&key).query_async(&mut c).await
+            })
+            .await?;
+        let mut out = Vec::with_capacity(all.len());
+        for json in all.values() {
+            let entry: crate::GrantEntry = codec::decode("grant", json)?;
+            if keep(&entry) && !codec::is_expired(entry.expires_at, now) {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
     /// Key of per-family state: `prefix{f:<family>}:<kind><hash>`.
     fn family_key(&self, family: &str, kind: &str, hash: &str) -> String {
         self.key(&["{f:", family, "}:", kind, hash])

@@ -729,20 +729,7 @@ impl Store for RedisStore {
         now: SystemTime,
     ) -> Result<Vec<GrantEntry>, StoreError> {
         let key = self.key(&["grants:", TokenHash::of(client_id).as_str()]);
-        let mut c = self.conn();
-        let all: std::collections::HashMap<String, String> = self
-            .run("grants read", async move {
-                ::redis::cmd("HGETALL").arg(&key).query_async(&mut c).await
-            })
-            .await?;
-        let mut out = Vec::with_capacity(all.len());
-        for json in all.values() {
-            let entry: GrantEntry = decode("grant", json)?;
-            if !is_expired(entry.expires_at, now) {
-                out.push(entry);
-            }
-        }
-        Ok(out)
+        self.read_grants(key, now, |_| true).await
     }
 
     async fn list_subject_grants(
@@ -752,20 +739,8 @@ impl Store for RedisStore {
         now: SystemTime,
     ) -> Result<Vec<GrantEntry>, StoreError> {
         let key = self.subject_grants_key(TokenHash::of(client_id).as_str(), subject);
-        let mut c = self.conn();
-        let all: std::collections::HashMap<String, String> = self
-            .run("grants read", async move {
-                ::redis::cmd("HGETALL").arg(&key).query_async(&mut c).await
-            })
-            .await?;
-        let mut out = Vec::with_capacity(all.len());
-        for json in all.values() {
-            let entry: GrantEntry = decode("grant", json)?;
-            if entry.grant.subject == subject && !is_expired(entry.expires_at, now) {
-                out.push(entry);
-            }
-        }
-        Ok(out)
+        self.read_grants(key, now, |e| e.grant.subject == subject)
+            .await
     }
 
     async fn remove_grants(
