@@ -63,8 +63,8 @@ fn remembered_applies(rec: &ConsentRecord, pending: &PendingAuth, digest: Option
 ///
 /// Cost: nothing is read when the request already holds every scope the client may keep
 /// (the usual case); otherwise one indexed listing of this user's grants to the client, and a
-/// revocation check only for a grant that would add a scope — at most one per scope in
-/// `may_keep`, however many grants the user has piled up.
+/// revocation check only for a grant that would add a scope, stopping once nothing more can
+/// be added. Grants that add nothing — however many the user has piled up — cost no read.
 async fn with_earlier_scopes(
     ctx: &FrontCtx,
     session: &Session,
