@@ -27,7 +27,6 @@ scripts and driver.py need), DIR/authorize.path and DIR/authorize_pkjwt.path, pr
 
 import argparse
 import json
-import signal
 import ssl
 import subprocess
 import sys
@@ -191,9 +190,4 @@ def main():
 
 
 if __name__ == "__main__":
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: sys.exit(0))
-    try:
-        main()
-    finally:
-        run.stop_all()
+    run.run_main(main, exit_on_signal=0)

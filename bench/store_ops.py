@@ -778,11 +778,4 @@ def main():
 
 
 if __name__ == "__main__":
-    import signal
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: sys.exit(130))
-    try:
-        main()
-    finally:
-        run.stop_all()
+    run.run_main(main)

@@ -77,6 +77,17 @@ def stop_all():
     PROCS.clear()
 
 
+def run_main(main, exit_on_signal=130):
+    """Run `main` as a bench script's entry point: SIGINT/SIGTERM end it with
+    `exit_on_signal`, and every process started through `start` is stopped by PID on any exit."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sys.exit(exit_on_signal))
+    try:
+        main()
+    finally:
+        stop_all()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -576,9 +587,4 @@ def render(a, targets, results, flows, flow_cpu, redeemed, direct_idle, direct_a
 
 
 if __name__ == "__main__":
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: sys.exit(130))
-    try:
-        main()
-    finally:
-        stop_all()
+    run_main(main)
